@@ -335,12 +335,8 @@ func (c *Cluster) startAPIServer(ctx context.Context) error {
 }
 
 func (c *Cluster) startControllerManager(ctx context.Context) error {
-	p, err := c.run("kube-controller-manager",
+	p, err := c.run("kube-controller-manager", append(c.secureServingFlags(c.ports.controllerManager),
 		"--kubeconfig="+c.Kubeconfig,
-		"--authentication-kubeconfig="+c.Kubeconfig,
-		"--authorization-kubeconfig="+c.Kubeconfig,
-		"--bind-address=127.0.0.1",
-		fmt.Sprintf("--secure-port=%d", c.ports.controllerManager),
 		// nodeipam would allocate pod CIDRs to nodes; kwok assigns fake pod IPs itself.
 		"--controllers=*,-nodeipam",
 		"--service-account-private-key-file="+c.pki.SAPrivate,
@@ -349,9 +345,7 @@ func (c *Cluster) startControllerManager(ctx context.Context) error {
 		"--cluster-signing-key-file="+c.pki.CAKey,
 		"--service-cluster-ip-range="+serviceCIDR,
 		"--leader-elect=false",
-		"--profiling=false",
-		"--v=1",
-	)
+	)...)
 	if err != nil {
 		return err
 	}
@@ -380,19 +374,24 @@ func (c *Cluster) StartScheduler(ctx context.Context, cfg *schedconfig.KubeSched
 	if err := os.WriteFile(path, data, 0o600); err != nil {
 		return fmt.Errorf("writing scheduler configuration: %w", err)
 	}
-	p, err := c.run("kube-scheduler",
-		"--config="+path,
-		"--authentication-kubeconfig="+c.Kubeconfig,
-		"--authorization-kubeconfig="+c.Kubeconfig,
-		"--bind-address=127.0.0.1",
-		fmt.Sprintf("--secure-port=%d", c.ports.scheduler),
-		"--profiling=false",
-		"--v=1",
-	)
+	p, err := c.run("kube-scheduler", append(c.secureServingFlags(c.ports.scheduler), "--config="+path)...)
 	if err != nil {
 		return err
 	}
 	return c.waitReady(ctx, p, fmt.Sprintf("https://127.0.0.1:%d/healthz", c.ports.scheduler), false)
+}
+
+// secureServingFlags are what kube-controller-manager and kube-scheduler share: their HTTPS
+// endpoint on loopback, with authentication and authorization delegated to the API server.
+func (c *Cluster) secureServingFlags(port int) []string {
+	return []string{
+		"--authentication-kubeconfig=" + c.Kubeconfig,
+		"--authorization-kubeconfig=" + c.Kubeconfig,
+		"--bind-address=127.0.0.1",
+		fmt.Sprintf("--secure-port=%d", port),
+		"--profiling=false",
+		"--v=1",
+	}
 }
 
 // StopScheduler stops the kube-scheduler started by Options.Scheduler or StartScheduler.
