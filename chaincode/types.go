@@ -1,0 +1,188 @@
+// Package chaincode is the migration ledger's contract: a state machine that records edge
+// clusters, migration requests and bids, and picks each migration's destination
+// deterministically. The logic is written once against State, so the same code runs inside
+// Hyperledger Fabric (through package chaincode/contract and fabric-contract-api-go) and
+// inside the embedded ledger of package ledger/embedded.
+package chaincode
+
+import "time"
+
+// ContractName is the contract's name on the channel; it is also the chaincode's default
+// contract, so clients may call its transactions without the "edgemigrate:" prefix.
+const ContractName = "edgemigrate"
+
+// Migration states. A migration starts Proposed; Completed, Aborted and Rejected are final.
+const (
+	StateProposed  = "Proposed"
+	StateDecided   = "Decided"
+	StateReady     = "Ready"
+	StateCompleted = "Completed"
+	StateAborted   = "Aborted"
+	// StateRejected: no cluster that bid can host the service; it stays at the source.
+	StateRejected = "Rejected"
+)
+
+// Migration reasons, as in the Migration CRD.
+const (
+	ReasonClientMobility        = "ClientMobility"
+	ReasonInsufficientResources = "InsufficientResources"
+	ReasonManual                = "Manual"
+)
+
+// Event names: one chaincode event per transition, named for it.
+const (
+	EventClusterRegistered  = "ClusterRegistered"
+	EventCapacityReported   = "CapacityReported"
+	EventMigrationProposed  = "MigrationProposed"
+	EventBidSubmitted       = "BidSubmitted"
+	EventMigrationDecided   = "MigrationDecided"
+	EventMigrationReady     = "MigrationReady"
+	EventDestinationFailed  = "DestinationFailed"
+	EventMigrationCompleted = "MigrationCompleted"
+	EventMigrationAborted   = "MigrationAborted"
+)
+
+// LiveWindow is how recently a cluster must have registered or reported capacity to count
+// as live: Decide waits for a bid from every live cluster (or the deadline).
+const LiveWindow = 2 * time.Minute
+
+// Location is a point on Earth in decimal degrees.
+type Location struct {
+	Lat float64 `json:"lat"`
+	Lon float64 `json:"lon"`
+}
+
+// Resources is an amount of compute: capacity, free resources or a workload's demand.
+type Resources struct {
+	CPUMilli       int64 `json:"cpuMilli"`
+	MemoryBytes    int64 `json:"memoryBytes"`
+	GPUSlots       int64 `json:"gpuSlots"`
+	GPUMemoryBytes int64 `json:"gpuMemoryBytes"`
+}
+
+// ClusterRegistration is RegisterCluster's argument.
+type ClusterRegistration struct {
+	ID              string    `json:"id"`
+	Location        Location  `json:"location"`
+	CoverageRadiusM float64   `json:"coverageRadiusM"`
+	Capacity        Resources `json:"capacity"`
+}
+
+// Cluster is a registered edge cluster, bound to the MSP that registered it.
+type Cluster struct {
+	ID              string    `json:"id"`
+	MSPID           string    `json:"mspId"`
+	Location        Location  `json:"location"`
+	CoverageRadiusM float64   `json:"coverageRadiusM"`
+	Capacity        Resources `json:"capacity"`
+	Free            Resources `json:"free"`
+	RegisteredAt    string    `json:"registeredAt"`
+	LastReportAt    string    `json:"lastReportAt"`
+}
+
+// WorkloadMetadata describes the running service being migrated.
+type WorkloadMetadata struct {
+	SourceIP       string `json:"sourceIP,omitempty" metadata:",optional"`
+	ContainerID    string `json:"containerID,omitempty" metadata:",optional"`
+	Image          string `json:"image"`
+	ImageSizeBytes int64  `json:"imageSizeBytes"`
+	CPUMilli       int64  `json:"cpuMilli"`
+	MemoryBytes    int64  `json:"memoryBytes"`
+	GPUSlots       int64  `json:"gpuSlots"`
+	GPUMemoryBytes int64  `json:"gpuMemoryBytes"`
+}
+
+// Proposal is ProposeMigration's argument.
+type Proposal struct {
+	ID string `json:"id"`
+	// Source is the id of the cluster that runs the service now.
+	Source string `json:"source"`
+	// Workload is kind/namespace/name of the owner to migrate.
+	Workload string `json:"workload"`
+	// Spec is the workload's manifest, at most MaxSpecBytes.
+	Spec           string           `json:"spec,omitempty" metadata:",optional"`
+	Metadata       WorkloadMetadata `json:"metadata"`
+	Reason         string           `json:"reason"`
+	ClientLocation *Location        `json:"clientLocation,omitempty" metadata:",optional"`
+	// Deadline (RFC 3339) after which Decide need not wait for every live cluster.
+	Deadline string `json:"deadline"`
+}
+
+// BidInput is SubmitBid's argument: a cluster's self-evaluation for a migration.
+type BidInput struct {
+	ClusterID    string  `json:"clusterId"`
+	CanHost      bool    `json:"canHost"`
+	CoversClient bool    `json:"coversClient"`
+	Score        float64 `json:"score"`
+}
+
+// Bid is a recorded bid.
+type Bid struct {
+	ClusterID    string  `json:"clusterId"`
+	CanHost      bool    `json:"canHost"`
+	CoversClient bool    `json:"coversClient"`
+	Score        float64 `json:"score"`
+	TxID         string  `json:"txId"`
+	SubmittedAt  string  `json:"submittedAt"`
+}
+
+// Decision is the chosen destination.
+type Decision struct {
+	Destination string  `json:"destination"`
+	Score       float64 `json:"score"`
+	TxID        string  `json:"txId"`
+	DecidedAt   string  `json:"decidedAt"`
+}
+
+// HistoryEntry records one transition of a migration.
+type HistoryEntry struct {
+	Event string `json:"event"`
+	State string `json:"state"`
+	MSPID string `json:"mspId"`
+	TxID  string `json:"txId"`
+	Time  string `json:"time"`
+	Note  string `json:"note,omitempty" metadata:",optional"`
+}
+
+// Migration is a migration request and everything decided about it.
+type Migration struct {
+	ID             string           `json:"id"`
+	Source         string           `json:"source"`
+	Workload       string           `json:"workload"`
+	Spec           string           `json:"spec,omitempty" metadata:",optional"`
+	Metadata       WorkloadMetadata `json:"metadata"`
+	Reason         string           `json:"reason"`
+	ClientLocation *Location        `json:"clientLocation,omitempty" metadata:",optional"`
+	Deadline       string           `json:"deadline"`
+	State          string           `json:"state"`
+	// StateReason says why a migration was rejected or aborted.
+	StateReason string `json:"stateReason,omitempty" metadata:",optional"`
+	// Bids are kept sorted by cluster id, one per cluster.
+	Bids []Bid `json:"bids,omitempty" metadata:",optional"`
+	// Excluded are clusters that reported failure; they are never chosen again.
+	Excluded []string       `json:"excluded,omitempty" metadata:",optional"`
+	Decision *Decision      `json:"decision,omitempty" metadata:",optional"`
+	History  []HistoryEntry `json:"history"`
+}
+
+// Final reports whether the migration can no longer change.
+func (m *Migration) Final() bool {
+	switch m.State {
+	case StateCompleted, StateAborted, StateRejected:
+		return true
+	}
+	return false
+}
+
+// Event is the payload of every chaincode event.
+type Event struct {
+	Type        string `json:"type"`
+	ClusterID   string `json:"clusterId,omitempty"`
+	MigrationID string `json:"migrationId,omitempty"`
+	// State is the migration's state after the transition.
+	State       string `json:"state,omitempty"`
+	Destination string `json:"destination,omitempty"`
+	MSPID       string `json:"mspId"`
+	TxID        string `json:"txId"`
+	Time        string `json:"time"`
+}

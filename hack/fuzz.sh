@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Runs every fuzz target of the module for FUZZTIME each (default 30s). `go test` alone runs
+# only the committed seed corpora; this searches for new failing inputs, which `go test`
+# writes under the package's testdata/fuzz/ to be committed with the fix.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+fuzztime=${FUZZTIME:-30s}
+for pkg in $(go list ./...); do
+	for target in $(go test -list '^Fuzz' "$pkg" | grep '^Fuzz' || true); do
+		echo "==> $pkg $target ($fuzztime)"
+		go test "$pkg" -run '^$' -fuzz "^$target\$" -fuzztime "$fuzztime"
+	done
+done

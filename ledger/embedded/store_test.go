@@ -1,0 +1,103 @@
+package embedded
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/edgemigrate/edgemigrate/chaincode"
+	"github.com/edgemigrate/edgemigrate/ledger"
+	"github.com/edgemigrate/edgemigrate/ledger/ledgertest"
+)
+
+func open(t *testing.T, path string) *Store {
+	t.Helper()
+	s, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func TestBehaviour(t *testing.T) {
+	ledgertest.Run(t, func(t *testing.T) *ledgertest.Backend {
+		path := filepath.Join(t.TempDir(), "ledger.db")
+		s := open(t, path)
+		return &ledgertest.Backend{
+			Orgs: [2]ledger.Ledger{s.Client("Org1MSP"), s.Client("Org2MSP")},
+			Restart: func(t *testing.T) [2]ledger.Ledger {
+				if err := s.Close(); err != nil {
+					t.Fatalf("closing: %v", err)
+				}
+				s = open(t, path)
+				return [2]ledger.Ledger{s.Client("Org1MSP"), s.Client("Org2MSP")}
+			},
+		}
+	})
+}
+
+func TestClosedStoreRefuses(t *testing.T) {
+	s := open(t, filepath.Join(t.TempDir(), "ledger.db"))
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Client("Org1MSP").RegisterCluster(context.Background(), chaincode.ClusterRegistration{ID: "a"}); err == nil {
+		t.Error("a closed store accepted a transaction")
+	}
+	if _, err := s.Events(context.Background(), ledger.Checkpoint{}); err == nil {
+		t.Error("a closed store opened an event stream")
+	}
+}
+
+func TestQueriesCannotWrite(t *testing.T) {
+	s := open(t, filepath.Join(t.TempDir(), "ledger.db"))
+	ctx := context.Background()
+	if _, err := s.Evaluate(ctx, "Org1MSP", "RegisterCluster", `{"id":"a"}`); chaincode.CodeOf(err) != chaincode.CodeInvalid {
+		t.Errorf("evaluating a transaction: %v, want an invalid-argument error", err)
+	}
+	clusters, err := s.Client("Org1MSP").ListClusters(ctx)
+	if err != nil || len(clusters) != 0 {
+		t.Errorf("clusters %v (%v), want none", clusters, err)
+	}
+}
+
+func TestMetrics(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	s, err := Open(filepath.Join(t.TempDir(), "ledger.db"), Options{Registerer: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	l := s.Client("Org1MSP")
+	if _, err := l.RegisterCluster(ctx, chaincode.ClusterRegistration{ID: "edge-a"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Client("Org2MSP").RegisterCluster(ctx, chaincode.ClusterRegistration{ID: "edge-a"}); chaincode.CodeOf(err) != chaincode.CodeForbidden {
+		t.Fatalf("taking over edge-a: %v", err)
+	}
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, f := range families {
+		for _, m := range f.GetMetric() {
+			switch f.GetName() {
+			case "edgemigrate_ledger_transactions_total":
+				got[m.GetLabel()[0].GetValue()] = m.GetCounter().GetValue()
+			case "edgemigrate_ledger_commit_duration_seconds":
+				got["blocks"] = float64(m.GetHistogram().GetSampleCount())
+			}
+		}
+	}
+	if got["committed"] != 1 || got["refused"] != 1 || got["blocks"] < 1 {
+		t.Errorf("metrics %v, want one committed, one refused and at least one block", got)
+	}
+	if _, err := Open(filepath.Join(t.TempDir(), "other.db"), Options{Registerer: reg}); err == nil {
+		t.Error("a second ledger registered the same metrics")
+	}
+}

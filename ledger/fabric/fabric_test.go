@@ -1,0 +1,142 @@
+package fabric
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/edgemigrate/edgemigrate/chaincode"
+	"github.com/edgemigrate/edgemigrate/ledger"
+	"github.com/edgemigrate/edgemigrate/ledger/ledgertest"
+)
+
+// network is a local Fabric network brought up by hack/fabric/network.sh.
+type network struct {
+	Channel   string `json:"channel"`
+	Chaincode string `json:"chaincode"`
+	Orgs      []struct {
+		MSPID        string `json:"mspId"`
+		PeerEndpoint string `json:"peerEndpoint"`
+		TLSCACert    string `json:"tlsCACert"`
+		ServerName   string `json:"serverName"`
+		Cert         string `json:"cert"`
+		Key          string `json:"key"`
+	} `json:"orgs"`
+}
+
+// up starts a network for the test, or skips, saying why, when there are no binaries.
+func up(tb testing.TB) *network {
+	tb.Helper()
+	if os.Getenv("FABRIC_BIN") == "" {
+		tb.Skip("SKIP: Fabric leg not run: FABRIC_BIN is not set. Point it at the bin/ of a Fabric release " +
+			"(peer, orderer, configtxgen, cryptogen, osnadmin; builders/ccaas beside it) to run it against a real network")
+	}
+	if testing.Short() {
+		tb.Skip("SKIP: Fabric leg not run under -short")
+	}
+	script, err := filepath.Abs("../../hack/fabric/network.sh")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	work := tb.TempDir()
+	run := func(arg string) {
+		cmd := exec.Command(script, arg)
+		cmd.Env = append(os.Environ(), "FABRIC_WORK="+work)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			tb.Fatalf("network.sh %s: %v\n%s", arg, err, out)
+		}
+	}
+	tb.Cleanup(func() { run("down") })
+	start := time.Now()
+	run("up")
+	tb.Logf("network up in %v", time.Since(start).Round(10*time.Millisecond))
+	start = time.Now()
+	run("deploy")
+	tb.Logf("chaincode deployed in %v", time.Since(start).Round(10*time.Millisecond))
+	data, err := os.ReadFile(filepath.Join(work, "clients.json"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	n := new(network)
+	if err := json.Unmarshal(data, n); err != nil {
+		tb.Fatalf("decoding clients.json: %v", err)
+	}
+	if len(n.Orgs) != 2 {
+		tb.Fatalf("clients.json lists %d organisations, want 2", len(n.Orgs))
+	}
+	return n
+}
+
+func (n *network) dial(tb testing.TB, org int) ledger.Ledger {
+	tb.Helper()
+	o := n.Orgs[org]
+	l, err := Dial(Config{PeerEndpoint: o.PeerEndpoint, TLSCACertPath: o.TLSCACert, ServerNameOverride: o.ServerName,
+		MSPID: o.MSPID, CertPath: o.Cert, KeyPath: o.Key, Channel: n.Channel, Chaincode: n.Chaincode})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { l.Close() })
+	return l
+}
+
+// TestBehaviour runs the ledger suite against a real Fabric network: one network for all
+// of it, each test with ids of its own.
+func TestBehaviour(t *testing.T) {
+	n := up(t)
+	orgs := [2]ledger.Ledger{n.dial(t, 0), n.dial(t, 1)}
+	ledgertest.Run(t, func(t *testing.T) *ledgertest.Backend {
+		return &ledgertest.Backend{
+			Orgs: orgs,
+			// The network keeps running; the client restarts with new connections and
+			// resumes from its checkpoint, as a restarted descheduler would.
+			Restart: func(t *testing.T) [2]ledger.Ledger { return [2]ledger.Ledger{n.dial(t, 0), n.dial(t, 1)} },
+		}
+	})
+}
+
+func TestConfigRefusals(t *testing.T) {
+	dir := t.TempDir()
+	cases := []struct {
+		name string
+		cfg  Config
+	}{
+		{"empty", Config{}},
+		{"no certificate", Config{PeerEndpoint: "127.0.0.1:1", MSPID: "Org1MSP", Channel: "c", Chaincode: "cc", CertPath: filepath.Join(dir, "none.pem")}},
+	}
+	for _, tc := range cases {
+		if _, err := Dial(tc.cfg); err == nil {
+			t.Errorf("%s: Dial succeeded", tc.name)
+		}
+	}
+}
+
+// BenchmarkSubmitToCommit measures Fabric's submit-to-commit latency at the network's
+// BatchTimeout (100 ms from hack/fabric), reported as p50 and p99.
+func BenchmarkSubmitToCommit(b *testing.B) {
+	n := up(b)
+	l := n.dial(b, 0)
+	ctx := context.Background()
+	id := fmt.Sprintf("bench-%d", time.Now().UnixNano()%1e9)
+	if _, err := l.RegisterCluster(ctx, chaincode.ClusterRegistration{ID: id}); err != nil {
+		b.Fatal(err)
+	}
+	var lat []time.Duration
+	b.ResetTimer()
+	for i := range b.N {
+		start := time.Now()
+		if _, err := l.ReportCapacity(ctx, id, chaincode.Resources{CPUMilli: int64(i)}); err != nil {
+			b.Fatal(err)
+		}
+		lat = append(lat, time.Since(start))
+	}
+	b.StopTimer()
+	slices.Sort(lat)
+	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
+	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
+}

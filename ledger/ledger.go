@@ -1,0 +1,163 @@
+// Package ledger is the client side of the migration ledger: one interface, Ledger, that the
+// descheduler uses whatever the backend. Backends: ledger/embedded (the default: the
+// contract in-process, persisted in a bbolt file), ledger/remote (an embedded ledger served
+// over HTTP, shared by several processes) and ledger/fabric (a Hyperledger Fabric channel
+// through fabric-gateway). Every Ledger acts as one identity, as a Fabric client does: the
+// contract checks each call against the MSP of that identity.
+package ledger
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"github.com/edgemigrate/edgemigrate/chaincode"
+)
+
+// Ledger records clusters, migrations and bids, and streams what happens to them. Refusals
+// by the contract carry a chaincode.Code (see chaincode.CodeOf) whatever the backend.
+type Ledger interface {
+	RegisterCluster(ctx context.Context, r chaincode.ClusterRegistration) (*chaincode.Cluster, error)
+	ReportCapacity(ctx context.Context, clusterID string, free chaincode.Resources) (*chaincode.Cluster, error)
+	ProposeMigration(ctx context.Context, p chaincode.Proposal) (*chaincode.Migration, error)
+	SubmitBid(ctx context.Context, migrationID string, b chaincode.BidInput) (*chaincode.Bid, error)
+	Decide(ctx context.Context, migrationID string) (*chaincode.Migration, error)
+	ReportReady(ctx context.Context, migrationID, clusterID string) (*chaincode.Migration, error)
+	ReportFailed(ctx context.Context, migrationID, clusterID, reason string) (*chaincode.Migration, error)
+	Complete(ctx context.Context, migrationID string) (*chaincode.Migration, error)
+	Abort(ctx context.Context, migrationID, reason string) (*chaincode.Migration, error)
+
+	GetCluster(ctx context.Context, id string) (*chaincode.Cluster, error)
+	ListClusters(ctx context.Context) ([]*chaincode.Cluster, error)
+	GetMigration(ctx context.Context, id string) (*chaincode.Migration, error)
+	ListOpenMigrations(ctx context.Context) ([]*chaincode.Migration, error)
+
+	// Events streams every event after the checkpoint (all of them from the zero
+	// Checkpoint), in commit order, each once. The channel closes only when ctx ends or the
+	// Ledger is closed; a backend reconnects by itself. Save an event's Checkpoint after
+	// handling it and pass it here after a restart to miss and repeat nothing.
+	Events(ctx context.Context, after Checkpoint) (<-chan Event, error)
+
+	Close() error
+}
+
+// Checkpoint is a position in the event stream: the block and transaction of the last event
+// handled. On the embedded ledger every transaction is its own block.
+type Checkpoint struct {
+	Block uint64 `json:"block"`
+	TxID  string `json:"txId,omitempty"`
+}
+
+// Event is a contract event and where it sits in the stream.
+type Event struct {
+	chaincode.Event
+	// Checkpoint is what to save once this event is handled.
+	Checkpoint Checkpoint `json:"checkpoint"`
+}
+
+// Transactor carries transactions the way Fabric does: a function name and string arguments,
+// with the result as JSON. Each backend implements it; FromTransactor turns it into a Ledger,
+// so arguments are encoded once, the same way, for every backend.
+type Transactor interface {
+	// Submit runs a transaction and returns once it is committed.
+	Submit(ctx context.Context, fn string, args ...string) ([]byte, error)
+	// Evaluate runs a query; nothing is written.
+	Evaluate(ctx context.Context, fn string, args ...string) ([]byte, error)
+	Events(ctx context.Context, after Checkpoint) (<-chan Event, error)
+	Close() error
+}
+
+// FromTransactor returns the Ledger over t.
+func FromTransactor(t Transactor) Ledger { return client{t} }
+
+type client struct{ t Transactor }
+
+// call encodes args (strings as they are, anything else as JSON), runs fn and decodes its result.
+func call[T any](ctx context.Context, c client, submit bool, fn string, in ...any) (T, error) {
+	var out T
+	args := make([]string, len(in))
+	for i, a := range in {
+		if s, ok := a.(string); ok {
+			args[i] = s
+			continue
+		}
+		b, err := json.Marshal(a)
+		if err != nil {
+			// NaN or an infinity: JSON cannot carry them, and the contract would refuse them.
+			return out, fmt.Errorf("%s: %w", fn, &chaincode.Error{Code: chaincode.CodeInvalid, Msg: fmt.Sprintf("encoding %T: %v", a, err)})
+		}
+		args[i] = string(b)
+	}
+	var data []byte
+	var err error
+	if submit {
+		data, err = c.t.Submit(ctx, fn, args...)
+	} else {
+		data, err = c.t.Evaluate(ctx, fn, args...)
+	}
+	if err != nil {
+		return out, fmt.Errorf("%s: %w", fn, err)
+	}
+	if err := json.Unmarshal(data, &out); err != nil {
+		return out, fmt.Errorf("%s: decoding result: %w", fn, err)
+	}
+	return out, nil
+}
+
+func (c client) RegisterCluster(ctx context.Context, r chaincode.ClusterRegistration) (*chaincode.Cluster, error) {
+	return call[*chaincode.Cluster](ctx, c, true, "RegisterCluster", r)
+}
+
+func (c client) ReportCapacity(ctx context.Context, clusterID string, free chaincode.Resources) (*chaincode.Cluster, error) {
+	return call[*chaincode.Cluster](ctx, c, true, "ReportCapacity", clusterID, free)
+}
+
+func (c client) ProposeMigration(ctx context.Context, p chaincode.Proposal) (*chaincode.Migration, error) {
+	return call[*chaincode.Migration](ctx, c, true, "ProposeMigration", p)
+}
+
+func (c client) SubmitBid(ctx context.Context, migrationID string, b chaincode.BidInput) (*chaincode.Bid, error) {
+	return call[*chaincode.Bid](ctx, c, true, "SubmitBid", migrationID, b)
+}
+
+func (c client) Decide(ctx context.Context, migrationID string) (*chaincode.Migration, error) {
+	return call[*chaincode.Migration](ctx, c, true, "Decide", migrationID)
+}
+
+func (c client) ReportReady(ctx context.Context, migrationID, clusterID string) (*chaincode.Migration, error) {
+	return call[*chaincode.Migration](ctx, c, true, "ReportReady", migrationID, clusterID)
+}
+
+func (c client) ReportFailed(ctx context.Context, migrationID, clusterID, reason string) (*chaincode.Migration, error) {
+	return call[*chaincode.Migration](ctx, c, true, "ReportFailed", migrationID, clusterID, reason)
+}
+
+func (c client) Complete(ctx context.Context, migrationID string) (*chaincode.Migration, error) {
+	return call[*chaincode.Migration](ctx, c, true, "Complete", migrationID)
+}
+
+func (c client) Abort(ctx context.Context, migrationID, reason string) (*chaincode.Migration, error) {
+	return call[*chaincode.Migration](ctx, c, true, "Abort", migrationID, reason)
+}
+
+func (c client) GetCluster(ctx context.Context, id string) (*chaincode.Cluster, error) {
+	return call[*chaincode.Cluster](ctx, c, false, "GetCluster", id)
+}
+
+func (c client) ListClusters(ctx context.Context) ([]*chaincode.Cluster, error) {
+	return call[[]*chaincode.Cluster](ctx, c, false, "ListClusters")
+}
+
+func (c client) GetMigration(ctx context.Context, id string) (*chaincode.Migration, error) {
+	return call[*chaincode.Migration](ctx, c, false, "GetMigration", id)
+}
+
+func (c client) ListOpenMigrations(ctx context.Context) ([]*chaincode.Migration, error) {
+	return call[[]*chaincode.Migration](ctx, c, false, "ListOpenMigrations")
+}
+
+func (c client) Events(ctx context.Context, after Checkpoint) (<-chan Event, error) {
+	return c.t.Events(ctx, after)
+}
+
+func (c client) Close() error { return c.t.Close() }

@@ -1,0 +1,387 @@
+// Package ledgertest is the behaviour suite every ledger.Ledger backend must pass. The
+// embedded, remote and Fabric backends run the same tests, so the descheduler can rely on
+// the same behaviour from each.
+package ledgertest
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/edgemigrate/edgemigrate/chaincode"
+	"github.com/edgemigrate/edgemigrate/ledger"
+)
+
+// Backend is one ledger as the suite sees it.
+type Backend struct {
+	// Orgs are clients of the same ledger acting as two different MSPs.
+	Orgs [2]ledger.Ledger
+	// Restart, when set, closes the ledger and opens it again from what it persisted,
+	// returning new clients. Backends that cannot restart leave it nil.
+	Restart func(t *testing.T) [2]ledger.Ledger
+}
+
+// StreamTimeout bounds how long the suite waits for an event before failing: a guard
+// against a hang, not a measure of speed.
+var StreamTimeout = 60 * time.Second
+
+// Run runs the suite. open returns a ledger for one test: a fresh one, or a shared one
+// (Fabric), since every test uses ids of its own.
+func Run(t *testing.T, open func(t *testing.T) *Backend) {
+	tests := []struct {
+		name string
+		fn   func(t *testing.T, b *Backend, ids ids)
+	}{
+		{"Lifecycle", testLifecycle},
+		{"DecideWaitsForLiveClusters", testDecideWaits},
+		{"AccessControl", testAccessControl},
+		{"WrongState", testWrongState},
+		{"InvalidInput", testInvalidInput},
+		{"FailedDestinationRedecides", testFailover},
+		{"ConcurrentBids", testConcurrentBids},
+		{"EventsResumeFromCheckpoint", testEventsResume},
+		{"RestartLosesNothing", testRestart},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.fn(t, open(t), newIDs(t))
+		})
+	}
+}
+
+// ids are names unique to one test: a shared Fabric channel keeps every earlier test's.
+type ids struct{ prefix string }
+
+func newIDs(t *testing.T) ids {
+	b := make([]byte, 3)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	return ids{"t" + hex.EncodeToString(b)}
+}
+
+func (i ids) cluster(name string) string   { return i.prefix + "-" + name }
+func (i ids) migration(name string) string { return i.prefix + "-" + name }
+func (i ids) owns(ev ledger.Event) bool {
+	return strings.HasPrefix(ev.ClusterID, i.prefix+"-") || strings.HasPrefix(ev.MigrationID, i.prefix+"-")
+}
+
+func ctxFor(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), StreamTimeout)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func must[T any](t *testing.T, what string) func(T, error) T {
+	return func(v T, err error) T {
+		t.Helper()
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		return v
+	}
+}
+
+func registration(id string) chaincode.ClusterRegistration {
+	return chaincode.ClusterRegistration{ID: id, Location: chaincode.Location{Lat: 37.5665, Lon: 126.978},
+		CoverageRadiusM: 3000, Capacity: chaincode.Resources{CPUMilli: 8000, MemoryBytes: 32 << 30, GPUSlots: 4}}
+}
+
+func proposal(id, source string, deadline time.Time) chaincode.Proposal {
+	return chaincode.Proposal{ID: id, Source: source, Workload: "Deployment/edge/detector", Spec: `{"apiVersion":"apps/v1","kind":"Deployment"}`,
+		Metadata: chaincode.WorkloadMetadata{SourceIP: "10.1.2.3", ContainerID: "containerd://1234", Image: "nvcr.io/nvidia/detector:1",
+			ImageSizeBytes: 3 << 30, CPUMilli: 2000, MemoryBytes: 4 << 30, GPUSlots: 1, GPUMemoryBytes: 2 << 30},
+		Reason: chaincode.ReasonClientMobility, ClientLocation: &chaincode.Location{Lat: 37.57, Lon: 126.98}, Deadline: deadline.UTC().Format(time.RFC3339Nano)}
+}
+
+func bid(cluster string, score float64) chaincode.BidInput {
+	return chaincode.BidInput{ClusterID: cluster, CanHost: true, CoversClient: true, Score: score}
+}
+
+// setup registers a source cluster for Orgs[0] and destinations for Orgs[1], and proposes
+// migration "m" from the source. A past deadline lets Decide go ahead without waiting for
+// clusters of other tests that share the ledger.
+func setup(t *testing.T, b *Backend, id ids, deadline time.Time, destinations ...string) string {
+	ctx := ctxFor(t)
+	must[*chaincode.Cluster](t, "registering source")(b.Orgs[0].RegisterCluster(ctx, registration(id.cluster("src"))))
+	for _, d := range destinations {
+		must[*chaincode.Cluster](t, "registering "+d)(b.Orgs[1].RegisterCluster(ctx, registration(id.cluster(d))))
+	}
+	m := id.migration("m")
+	must[*chaincode.Migration](t, "proposing")(b.Orgs[0].ProposeMigration(ctx, proposal(m, id.cluster("src"), deadline)))
+	return m
+}
+
+func past() time.Time   { return time.Now().Add(-time.Minute) }
+func future() time.Time { return time.Now().Add(time.Hour) }
+
+// collect reads events of this test until n arrived.
+func collect(t *testing.T, ch <-chan ledger.Event, id ids, n int) []ledger.Event {
+	t.Helper()
+	var out []ledger.Event
+	timeout := time.After(StreamTimeout)
+	for len(out) < n {
+		select {
+		case ev, ok := <-ch:
+			if !ok {
+				t.Fatalf("event stream closed after %d of %d events", len(out), n)
+			}
+			if id.owns(ev) {
+				out = append(out, ev)
+			}
+		case <-timeout:
+			t.Fatalf("no event for %v after %d of %d events: %v", StreamTimeout, len(out), n, types(out))
+		}
+	}
+	return out
+}
+
+func types(evs []ledger.Event) []string {
+	var out []string
+	for _, ev := range evs {
+		out = append(out, ev.Type)
+	}
+	return out
+}
+
+func testLifecycle(t *testing.T, b *Backend, id ids) {
+	ctx := ctxFor(t)
+	events := must[<-chan ledger.Event](t, "subscribing")(b.Orgs[0].Events(ctx, ledger.Checkpoint{}))
+	m := setup(t, b, id, past(), "b", "c")
+	must[*chaincode.Cluster](t, "reporting capacity")(b.Orgs[1].ReportCapacity(ctx, id.cluster("b"), chaincode.Resources{CPUMilli: 6000, MemoryBytes: 20 << 30}))
+	must[*chaincode.Bid](t, "bidding b")(b.Orgs[1].SubmitBid(ctx, m, bid(id.cluster("b"), 0.4)))
+	must[*chaincode.Bid](t, "bidding c")(b.Orgs[1].SubmitBid(ctx, m, bid(id.cluster("c"), 0.6)))
+	open := must[[]*chaincode.Migration](t, "listing open")(b.Orgs[1].ListOpenMigrations(ctx))
+	if !slices.ContainsFunc(open, func(x *chaincode.Migration) bool { return x.ID == m && len(x.Bids) == 2 }) {
+		t.Errorf("open migrations do not list %s with its two bids", m)
+	}
+	decided := must[*chaincode.Migration](t, "deciding")(b.Orgs[0].Decide(ctx, m))
+	if decided.State != chaincode.StateDecided || decided.Decision == nil || decided.Decision.Destination != id.cluster("c") {
+		t.Fatalf("decided %s %+v, want destination %s", decided.State, decided.Decision, id.cluster("c"))
+	}
+	must[*chaincode.Migration](t, "reporting ready")(b.Orgs[1].ReportReady(ctx, m, id.cluster("c")))
+	done := must[*chaincode.Migration](t, "completing")(b.Orgs[0].Complete(ctx, m))
+	if done.State != chaincode.StateCompleted {
+		t.Errorf("state %s after Complete", done.State)
+	}
+	got := must[*chaincode.Migration](t, "getting")(b.Orgs[1].GetMigration(ctx, m))
+	if got.State != chaincode.StateCompleted || got.Spec != proposal(m, "", past()).Spec || len(got.History) != 4 {
+		t.Errorf("stored migration: state %s, %d history entries", got.State, len(got.History))
+	}
+	c := must[*chaincode.Cluster](t, "getting cluster")(b.Orgs[0].GetCluster(ctx, id.cluster("b")))
+	if c.Free.CPUMilli != 6000 || c.Capacity.CPUMilli != 8000 {
+		t.Errorf("cluster b: %+v", c)
+	}
+	clusters := must[[]*chaincode.Cluster](t, "listing clusters")(b.Orgs[0].ListClusters(ctx))
+	if n := len(slices.DeleteFunc(clusters, func(c *chaincode.Cluster) bool { return !strings.HasPrefix(c.ID, id.prefix) })); n != 3 {
+		t.Errorf("listed %d of this test's clusters, want 3", n)
+	}
+	open = must[[]*chaincode.Migration](t, "listing open")(b.Orgs[1].ListOpenMigrations(ctx))
+	if slices.ContainsFunc(open, func(x *chaincode.Migration) bool { return x.ID == m }) {
+		t.Errorf("completed migration %s is still listed as open", m)
+	}
+
+	want := []string{chaincode.EventClusterRegistered, chaincode.EventClusterRegistered, chaincode.EventClusterRegistered,
+		chaincode.EventMigrationProposed, chaincode.EventCapacityReported, chaincode.EventBidSubmitted, chaincode.EventBidSubmitted,
+		chaincode.EventMigrationDecided, chaincode.EventMigrationReady, chaincode.EventMigrationCompleted}
+	evs := collect(t, events, id, len(want))
+	if !slices.Equal(types(evs), want) {
+		t.Errorf("events %v, want %v", types(evs), want)
+	}
+	if last := evs[len(evs)-1]; last.State != chaincode.StateCompleted || last.Destination != id.cluster("c") || last.TxID == "" {
+		t.Errorf("last event %+v", last)
+	}
+}
+
+func testDecideWaits(t *testing.T, b *Backend, id ids) {
+	ctx := ctxFor(t)
+	m := setup(t, b, id, future(), "b", "c")
+	must[*chaincode.Bid](t, "bidding b")(b.Orgs[1].SubmitBid(ctx, m, bid(id.cluster("b"), 1)))
+	_, err := b.Orgs[0].Decide(ctx, m)
+	if chaincode.CodeOf(err) != chaincode.CodeNotYet || !strings.Contains(err.Error(), id.cluster("c")) {
+		t.Fatalf("Decide with %s silent: %v, want %q naming it", id.cluster("c"), err, chaincode.CodeNotYet)
+	}
+	if got := must[*chaincode.Migration](t, "getting")(b.Orgs[0].GetMigration(ctx, m)); got.State != chaincode.StateProposed {
+		t.Errorf("state %s after a refused Decide", got.State)
+	}
+}
+
+func testAccessControl(t *testing.T, b *Backend, id ids) {
+	ctx := ctxFor(t)
+	m := setup(t, b, id, past(), "b")
+	refusals := []struct {
+		name string
+		call func() error
+	}{
+		{"source's MSP bids for the destination", func() error { _, err := b.Orgs[0].SubmitBid(ctx, m, bid(id.cluster("b"), 1)); return err }},
+		{"other MSP takes over the source", func() error { _, err := b.Orgs[1].RegisterCluster(ctx, registration(id.cluster("src"))); return err }},
+		{"other MSP reports the source's capacity", func() error {
+			_, err := b.Orgs[1].ReportCapacity(ctx, id.cluster("src"), chaincode.Resources{})
+			return err
+		}},
+		{"other MSP proposes from the source", func() error {
+			_, err := b.Orgs[1].ProposeMigration(ctx, proposal(id.migration("m2"), id.cluster("src"), past()))
+			return err
+		}},
+		{"other MSP aborts", func() error { _, err := b.Orgs[1].Abort(ctx, m, "mine now"); return err }},
+	}
+	for _, r := range refusals {
+		if err := r.call(); chaincode.CodeOf(err) != chaincode.CodeForbidden {
+			t.Errorf("%s: %v, want %q", r.name, err, chaincode.CodeForbidden)
+		}
+	}
+	got := must[*chaincode.Migration](t, "getting")(b.Orgs[0].GetMigration(ctx, m))
+	if got.State != chaincode.StateProposed || len(got.Bids) != 0 || len(got.History) != 1 {
+		t.Errorf("refused calls changed the migration: %s, %d bids, %d history entries", got.State, len(got.Bids), len(got.History))
+	}
+	if _, err := b.Orgs[0].GetMigration(ctx, id.migration("m2")); chaincode.CodeOf(err) != chaincode.CodeNotFound {
+		t.Errorf("refused proposal: GetMigration says %v, want %q", err, chaincode.CodeNotFound)
+	}
+	c := must[*chaincode.Cluster](t, "getting source")(b.Orgs[0].GetCluster(ctx, id.cluster("src")))
+	if c.Free != registration("").Capacity {
+		t.Errorf("refused capacity report changed the source: %+v", c.Free)
+	}
+}
+
+func testWrongState(t *testing.T, b *Backend, id ids) {
+	ctx := ctxFor(t)
+	m := setup(t, b, id, past(), "b", "c")
+	must[*chaincode.Bid](t, "bidding")(b.Orgs[1].SubmitBid(ctx, m, bid(id.cluster("b"), 1)))
+	must[*chaincode.Migration](t, "deciding")(b.Orgs[1].Decide(ctx, m))
+	if _, err := b.Orgs[1].SubmitBid(ctx, m, bid(id.cluster("c"), 9)); chaincode.CodeOf(err) != chaincode.CodeConflict || !strings.Contains(err.Error(), "in state Decided") {
+		t.Errorf("bid after the decision: %v, want a conflict naming state Decided", err)
+	}
+	if _, err := b.Orgs[0].Complete(ctx, m); chaincode.CodeOf(err) != chaincode.CodeConflict || !strings.Contains(err.Error(), "in state Decided") {
+		t.Errorf("Complete before Ready: %v, want a conflict naming state Decided", err)
+	}
+	if _, err := b.Orgs[0].ProposeMigration(ctx, proposal(m, id.cluster("src"), past())); chaincode.CodeOf(err) != chaincode.CodeConflict {
+		t.Errorf("proposing %s again: %v, want a conflict", m, err)
+	}
+	got := must[*chaincode.Migration](t, "getting")(b.Orgs[0].GetMigration(ctx, m))
+	if len(got.Bids) != 1 || got.Decision.Destination != id.cluster("b") {
+		t.Errorf("refused calls changed the migration: %+v", got)
+	}
+}
+
+func testInvalidInput(t *testing.T, b *Backend, id ids) {
+	ctx := ctxFor(t)
+	m := setup(t, b, id, past(), "b")
+	badLocation := proposal(id.migration("bad"), id.cluster("src"), past())
+	badLocation.ClientLocation.Lat = 123
+	cases := []struct {
+		name string
+		call func() error
+	}{
+		{"NaN score", func() error { _, err := b.Orgs[1].SubmitBid(ctx, m, bid(id.cluster("b"), math.NaN())); return err }},
+		{"client latitude", func() error { _, err := b.Orgs[0].ProposeMigration(ctx, badLocation); return err }},
+		{"negative free memory", func() error {
+			_, err := b.Orgs[1].ReportCapacity(ctx, id.cluster("b"), chaincode.Resources{MemoryBytes: -1})
+			return err
+		}},
+		{"bad migration id", func() error { _, err := b.Orgs[0].Decide(ctx, "Not/AnID"); return err }},
+	}
+	for _, tc := range cases {
+		if err := tc.call(); chaincode.CodeOf(err) != chaincode.CodeInvalid {
+			t.Errorf("%s: %v, want %q", tc.name, err, chaincode.CodeInvalid)
+		}
+	}
+}
+
+func testFailover(t *testing.T, b *Backend, id ids) {
+	ctx := ctxFor(t)
+	m := setup(t, b, id, past(), "b", "c")
+	must[*chaincode.Bid](t, "bidding b")(b.Orgs[1].SubmitBid(ctx, m, bid(id.cluster("b"), 0.9)))
+	must[*chaincode.Bid](t, "bidding c")(b.Orgs[1].SubmitBid(ctx, m, bid(id.cluster("c"), 0.3)))
+	must[*chaincode.Migration](t, "deciding")(b.Orgs[0].Decide(ctx, m))
+	got := must[*chaincode.Migration](t, "b fails")(b.Orgs[1].ReportFailed(ctx, m, id.cluster("b"), "image pull failed"))
+	if got.State != chaincode.StateDecided || got.Decision.Destination != id.cluster("c") {
+		t.Fatalf("after b failed: %s %+v, want Decided to c", got.State, got.Decision)
+	}
+	got = must[*chaincode.Migration](t, "c fails")(b.Orgs[1].ReportFailed(ctx, m, id.cluster("c"), "out of memory"))
+	if got.State != chaincode.StateRejected || got.StateReason == "" {
+		t.Fatalf("after c failed: %s %q, want Rejected with a reason", got.State, got.StateReason)
+	}
+}
+
+func testConcurrentBids(t *testing.T, b *Backend, id ids) {
+	ctx := ctxFor(t)
+	names := []string{"b", "c", "d", "e", "f", "g"}
+	m := setup(t, b, id, past(), names...)
+	var wg sync.WaitGroup
+	errs := make([]error, len(names))
+	for i, n := range names {
+		wg.Go(func() {
+			_, errs[i] = b.Orgs[1].SubmitBid(ctx, m, bid(id.cluster(n), float64(i)))
+		})
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("bid %s: %v", names[i], err)
+		}
+	}
+	got := must[*chaincode.Migration](t, "deciding")(b.Orgs[0].Decide(ctx, m))
+	if len(got.Bids) != len(names) || got.Decision.Destination != id.cluster("g") {
+		t.Errorf("decided on %d bids to %+v, want %d bids and %s", len(got.Bids), got.Decision, len(names), id.cluster("g"))
+	}
+}
+
+// testEventsResume reads a test's events, then reads again from the checkpoint of one in
+// the middle: the second stream must start right after it.
+func testEventsResume(t *testing.T, b *Backend, id ids) {
+	ctx := ctxFor(t)
+	first := must[<-chan ledger.Event](t, "subscribing")(b.Orgs[0].Events(ctx, ledger.Checkpoint{}))
+	m := setup(t, b, id, past(), "b", "c")
+	must[*chaincode.Bid](t, "bidding")(b.Orgs[1].SubmitBid(ctx, m, bid(id.cluster("b"), 1)))
+	must[*chaincode.Migration](t, "deciding")(b.Orgs[1].Decide(ctx, m))
+	all := collect(t, first, id, 6)
+
+	resumeCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	second := must[<-chan ledger.Event](t, "resubscribing")(b.Orgs[1].Events(resumeCtx, all[2].Checkpoint))
+	rest := collect(t, second, id, 3)
+	if txs(rest) != txs(all[3:]) {
+		t.Errorf("resumed after %s: got %s, want %s", all[2].TxID, txs(rest), txs(all[3:]))
+	}
+}
+
+func txs(evs []ledger.Event) string {
+	var out []string
+	for _, ev := range evs {
+		out = append(out, ev.Type+"@"+ev.TxID)
+	}
+	return fmt.Sprint(out)
+}
+
+// testRestart checks that state and the event log survive a restart, and that a consumer
+// that saved a checkpoint before it misses and repeats nothing after it.
+func testRestart(t *testing.T, b *Backend, id ids) {
+	if b.Restart == nil {
+		t.Skip("this backend does not restart within a test")
+	}
+	ctx := ctxFor(t)
+	subCtx, cancel := context.WithCancel(ctx)
+	events := must[<-chan ledger.Event](t, "subscribing")(b.Orgs[0].Events(subCtx, ledger.Checkpoint{}))
+	m := setup(t, b, id, past(), "b")
+	before := collect(t, events, id, 3)
+	cancel()
+	saved := before[1].Checkpoint // the consumer handled two events before the restart
+
+	orgs := b.Restart(t)
+	got := must[*chaincode.Migration](t, "getting after restart")(orgs[0].GetMigration(ctx, m))
+	if got.State != chaincode.StateProposed {
+		t.Fatalf("state %s after restart", got.State)
+	}
+	must[*chaincode.Bid](t, "bidding after restart")(orgs[1].SubmitBid(ctx, m, bid(id.cluster("b"), 1)))
+	after := collect(t, must[<-chan ledger.Event](t, "resubscribing")(orgs[0].Events(ctx, saved)), id, 2)
+	if txs(after[:1]) != txs(before[2:]) || after[1].Type != chaincode.EventBidSubmitted {
+		t.Errorf("resumed from %+v after restart: got %s, want %s then a bid", saved, txs(after), txs(before[2:]))
+	}
+}
