@@ -27,6 +27,7 @@ func NewCommand() *cobra.Command {
 	}
 	root.AddCommand(
 		newVersionCommand(),
+		newWebhookCommand(),
 	)
 	return root
 }
