@@ -7,13 +7,14 @@ TEST_ENV := EDGEMIGRATE_BIN=$(BIN) EDGEMIGRATE_REQUIRE_TOOLS=1
 # Packages run two at a time: each may start clusters of ~600 MiB and the machine has 2 cores.
 TEST_FLAGS ?= -p 2 -timeout 40m
 
-.PHONY: help build test unit e2e bench bench-ledger bench-webhook fuzz fabric-test lint tools clean
+.PHONY: help build test unit e2e bench bench-scheduler bench-ledger bench-webhook fuzz fabric-test lint tools clean
 
 help:
 	@echo "make test    all tests: lint, unit and real-cluster e2e (builds the tools first)"
 	@echo "make unit    fast tests, no clusters (go test -short)"
 	@echo "make e2e     real-cluster tests only"
 	@echo "make bench   benchmarks"
+	@echo "make bench-scheduler  real kube-scheduler on 1,000 Jetson nodes, 3,000 pods: without and with the extender (ratio)"
 	@echo "make bench-ledger  embedded ledger: propose->decide latency and transactions/s"
 	@echo "make bench-webhook pod creation through the real API server: no webhook, a do-nothing one, ours (ratios)"
 	@echo "make fuzz    every fuzz target for FUZZTIME (default 30s) each"
@@ -51,6 +52,9 @@ bench:
 
 bench-ledger:
 	$(GO) test -run '^$$' -bench . -benchtime 2000x ./ledger/embedded/
+
+bench-scheduler: tools
+	$(TEST_ENV) $(GO) test -count=1 -run '^$$' -bench SchedulerThroughput -benchtime 1x -timeout 60m ./extender/schedbench/
 
 bench-webhook: tools
 	$(TEST_ENV) $(GO) test -count=1 -run '^$$' -bench '^BenchmarkE2EPodCreate$$' -benchtime 1x ./webhook/

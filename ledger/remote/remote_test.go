@@ -18,9 +18,9 @@ import (
 
 var identities = []Identity{{Token: "token-one", MSPID: "Org1MSP"}, {Token: "token-two", MSPID: "Org2MSP"}}
 
-// serve opens the ledger file at path and serves it; the server and store end with the test
+// serveLedger opens the ledger file at path and serves it; the server and store end with the test
 // or when the returned stop is called.
-func serve(t *testing.T, path string) (url string, stop func()) {
+func serveLedger(t *testing.T, path string) (url string, stop func()) {
 	t.Helper()
 	store, err := embedded.Open(path, embedded.Options{})
 	if err != nil {
@@ -51,12 +51,12 @@ func dial(t *testing.T, url, token string) ledger.Ledger {
 func TestBehaviour(t *testing.T) {
 	ledgertest.Run(t, func(t *testing.T) *ledgertest.Backend {
 		path := filepath.Join(t.TempDir(), "ledger.db")
-		url, stop := serve(t, path)
+		url, stop := serveLedger(t, path)
 		return &ledgertest.Backend{
 			Orgs: [2]ledger.Ledger{dial(t, url, "token-one"), dial(t, url, "token-two")},
 			Restart: func(t *testing.T) [2]ledger.Ledger {
 				stop()
-				url, stop = serve(t, path)
+				url, stop = serveLedger(t, path)
 				return [2]ledger.Ledger{dial(t, url, "token-one"), dial(t, url, "token-two")}
 			},
 		}
@@ -64,7 +64,7 @@ func TestBehaviour(t *testing.T) {
 }
 
 func TestUnknownTokenIsRefused(t *testing.T) {
-	url, _ := serve(t, filepath.Join(t.TempDir(), "ledger.db"))
+	url, _ := serveLedger(t, filepath.Join(t.TempDir(), "ledger.db"))
 	for _, token := range []string{"", "token-three", "token-on"} {
 		l := dial(t, url, token)
 		if _, err := l.ListClusters(context.Background()); err == nil || !strings.Contains(err.Error(), "401") {
@@ -77,7 +77,7 @@ func TestUnknownTokenIsRefused(t *testing.T) {
 }
 
 func TestBadRequests(t *testing.T) {
-	url, _ := serve(t, filepath.Join(t.TempDir(), "ledger.db"))
+	url, _ := serveLedger(t, filepath.Join(t.TempDir(), "ledger.db"))
 	cases := []struct {
 		name, path, body string
 		want             int

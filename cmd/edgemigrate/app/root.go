@@ -27,7 +27,9 @@ func NewCommand() *cobra.Command {
 	}
 	root.AddCommand(
 		newVersionCommand(),
+		newLedgerCommand(),
 		newWebhookCommand(),
+		newExtenderCommand(),
 	)
 	return root
 }

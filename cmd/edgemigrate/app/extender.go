@@ -1,0 +1,122 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/klog/v2"
+
+	"github.com/edgemigrate/edgemigrate/extender"
+	"github.com/edgemigrate/edgemigrate/jetson"
+	"github.com/edgemigrate/edgemigrate/serve"
+)
+
+// ExtenderOptions are the extender subcommand's settings.
+type ExtenderOptions struct {
+	// ListenAddress is where kube-scheduler calls the extender (and where /metrics is).
+	ListenAddress string
+	// Kubeconfig is a kubeconfig path; empty means in-cluster configuration.
+	Kubeconfig string
+	// Policy is binpack or spread.
+	Policy string
+	// MemoryReserve is kept free on every Jetson, a quantity such as 1Gi.
+	MemoryReserve string
+	// NodeSelector decides which nodes are Jetson.
+	NodeSelector string
+	// AssumeTTL bounds how long a pod the extender bound counts before the informer sees it.
+	AssumeTTL time.Duration
+	// MaxBodyBytes limits request bodies.
+	MaxBodyBytes int64
+}
+
+// NewExtenderOptions returns the defaults.
+func NewExtenderOptions() *ExtenderOptions {
+	return &ExtenderOptions{
+		ListenAddress: ":8888",
+		Policy:        string(jetson.Binpack),
+		MemoryReserve: "0",
+		NodeSelector:  jetson.DefaultSelectorString,
+		AssumeTTL:     extender.DefaultAssumeTTL,
+		MaxBodyBytes:  extender.DefaultMaxBodyBytes,
+	}
+}
+
+// AddFlags binds the options to flags.
+func (o *ExtenderOptions) AddFlags(fs *pflag.FlagSet) {
+	fs.StringVar(&o.ListenAddress, "listen-address", o.ListenAddress, "address to serve the extender verbs, /healthz, /readyz and /metrics on")
+	fs.StringVar(&o.Kubeconfig, "kubeconfig", o.Kubeconfig, "kubeconfig path; empty for in-cluster configuration")
+	fs.StringVar(&o.Policy, "policy", o.Policy, "how fitting Jetson nodes are ranked: binpack (keep large holes for large models) or spread")
+	fs.StringVar(&o.MemoryReserve, "memory-reserve", o.MemoryReserve, "unified memory kept free on every Jetson for the OS and CUDA, a quantity such as 1Gi")
+	fs.StringVar(&o.NodeSelector, "jetson-node-selector", o.NodeSelector, "label selector of the nodes treated as Jetson; others pass through")
+	fs.DurationVar(&o.AssumeTTL, "assume-ttl", o.AssumeTTL, "how long a pod bound by the extender counts against its node before the informer confirms the binding")
+	fs.Int64Var(&o.MaxBodyBytes, "max-body-bytes", o.MaxBodyBytes, "largest request body accepted")
+}
+
+// Config checks the options and turns them into the extender's.
+func (o *ExtenderOptions) Config() (extender.Options, error) {
+	policy, err := jetson.ParsePolicy(o.Policy)
+	if err != nil {
+		return extender.Options{}, err
+	}
+	reserve, err := resource.ParseQuantity(o.MemoryReserve)
+	if err != nil || reserve.Sign() < 0 {
+		return extender.Options{}, fmt.Errorf("--memory-reserve %q: want a non-negative quantity such as 1Gi", o.MemoryReserve)
+	}
+	selector, err := jetson.ParseSelector(o.NodeSelector)
+	if err != nil {
+		return extender.Options{}, err
+	}
+	return extender.Options{
+		Jetson:       jetson.Config{Selector: selector, MemoryReserve: reserve.Value()},
+		Policy:       policy,
+		AssumeTTL:    o.AssumeTTL,
+		MaxBodyBytes: o.MaxBodyBytes,
+	}, nil
+}
+
+// Run serves the extender until ctx ends.
+func (o *ExtenderOptions) Run(ctx context.Context) error {
+	cfg, err := o.Config()
+	if err != nil {
+		return err
+	}
+	restConfig, err := clientcmd.BuildConfigFromFlags("", o.Kubeconfig)
+	if err != nil {
+		return fmt.Errorf("loading kubeconfig %q: %w", o.Kubeconfig, err)
+	}
+	client, err := kubernetes.NewForConfig(extender.ClientConfig(restConfig))
+	if err != nil {
+		return fmt.Errorf("creating Kubernetes client: %w", err)
+	}
+	reg := serve.NewRegistry()
+	ext, err := extender.New(client, cfg, reg)
+	if err != nil {
+		return err
+	}
+	if err := ext.Start(ctx); err != nil {
+		return err
+	}
+	klog.InfoS("Serving scheduler extender", "address", o.ListenAddress, "policy", cfg.Policy,
+		"memoryReserve", o.MemoryReserve, "jetsonNodeSelector", o.NodeSelector)
+	return serve.ListenAndServe(ctx, o.ListenAddress, ext.Handler(reg), nil)
+}
+
+func newExtenderCommand() *cobra.Command {
+	o := NewExtenderOptions()
+	cmd := &cobra.Command{
+		Use:   "extender",
+		Short: "Serve the kube-scheduler extender that counts Jetson GPU memory against the node's RAM",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return o.Run(cmd.Context())
+		},
+	}
+	o.AddFlags(cmd.Flags())
+	return cmd
+}

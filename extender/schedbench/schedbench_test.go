@@ -1,0 +1,334 @@
+// Package schedbench measures a real kube-scheduler's throughput on many fake Jetson nodes
+// without the extender and with it, in the same run on the same cluster, and reports the
+// ratio. It is a benchmark only: run it with `make bench-scheduler`.
+package schedbench
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	toolscache "k8s.io/client-go/tools/cache"
+	schedconfig "k8s.io/kube-scheduler/config/v1"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/yaml"
+
+	"github.com/edgemigrate/edgemigrate/api"
+	"github.com/edgemigrate/edgemigrate/extender"
+	"github.com/edgemigrate/edgemigrate/localcluster"
+	"github.com/edgemigrate/edgemigrate/localcluster/clustertest"
+	"github.com/edgemigrate/edgemigrate/serve"
+)
+
+var shared clustertest.Shared
+
+// TestMain starts the cluster only when the benchmark is selected: `go test ./...` and
+// `go test -bench . -skip SchedulerThroughput ./...` have nothing to do here.
+func TestMain(m *testing.M) {
+	flag.Parse()
+	if !selected("test.bench", false) || selected("test.skip", true) {
+		os.Exit(m.Run())
+	}
+	clustertest.Main(m, 1, localcluster.Options{Name: "schedbench"}, &shared)
+}
+
+// selected reports whether the regular expression given to a -test flag names this
+// package's benchmark; an empty flag names nothing. A bad expression counts as naming it
+// for -bench and not for -skip, so that the testing package gets to report it.
+func selected(flagName string, skip bool) bool {
+	f := flag.Lookup(flagName)
+	if f == nil || f.Value.String() == "" {
+		return false
+	}
+	re, err := regexp.Compile(strings.SplitN(f.Value.String(), "/", 2)[0])
+	if err != nil {
+		return !skip // let the testing package report the bad expression
+	}
+	return re.MatchString("BenchmarkSchedulerThroughput")
+}
+
+const (
+	nodeCount = 1000
+	podCount  = 3000
+)
+
+// BenchmarkSchedulerThroughput creates 1,000 kwok Jetson nodes, then twice a burst of 3,000
+// pending pods for edgemigrate-scheduler and starts kube-scheduler: first configured as
+// manifests/scheduler-config.yaml but without the extender, then exactly as the manifest
+// says, with the extender in this process. Throughput is pods bound per second between the
+// first and the last binding.
+func BenchmarkSchedulerThroughput(b *testing.B) {
+	c := shared.Require(b)[0]
+	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Minute)
+	defer cancel()
+	cfg := extender.ClientConfig(c.Config)
+	cfg.QPS, cfg.Burst = 500, 1000 // creating thousands of nodes and pods
+	client, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	addNodes(ctx, b, c, client)
+
+	manifest, err := readManifest()
+	if err != nil {
+		b.Fatal(err)
+	}
+	baselineConfig := manifest.DeepCopy()
+	baselineConfig.Extenders = nil
+	baseline := run(ctx, b, c, client, "baseline", baselineConfig)
+
+	reg := serve.NewRegistry()
+	ext, err := extender.New(client, extender.Options{}, reg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := ext.Start(ctx); err != nil {
+		b.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	go func() { _ = serve.Serve(ctx, ln, ext.Handler(reg), nil) }()
+	if err := wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, time.Minute, true, func(context.Context) (bool, error) {
+		return ext.Ready() == nil, nil
+	}); err != nil {
+		b.Fatalf("extender not ready: %v", err)
+	}
+	withExtender := manifest.DeepCopy()
+	withExtender.Extenders[0].URLPrefix = "http://" + ln.Addr().String()
+	with := run(ctx, b, c, client, "extender", withExtender)
+
+	reportLatency(b, reg)
+	b.ReportMetric(baseline, "pods/s-baseline")
+	b.ReportMetric(with, "pods/s-extender")
+	b.ReportMetric(with/baseline, "ratio")
+	fmt.Printf("scheduler throughput on %d nodes, %d pods: no extender %.0f pods/s, with extender %.0f pods/s, ratio %.2fx\n",
+		nodeCount, podCount, baseline, with, with/baseline)
+}
+
+// reportLatency logs the extender's mean time per call and the nodes per call, from its
+// metrics: how much of each scheduling cycle the extender itself takes.
+func reportLatency(b *testing.B, reg *prometheus.Registry) {
+	families, err := reg.Gather()
+	if err != nil {
+		b.Fatal(err)
+	}
+	calls, nodes := map[string]uint64{}, map[string]float64{}
+	for _, f := range families {
+		for _, m := range f.GetMetric() {
+			verb := ""
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "verb" {
+					verb = l.GetValue()
+				}
+			}
+			switch f.GetName() {
+			case "edgemigrate_extender_request_duration_seconds":
+				h := m.GetHistogram()
+				calls[verb] = h.GetSampleCount()
+				if h.GetSampleCount() > 0 {
+					b.Logf("extender %s: %d calls, mean %s", verb, h.GetSampleCount(),
+						time.Duration(h.GetSampleSum()/float64(h.GetSampleCount())*float64(time.Second)).Round(time.Microsecond))
+				}
+			case "edgemigrate_extender_nodes_considered_total":
+				nodes[verb] = m.GetCounter().GetValue()
+			}
+		}
+	}
+	for verb, n := range nodes {
+		if calls[verb] > 0 {
+			b.Logf("extender %s: %.0f nodes per call", verb, n/float64(calls[verb]))
+		}
+	}
+}
+
+func readManifest() (*schedconfig.KubeSchedulerConfiguration, error) {
+	_, file, _, _ := runtime.Caller(0)
+	path := filepath.Join(filepath.Dir(file), "..", "..", "manifests", "scheduler-config.yaml")
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading scheduler configuration: %w", err)
+	}
+	var cfg schedconfig.KubeSchedulerConfiguration
+	if err := yaml.UnmarshalStrict(data, &cfg); err != nil {
+		return nil, fmt.Errorf("decoding %s: %w", path, err)
+	}
+	if len(cfg.Extenders) != 1 {
+		return nil, fmt.Errorf("%s: want one extender", path)
+	}
+	// The default client rate (50 requests/s) would measure the rate limiter, not the
+	// scheduler; both runs get the same.
+	cfg.ClientConnection.QPS, cfg.ClientConnection.Burst = 1000, 2000
+	return &cfg, nil
+}
+
+func addNodes(ctx context.Context, b *testing.B, c *localcluster.Cluster, client kubernetes.Interface) {
+	b.Helper()
+	models := []localcluster.JetsonModel{localcluster.AGXXavier, localcluster.AGXOrin, localcluster.OrinNX}
+	nodes := make([]*corev1.Node, nodeCount)
+	for i := range nodes {
+		nodes[i] = localcluster.JetsonNode(fmt.Sprintf("jetson-%04d", i), models[i%len(models)], localcluster.NodeOptions{GPUReplicas: 1 + i%4})
+	}
+	// AddNodes creates one by one; create in parallel, then let it wait for readiness.
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 16)
+	var failed atomic.Value
+	for _, n := range nodes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			if _, err := client.CoreV1().Nodes().Create(ctx, n, metav1.CreateOptions{}); err != nil {
+				failed.Store(err)
+			}
+		}()
+	}
+	wg.Wait()
+	if err, _ := failed.Load().(error); err != nil {
+		b.Fatalf("creating nodes: %v", err)
+	}
+	err := wait.PollUntilContextTimeout(ctx, time.Second, 10*time.Minute, true, func(ctx context.Context) (bool, error) {
+		list, err := client.CoreV1().Nodes().List(ctx, metav1.ListOptions{ResourceVersion: "0"})
+		if err != nil {
+			return false, nil
+		}
+		ready := 0
+		for _, n := range list.Items {
+			if len(n.Spec.Taints) == 0 && nodeReady(&n) {
+				ready++
+			}
+		}
+		return ready == nodeCount, nil
+	})
+	if err != nil {
+		b.Fatalf("nodes not ready and untainted: %v", err)
+	}
+}
+
+func nodeReady(n *corev1.Node) bool {
+	for _, c := range n.Status.Conditions {
+		if c.Type == corev1.NodeReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}
+
+// run creates podCount pending pods in a fresh namespace, starts the scheduler with cfg,
+// waits until all are bound and returns pods bound per second, then stops the scheduler
+// and deletes the pods.
+func run(ctx context.Context, b *testing.B, c *localcluster.Cluster, client kubernetes.Interface, name string, cfg *schedconfig.KubeSchedulerConfiguration) float64 {
+	b.Helper()
+	ns, err := c.Namespace(ctx, "bench-"+name, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 32)
+	var failed atomic.Value
+	for i := range podCount {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			if _, err := client.CoreV1().Pods(ns).Create(ctx, benchPod(ns, i), metav1.CreateOptions{}); err != nil {
+				failed.Store(err)
+			}
+		}()
+	}
+	wg.Wait()
+	if err, _ := failed.Load().(error); err != nil {
+		b.Fatalf("creating pods: %v", err)
+	}
+
+	// Bindings as a watch sees them: first and last, not sampled by polling.
+	var bound atomic.Int64
+	var first, last atomic.Int64
+	seen := sync.Map{}
+	factory := informers.NewSharedInformerFactoryWithOptions(client, 0, informers.WithNamespace(ns))
+	inf := factory.Core().V1().Pods().Informer()
+	onPod := func(obj any) {
+		p, ok := obj.(*corev1.Pod)
+		if !ok || p.Spec.NodeName == "" {
+			return
+		}
+		if _, dup := seen.LoadOrStore(p.Name, true); dup {
+			return
+		}
+		now := time.Now().UnixNano()
+		first.CompareAndSwap(0, now)
+		last.Store(now)
+		bound.Add(1)
+	}
+	if _, err := inf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{AddFunc: onPod, UpdateFunc: func(_, obj any) { onPod(obj) }}); err != nil {
+		b.Fatal(err)
+	}
+	informerCtx, stopInformer := context.WithCancel(ctx)
+	defer stopInformer()
+	factory.Start(informerCtx.Done())
+	toolscache.WaitForCacheSync(informerCtx.Done(), inf.HasSynced)
+
+	b.ResetTimer()
+	startCtx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	if err := c.StartScheduler(startCtx, cfg); err != nil {
+		b.Fatal(err)
+	}
+	err = wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 20*time.Minute, true, func(context.Context) (bool, error) {
+		return bound.Load() == podCount, nil
+	})
+	b.StopTimer()
+	c.StopScheduler()
+	if err != nil {
+		b.Fatalf("%s: %d of %d pods bound: %v", name, bound.Load(), podCount, err)
+	}
+	elapsed := time.Duration(last.Load() - first.Load())
+	rate := float64(podCount-1) / elapsed.Seconds()
+	b.Logf("%s: %d pods bound in %s: %.0f pods/s", name, podCount, elapsed.Round(time.Millisecond), rate)
+
+	if err := client.CoreV1().Pods(ns).DeleteCollection(ctx, metav1.DeleteOptions{GracePeriodSeconds: ptr.To[int64](0)}, metav1.ListOptions{}); err != nil {
+		b.Fatalf("deleting pods: %v", err)
+	}
+	return rate
+}
+
+// benchPod is small enough that every pod fits: the benchmark measures scheduling, not
+// rejection.
+func benchPod(ns string, i int) *corev1.Pod {
+	return &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{
+			Name: fmt.Sprintf("pod-%04d", i), Namespace: ns,
+			Annotations: map[string]string{api.AnnotationGPUMemory: "128Mi"},
+		},
+		Spec: corev1.PodSpec{
+			SchedulerName: api.SchedulerName,
+			Containers: []corev1.Container{{
+				Name: "model", Image: "registry.k8s.io/pause:3.10",
+				Resources: corev1.ResourceRequirements{Requests: corev1.ResourceList{
+					corev1.ResourceMemory: resource.MustParse("64Mi"),
+					corev1.ResourceCPU:    resource.MustParse("10m"),
+				}},
+			}},
+		},
+	}
+}
