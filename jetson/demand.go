@@ -65,7 +65,7 @@ func GPUMemory(annotations map[string]string) (int64, error) {
 	if !ok {
 		return 0, nil
 	}
-	q, err := parseQuantity(strings.TrimSpace(raw))
+	q, err := ParseQuantity(strings.TrimSpace(raw))
 	if err != nil {
 		return 0, fmt.Errorf("annotation %s: %q %w (write it like 4Gi or 512Mi)", api.AnnotationGPUMemory, raw, err)
 	}
@@ -81,8 +81,10 @@ var quantityPattern = regexp.MustCompile(`^\+?([0-9]{1,20}(\.[0-9]{0,20})?|\.[0-
 // would otherwise turn a huge value into a small or negative one.
 var maxQuantity = resource.MustParse("1Pi")
 
-// parseQuantity parses a non-negative quantity no larger than maxQuantity.
-func parseQuantity(s string) (resource.Quantity, error) {
+// ParseQuantity parses a non-negative quantity of at most 1Pi, refusing in microseconds the
+// inputs (such as "1e-99999999") on which resource.ParseQuantity spends minutes. Use it for
+// any quantity read from a request rather than from the API server.
+func ParseQuantity(s string) (resource.Quantity, error) {
 	if strings.HasPrefix(s, "-") {
 		return resource.Quantity{}, errors.New("is negative")
 	}
@@ -122,7 +124,7 @@ func ParseDemand(s string) (Demand, error) {
 			return Demand{}, fmt.Errorf("demand %q: %s given twice", s, key)
 		}
 		seen[key] = true
-		q, err := parseQuantity(value)
+		q, err := ParseQuantity(value)
 		if err != nil {
 			return Demand{}, fmt.Errorf("demand %q: %s=%q %w", s, key, value, err)
 		}

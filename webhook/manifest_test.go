@@ -1,44 +1,25 @@
 package webhook
 
 import (
-	"os"
 	"slices"
-	"strings"
 	"testing"
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"sigs.k8s.io/yaml"
 
 	"github.com/edgemigrate/edgemigrate/api"
+	"github.com/edgemigrate/edgemigrate/manifests"
 )
-
-const manifestPath = "../manifests/webhook.yaml"
 
 // manifestWebhookConfig returns the MutatingWebhookConfiguration of manifests/webhook.yaml.
 func manifestWebhookConfig(t testing.TB) *admissionregistrationv1.MutatingWebhookConfiguration {
 	t.Helper()
-	data, err := os.ReadFile(manifestPath)
+	cfg, err := manifests.WebhookConfiguration()
 	if err != nil {
 		t.Fatal(err)
 	}
-	for doc := range strings.SplitSeq(string(data), "\n---\n") {
-		var meta metav1.TypeMeta
-		if err := yaml.Unmarshal([]byte(doc), &meta); err != nil {
-			t.Fatalf("%s: %v", manifestPath, err)
-		}
-		if meta.Kind != "MutatingWebhookConfiguration" {
-			continue
-		}
-		cfg := &admissionregistrationv1.MutatingWebhookConfiguration{}
-		if err := yaml.UnmarshalStrict([]byte(doc), cfg); err != nil {
-			t.Fatalf("%s: %v", manifestPath, err)
-		}
-		return cfg
-	}
-	t.Fatalf("%s has no MutatingWebhookConfiguration", manifestPath)
-	return nil
+	return cfg
 }
 
 // TestManifest: the shipped configuration is safe for the cluster and matches the server.

@@ -10,9 +10,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
-	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -26,13 +23,13 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	schedconfig "k8s.io/kube-scheduler/config/v1"
-	"sigs.k8s.io/yaml"
 
 	"github.com/edgemigrate/edgemigrate/api"
 	"github.com/edgemigrate/edgemigrate/extender"
 	"github.com/edgemigrate/edgemigrate/jetson"
 	"github.com/edgemigrate/edgemigrate/localcluster"
 	"github.com/edgemigrate/edgemigrate/localcluster/clustertest"
+	"github.com/edgemigrate/edgemigrate/manifests"
 	"github.com/edgemigrate/edgemigrate/serve"
 )
 
@@ -110,24 +107,14 @@ func start(c *localcluster.Cluster) (*env, error) {
 	return e, nil
 }
 
-// schedulerConfig reads manifests/scheduler-config.yaml, strictly, and points its extender
-// at url.
+// schedulerConfig is manifests/scheduler-config.yaml with its extender pointed at url.
 func schedulerConfig(url string) (*schedconfig.KubeSchedulerConfiguration, error) {
-	_, file, _, _ := runtime.Caller(0)
-	path := filepath.Join(filepath.Dir(file), "..", "..", "manifests", "scheduler-config.yaml")
-	data, err := os.ReadFile(path)
+	cfg, err := manifests.SchedulerConfig()
 	if err != nil {
-		return nil, fmt.Errorf("reading scheduler configuration: %w", err)
-	}
-	var cfg schedconfig.KubeSchedulerConfiguration
-	if err := yaml.UnmarshalStrict(data, &cfg); err != nil {
-		return nil, fmt.Errorf("decoding %s: %w", path, err)
-	}
-	if len(cfg.Extenders) != 1 || len(cfg.Profiles) != 1 || cfg.Profiles[0].SchedulerName == nil || *cfg.Profiles[0].SchedulerName != api.SchedulerName {
-		return nil, fmt.Errorf("%s: want one profile %s and one extender", path, api.SchedulerName)
+		return nil, err
 	}
 	cfg.Extenders[0].URLPrefix = url
-	return &cfg, nil
+	return cfg, nil
 }
 
 // recording notes which pod each extender call is about, then serves it.

@@ -9,9 +9,7 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"path/filepath"
 	"regexp"
-	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -28,12 +26,12 @@ import (
 	toolscache "k8s.io/client-go/tools/cache"
 	schedconfig "k8s.io/kube-scheduler/config/v1"
 	"k8s.io/utils/ptr"
-	"sigs.k8s.io/yaml"
 
 	"github.com/edgemigrate/edgemigrate/api"
 	"github.com/edgemigrate/edgemigrate/extender"
 	"github.com/edgemigrate/edgemigrate/localcluster"
 	"github.com/edgemigrate/edgemigrate/localcluster/clustertest"
+	"github.com/edgemigrate/edgemigrate/manifests"
 	"github.com/edgemigrate/edgemigrate/serve"
 )
 
@@ -161,23 +159,14 @@ func reportLatency(b *testing.B, reg *prometheus.Registry) {
 }
 
 func readManifest() (*schedconfig.KubeSchedulerConfiguration, error) {
-	_, file, _, _ := runtime.Caller(0)
-	path := filepath.Join(filepath.Dir(file), "..", "..", "manifests", "scheduler-config.yaml")
-	data, err := os.ReadFile(path)
+	cfg, err := manifests.SchedulerConfig()
 	if err != nil {
-		return nil, fmt.Errorf("reading scheduler configuration: %w", err)
-	}
-	var cfg schedconfig.KubeSchedulerConfiguration
-	if err := yaml.UnmarshalStrict(data, &cfg); err != nil {
-		return nil, fmt.Errorf("decoding %s: %w", path, err)
-	}
-	if len(cfg.Extenders) != 1 {
-		return nil, fmt.Errorf("%s: want one extender", path)
+		return nil, err
 	}
 	// The default client rate (50 requests/s) would measure the rate limiter, not the
 	// scheduler; both runs get the same.
 	cfg.ClientConnection.QPS, cfg.ClientConnection.Burst = 1000, 2000
-	return &cfg, nil
+	return cfg, nil
 }
 
 func addNodes(ctx context.Context, b *testing.B, c *localcluster.Cluster, client kubernetes.Interface) {

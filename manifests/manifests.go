@@ -1,0 +1,61 @@
+// Package manifests embeds the plain YAML that edgemigrate ships, so that programs (tests,
+// the demo) run exactly what operators apply.
+package manifests
+
+import (
+	_ "embed"
+	"fmt"
+	"strings"
+
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	schedconfig "k8s.io/kube-scheduler/config/v1"
+	"sigs.k8s.io/yaml"
+
+	"github.com/edgemigrate/edgemigrate/api"
+)
+
+// SchedulerConfigYAML is scheduler-config.yaml: edgemigrate-scheduler with the extender.
+//
+//go:embed scheduler-config.yaml
+var SchedulerConfigYAML []byte
+
+// WebhookYAML is webhook.yaml: the webhook's Deployment, Service, RBAC and
+// MutatingWebhookConfiguration.
+//
+//go:embed webhook.yaml
+var WebhookYAML []byte
+
+// SchedulerConfig decodes scheduler-config.yaml strictly and checks that it holds the one
+// profile and the one extender the rest of edgemigrate expects.
+func SchedulerConfig() (*schedconfig.KubeSchedulerConfiguration, error) {
+	var cfg schedconfig.KubeSchedulerConfiguration
+	if err := yaml.UnmarshalStrict(SchedulerConfigYAML, &cfg); err != nil {
+		return nil, fmt.Errorf("decoding scheduler-config.yaml: %w", err)
+	}
+	if len(cfg.Extenders) != 1 || len(cfg.Profiles) != 1 || cfg.Profiles[0].SchedulerName == nil ||
+		*cfg.Profiles[0].SchedulerName != api.SchedulerName {
+		return nil, fmt.Errorf("scheduler-config.yaml: want one profile %s and one extender", api.SchedulerName)
+	}
+	return &cfg, nil
+}
+
+// WebhookConfiguration decodes, strictly, the MutatingWebhookConfiguration of webhook.yaml.
+func WebhookConfiguration() (*admissionregistrationv1.MutatingWebhookConfiguration, error) {
+	for doc := range strings.SplitSeq(string(WebhookYAML), "\n---\n") {
+		var meta metav1.TypeMeta
+		if err := yaml.Unmarshal([]byte(doc), &meta); err != nil {
+			return nil, fmt.Errorf("decoding webhook.yaml: %w", err)
+		}
+		if meta.Kind != "MutatingWebhookConfiguration" {
+			continue
+		}
+		cfg := &admissionregistrationv1.MutatingWebhookConfiguration{}
+		if err := yaml.UnmarshalStrict([]byte(doc), cfg); err != nil {
+			return nil, fmt.Errorf("decoding webhook.yaml: %w", err)
+		}
+		return cfg, nil
+	}
+	return nil, fmt.Errorf("webhook.yaml has no MutatingWebhookConfiguration")
+}
