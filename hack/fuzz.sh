@@ -5,10 +5,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 fuzztime=${FUZZTIME:-30s}
+# Minimising each new interesting input may take a minute by default, during which nothing
+# else is tried: with short runs that would be most of the time.
+minimize=${FUZZMINIMIZETIME:-5s}
 for pkg in $(go list ./...); do
 	# -short: a package's TestMain may start clusters, which fuzzing does not need.
 	for target in $(go test -short -list '^Fuzz' "$pkg" | grep '^Fuzz' || true); do
 		echo "==> $pkg $target ($fuzztime)"
-		go test -short "$pkg" -run '^$' -fuzz "^$target\$" -fuzztime "$fuzztime"
+		go test -short "$pkg" -run '^$' -fuzz "^$target\$" -fuzztime "$fuzztime" -fuzzminimizetime "$minimize"
 	done
 done
