@@ -389,7 +389,8 @@ func (c *Cluster) secureServingFlags(port int) []string {
 		"--authorization-kubeconfig=" + c.Kubeconfig,
 		"--bind-address=127.0.0.1",
 		fmt.Sprintf("--secure-port=%d", port),
-		"--profiling=false",
+		// /debug/pprof (admin credentials only) is how scheduler throughput is diagnosed.
+		"--profiling=true",
 		"--v=1",
 	}
 }
