@@ -3,9 +3,12 @@ package localcluster
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 	"strconv"
 	"time"
 
+	"golang.org/x/sync/errgroup"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -122,47 +125,82 @@ func JetsonNode(name string, model JetsonModel, opts NodeOptions) *corev1.Node {
 	}
 }
 
-// AddNodes creates nodes and waits until kwok reports each Ready.
+// AddNodes creates nodes, several at a time, and waits until kwok reports each Ready and
+// the node lifecycle controller has lifted its not-ready taint: until then the scheduler
+// would not place pods there. The wait grows with the number of nodes (a benchmark adds
+// a thousand).
 func (c *Cluster) AddNodes(ctx context.Context, nodes ...*corev1.Node) error {
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(16)
 	for _, n := range nodes {
-		if _, err := c.Client.CoreV1().Nodes().Create(ctx, n, metav1.CreateOptions{}); err != nil {
-			return fmt.Errorf("creating node %s in cluster %s: %w", n.Name, c.Name, err)
-		}
+		g.Go(func() error {
+			if _, err := c.Client.CoreV1().Nodes().Create(gctx, n, metav1.CreateOptions{}); err != nil {
+				return fmt.Errorf("creating node %s in cluster %s: %w", n.Name, c.Name, err)
+			}
+			return nil
+		})
 	}
-	for _, n := range nodes {
-		if err := c.waitNodeReady(ctx, n.Name); err != nil {
-			return err
-		}
+	if err := g.Wait(); err != nil {
+		return err
 	}
-	return nil
-}
 
-func (c *Cluster) waitNodeReady(ctx context.Context, name string) error {
-	var last *corev1.Node
-	err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, c.opts.ReadyTimeout, true, func(ctx context.Context) (bool, error) {
-		n, err := c.Client.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
+	timeout := c.opts.ReadyTimeout + time.Duration(len(nodes))*200*time.Millisecond
+	pending := map[string]string{} // node name -> why it is not usable yet
+	err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
+		list, err := c.Client.CoreV1().Nodes().List(ctx, metav1.ListOptions{ResourceVersion: "0"})
 		if err != nil {
 			return false, nil
 		}
-		last = n
-		for _, cond := range n.Status.Conditions {
-			if cond.Type == corev1.NodeReady {
-				return cond.Status == corev1.ConditionTrue, nil
+		byName := make(map[string]*corev1.Node, len(list.Items))
+		for i := range list.Items {
+			byName[list.Items[i].Name] = &list.Items[i]
+		}
+		clear(pending)
+		for _, want := range nodes {
+			if why := nodeUnusable(byName[want.Name]); why != "" {
+				pending[want.Name] = why
 			}
 		}
-		return false, nil
+		return len(pending) == 0, nil
 	})
 	if err != nil {
-		conditions := "none"
-		if last != nil {
-			conditions = fmt.Sprint(last.Status.Conditions)
-		}
 		tail := "(kwok not running)"
 		if p := c.process("kwok"); p != nil {
 			tail = p.tail(logTailLines)
 		}
-		return fmt.Errorf("node %s in cluster %s not Ready within %s (conditions: %s): %w; kwok's last log lines:\n%s",
-			name, c.Name, c.opts.ReadyTimeout, conditions, err, tail)
+		return fmt.Errorf("%d of %d nodes in cluster %s not usable within %s (for example %s): %w; kwok's last log lines:\n%s",
+			len(pending), len(nodes), c.Name, timeout, firstPending(pending), err, tail)
 	}
 	return nil
+}
+
+// nodeUnusable says why the scheduler could not place pods on n yet, or "" if it can.
+func nodeUnusable(n *corev1.Node) string {
+	if n == nil {
+		return "not listed yet"
+	}
+	ready := false
+	for _, cond := range n.Status.Conditions {
+		if cond.Type == corev1.NodeReady {
+			ready = cond.Status == corev1.ConditionTrue
+		}
+	}
+	if !ready {
+		return fmt.Sprintf("not Ready (conditions: %v)", n.Status.Conditions)
+	}
+	for _, t := range n.Spec.Taints {
+		if t.Key == corev1.TaintNodeNotReady || t.Key == corev1.TaintNodeUnreachable {
+			return "still tainted " + t.Key
+		}
+	}
+	return ""
+}
+
+// firstPending names one pending node, the same one for the same set.
+func firstPending(pending map[string]string) string {
+	names := slices.Sorted(maps.Keys(pending))
+	if len(names) == 0 {
+		return "none"
+	}
+	return names[0] + ": " + pending[names[0]]
 }

@@ -82,7 +82,7 @@ func BenchmarkSchedulerThroughput(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	addNodes(ctx, b, c, client)
+	addNodes(ctx, b, c)
 
 	manifest, err := readManifest()
 	if err != nil {
@@ -169,57 +169,16 @@ func readManifest() (*schedconfig.KubeSchedulerConfiguration, error) {
 	return cfg, nil
 }
 
-func addNodes(ctx context.Context, b *testing.B, c *localcluster.Cluster, client kubernetes.Interface) {
+func addNodes(ctx context.Context, b *testing.B, c *localcluster.Cluster) {
 	b.Helper()
 	models := []localcluster.JetsonModel{localcluster.AGXXavier, localcluster.AGXOrin, localcluster.OrinNX}
 	nodes := make([]*corev1.Node, nodeCount)
 	for i := range nodes {
 		nodes[i] = localcluster.JetsonNode(fmt.Sprintf("jetson-%04d", i), models[i%len(models)], localcluster.NodeOptions{GPUReplicas: 1 + i%4})
 	}
-	// AddNodes creates one by one; create in parallel, then let it wait for readiness.
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, 16)
-	var failed atomic.Value
-	for _, n := range nodes {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			sem <- struct{}{}
-			defer func() { <-sem }()
-			if _, err := client.CoreV1().Nodes().Create(ctx, n, metav1.CreateOptions{}); err != nil {
-				failed.Store(err)
-			}
-		}()
+	if err := c.AddNodes(ctx, nodes...); err != nil {
+		b.Fatal(err)
 	}
-	wg.Wait()
-	if err, _ := failed.Load().(error); err != nil {
-		b.Fatalf("creating nodes: %v", err)
-	}
-	err := wait.PollUntilContextTimeout(ctx, time.Second, 10*time.Minute, true, func(ctx context.Context) (bool, error) {
-		list, err := client.CoreV1().Nodes().List(ctx, metav1.ListOptions{ResourceVersion: "0"})
-		if err != nil {
-			return false, nil
-		}
-		ready := 0
-		for _, n := range list.Items {
-			if len(n.Spec.Taints) == 0 && nodeReady(&n) {
-				ready++
-			}
-		}
-		return ready == nodeCount, nil
-	})
-	if err != nil {
-		b.Fatalf("nodes not ready and untainted: %v", err)
-	}
-}
-
-func nodeReady(n *corev1.Node) bool {
-	for _, c := range n.Status.Conditions {
-		if c.Type == corev1.NodeReady {
-			return c.Status == corev1.ConditionTrue
-		}
-	}
-	return false
 }
 
 // run creates podCount pending pods in a fresh namespace, starts the scheduler with cfg,
