@@ -35,3 +35,12 @@ const (
 
 // SchedulerName is the name of the second scheduler that consults the extender.
 const SchedulerName = "edgemigrate-scheduler"
+
+// Names of edgemigrate's own objects.
+const (
+	// SystemNamespace is where edgemigrate runs by default.
+	SystemNamespace = "edgemigrate-system"
+	// ClientTokensSecret holds, in the descheduler's namespace, one bearer token per client
+	// id: the locator accepts a client's location only with its token.
+	ClientTokensSecret = "edgemigrate-client-tokens"
+)

@@ -178,7 +178,7 @@ func RegisterCluster(st State, r ClusterRegistration) (*Cluster, error) {
 	}
 	now := formatTime(tx.time)
 	c := &Cluster{ID: r.ID, MSPID: tx.msp, Location: r.Location, CoverageRadiusM: r.CoverageRadiusM,
-		Capacity: r.Capacity, Free: r.Capacity, RegisteredAt: now, LastReportAt: now}
+		Capacity: r.Capacity, Endpoint: r.Endpoint, Free: r.Capacity, RegisteredAt: now, LastReportAt: now}
 	old, err := GetCluster(st, r.ID)
 	switch {
 	case CodeOf(err) == CodeNotFound:

@@ -66,6 +66,9 @@ type ClusterRegistration struct {
 	Location        Location  `json:"location"`
 	CoverageRadiusM float64   `json:"coverageRadiusM"`
 	Capacity        Resources `json:"capacity"`
+	// Endpoint is where the cluster's client locator answers (an http or https URL):
+	// where a source sends a migrated service's clients.
+	Endpoint string `json:"endpoint,omitempty" metadata:",optional"`
 }
 
 // Cluster is a registered edge cluster, bound to the MSP that registered it.
@@ -75,6 +78,7 @@ type Cluster struct {
 	Location        Location  `json:"location"`
 	CoverageRadiusM float64   `json:"coverageRadiusM"`
 	Capacity        Resources `json:"capacity"`
+	Endpoint        string    `json:"endpoint,omitempty" metadata:",optional"`
 	Free            Resources `json:"free"`
 	RegisteredAt    string    `json:"registeredAt"`
 	LastReportAt    string    `json:"lastReportAt"`

@@ -8,6 +8,7 @@ import (
 	"io"
 	"math"
 	"net/netip"
+	"net/url"
 	"regexp"
 	"strings"
 	"time"
@@ -77,6 +78,9 @@ func (r ClusterRegistration) Validate() error {
 	if math.IsNaN(r.CoverageRadiusM) || r.CoverageRadiusM < 0 || r.CoverageRadiusM > MaxCoverageRadiusM {
 		return refuse(CodeInvalid, "coverage radius %v m is outside [0, %d]", r.CoverageRadiusM, MaxCoverageRadiusM)
 	}
+	if err := validateEndpoint(r.Endpoint); err != nil {
+		return err
+	}
 	return validateResources("capacity", r.Capacity)
 }
 
@@ -113,6 +117,22 @@ func (p Proposal) Validate() error {
 	}
 	if _, err := parseTime("deadline", p.Deadline); err != nil {
 		return err
+	}
+	return nil
+}
+
+// validateEndpoint accepts an empty endpoint (a cluster that serves no clients) or an absolute
+// http(s) URL without user info.
+func validateEndpoint(e string) error {
+	if e == "" {
+		return nil
+	}
+	if len(e) > MaxWorkloadLength {
+		return refuse(CodeInvalid, "endpoint is %d bytes, more than %d", len(e), MaxWorkloadLength)
+	}
+	u, err := url.Parse(e)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
+		return refuse(CodeInvalid, "endpoint %q is not an http(s) URL with a host", truncate(e))
 	}
 	return nil
 }

@@ -225,7 +225,7 @@ func start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 }
 
 func (c *Cluster) allocatePorts() error {
-	ps, err := freePorts(6)
+	ps, err := FreePorts(6)
 	if err != nil {
 		return err
 	}
@@ -233,9 +233,9 @@ func (c *Cluster) allocatePorts() error {
 	return nil
 }
 
-// freePorts asks the kernel for n distinct free ports on 127.0.0.1. They are free when
+// FreePorts asks the kernel for n distinct free ports on 127.0.0.1. They are free when
 // returned, not reserved: Start retries when one is taken before its component binds it.
-func freePorts(n int) ([]int, error) {
+func FreePorts(n int) ([]int, error) {
 	listeners := make([]net.Listener, 0, n)
 	defer func() {
 		for _, l := range listeners {
@@ -460,10 +460,15 @@ func (c *Cluster) waitReady(ctx context.Context, p *process, url string, adminAu
 			return fmt.Errorf("building TLS configuration: %w", err)
 		}
 	}
+	return p.waitReady(ctx, tlsConfig, url, c.opts.ReadyTimeout)
+}
+
+// waitReady polls url until it answers 200, the process exits or timeout passes; errors
+// carry the end of the process's log.
+func (p *process) waitReady(ctx context.Context, tlsConfig *tls.Config, url string, timeout time.Duration) error {
 	client := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{TLSClientConfig: tlsConfig}}
 	defer client.CloseIdleConnections()
-
-	ctx, cancel := context.WithTimeout(ctx, c.opts.ReadyTimeout)
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	ticker := time.NewTicker(100 * time.Millisecond)
 	defer ticker.Stop()
@@ -485,8 +490,7 @@ func (c *Cluster) waitReady(ctx context.Context, p *process, url string, adminAu
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("%s not ready after %s (%s: %s); last log lines:\n%s",
-				p.name, c.opts.ReadyTimeout, url, lastProblem, p.tail(logTailLines))
+			return fmt.Errorf("%s not ready after %s (%s: %s); last log lines:\n%s", p.name, timeout, url, lastProblem, p.tail(logTailLines))
 		case <-ticker.C:
 		}
 	}

@@ -27,6 +27,11 @@ var SchedulerConfigYAML []byte
 //go:embed webhook.yaml
 var WebhookYAML []byte
 
+// MigrationCRDYAML is crds/edgemigrate.io_migrations.yaml: the Migration CRD.
+//
+//go:embed crds/edgemigrate.io_migrations.yaml
+var MigrationCRDYAML []byte
+
 // SchedulerConfig decodes scheduler-config.yaml strictly and checks that it holds the one
 // profile and the one extender the rest of edgemigrate expects.
 func SchedulerConfig() (*schedconfig.KubeSchedulerConfiguration, error) {

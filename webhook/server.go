@@ -55,7 +55,7 @@ func NewOptions() *Options {
 		CertReloadInterval: 10 * time.Second,
 		SchedulerName:      api.SchedulerName,
 		WebhookConfigName:  "edgemigrate-webhook",
-		InstallNamespace:   "edgemigrate-system",
+		InstallNamespace:   api.SystemNamespace,
 	}
 }
 

@@ -286,6 +286,8 @@ func TestRefusals(t *testing.T) {
 		{"latitude out of range", newChainTB, "OrgA", "RegisterCluster", []string{toJSON(t, badLat)}, chaincode.CodeInvalid, "latitude -90.5"},
 		{"longitude out of range", newChainTB, "OrgA", "RegisterCluster", []string{toJSON(t, badLon)}, chaincode.CodeInvalid, "longitude 180.1"},
 		{"negative radius", newChainTB, "OrgA", "RegisterCluster", []string{toJSON(t, badRadius)}, chaincode.CodeInvalid, "coverage radius"},
+		{"endpoint not a URL", newChainTB, "OrgA", "RegisterCluster", []string{`{"id":"edge-d","endpoint":"10.0.0.5:8090"}`}, chaincode.CodeInvalid, "not an http(s) URL"},
+		{"endpoint with credentials", newChainTB, "OrgA", "RegisterCluster", []string{`{"id":"edge-d","endpoint":"http://u:p@10.0.0.5"}`}, chaincode.CodeInvalid, "not an http(s) URL"},
 		{"negative capacity", newChainTB, "OrgA", "RegisterCluster", []string{toJSON(t, negCapacity)}, chaincode.CodeInvalid, "memoryBytes is negative"},
 		{"unknown field", newChainTB, "OrgA", "RegisterCluster", []string{`{"id":"edge-d","colour":"red"}`}, chaincode.CodeInvalid, "unknown field"},
 		{"trailing data", newChainTB, "OrgA", "RegisterCluster", []string{toJSON(t, registration("edge-d")) + "{}"}, chaincode.CodeInvalid, "after the JSON value"},

@@ -2,10 +2,7 @@ package fabric
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -13,65 +10,16 @@ import (
 
 	"github.com/edgemigrate/edgemigrate/chaincode"
 	"github.com/edgemigrate/edgemigrate/ledger"
+	"github.com/edgemigrate/edgemigrate/ledger/fabric/fabrictest"
 	"github.com/edgemigrate/edgemigrate/ledger/ledgertest"
 )
 
-// network is a local Fabric network brought up by hack/fabric/network.sh.
-type network struct {
-	Channel   string `json:"channel"`
-	Chaincode string `json:"chaincode"`
-	Orgs      []struct {
-		MSPID        string `json:"mspId"`
-		PeerEndpoint string `json:"peerEndpoint"`
-		TLSCACert    string `json:"tlsCACert"`
-		ServerName   string `json:"serverName"`
-		Cert         string `json:"cert"`
-		Key          string `json:"key"`
-	} `json:"orgs"`
-}
-
 // up starts a network for the test, or skips, saying why, when there are no binaries.
 func up(tb testing.TB) *network {
-	tb.Helper()
-	if os.Getenv("FABRIC_BIN") == "" {
-		tb.Skip("SKIP: Fabric leg not run: FABRIC_BIN is not set. Point it at the bin/ of a Fabric release " +
-			"(peer, orderer, configtxgen, cryptogen, osnadmin; builders/ccaas beside it) to run it against a real network")
-	}
-	if testing.Short() {
-		tb.Skip("SKIP: Fabric leg not run under -short")
-	}
-	script, err := filepath.Abs("../../hack/fabric/network.sh")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	work := tb.TempDir()
-	run := func(arg string) {
-		cmd := exec.Command(script, arg)
-		cmd.Env = append(os.Environ(), "FABRIC_WORK="+work)
-		if out, err := cmd.CombinedOutput(); err != nil {
-			tb.Fatalf("network.sh %s: %v\n%s", arg, err, out)
-		}
-	}
-	tb.Cleanup(func() { run("down") })
-	start := time.Now()
-	run("up")
-	tb.Logf("network up in %v", time.Since(start).Round(10*time.Millisecond))
-	start = time.Now()
-	run("deploy")
-	tb.Logf("chaincode deployed in %v", time.Since(start).Round(10*time.Millisecond))
-	data, err := os.ReadFile(filepath.Join(work, "clients.json"))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	n := new(network)
-	if err := json.Unmarshal(data, n); err != nil {
-		tb.Fatalf("decoding clients.json: %v", err)
-	}
-	if len(n.Orgs) != 2 {
-		tb.Fatalf("clients.json lists %d organisations, want 2", len(n.Orgs))
-	}
-	return n
+	return &network{fabrictest.Up(tb, "Fabric leg of the ledger suite")}
 }
+
+type network struct{ *fabrictest.Network }
 
 func (n *network) dial(tb testing.TB, org int) ledger.Ledger {
 	tb.Helper()

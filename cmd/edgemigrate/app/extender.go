@@ -7,7 +7,6 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
-	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/klog/v2"
@@ -23,12 +22,8 @@ type ExtenderOptions struct {
 	ListenAddress string
 	// Kubeconfig is a kubeconfig path; empty means in-cluster configuration.
 	Kubeconfig string
-	// Policy is binpack or spread.
-	Policy string
-	// MemoryReserve is kept free on every Jetson, a quantity such as 1Gi.
-	MemoryReserve string
-	// NodeSelector decides which nodes are Jetson.
-	NodeSelector string
+	// Jetson are the fit model's settings.
+	Jetson jetson.Flags
 	// AssumeTTL bounds how long a pod the extender bound counts before the informer sees it.
 	AssumeTTL time.Duration
 	// MaxBodyBytes limits request bodies.
@@ -39,9 +34,7 @@ type ExtenderOptions struct {
 func NewExtenderOptions() *ExtenderOptions {
 	return &ExtenderOptions{
 		ListenAddress: ":8888",
-		Policy:        string(jetson.Binpack),
-		MemoryReserve: "0",
-		NodeSelector:  jetson.DefaultSelectorString,
+		Jetson:        jetson.DefaultFlags(),
 		AssumeTTL:     extender.DefaultAssumeTTL,
 		MaxBodyBytes:  extender.DefaultMaxBodyBytes,
 	}
@@ -51,29 +44,19 @@ func NewExtenderOptions() *ExtenderOptions {
 func (o *ExtenderOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.ListenAddress, "listen-address", o.ListenAddress, "address to serve the extender verbs, /healthz, /readyz and /metrics on")
 	fs.StringVar(&o.Kubeconfig, "kubeconfig", o.Kubeconfig, "kubeconfig path; empty for in-cluster configuration")
-	fs.StringVar(&o.Policy, "policy", o.Policy, "how fitting Jetson nodes are ranked: binpack (keep large holes for large models) or spread")
-	fs.StringVar(&o.MemoryReserve, "memory-reserve", o.MemoryReserve, "unified memory kept free on every Jetson for the OS and CUDA, a quantity such as 1Gi")
-	fs.StringVar(&o.NodeSelector, "jetson-node-selector", o.NodeSelector, "label selector of the nodes treated as Jetson; others pass through")
+	o.Jetson.AddFlags(fs)
 	fs.DurationVar(&o.AssumeTTL, "assume-ttl", o.AssumeTTL, "how long a pod bound by the extender counts against its node before the informer confirms the binding")
 	fs.Int64Var(&o.MaxBodyBytes, "max-body-bytes", o.MaxBodyBytes, "largest request body accepted")
 }
 
 // Config checks the options and turns them into the extender's.
 func (o *ExtenderOptions) Config() (extender.Options, error) {
-	policy, err := jetson.ParsePolicy(o.Policy)
-	if err != nil {
-		return extender.Options{}, err
-	}
-	reserve, err := resource.ParseQuantity(o.MemoryReserve)
-	if err != nil || reserve.Sign() < 0 {
-		return extender.Options{}, fmt.Errorf("--memory-reserve %q: want a non-negative quantity such as 1Gi", o.MemoryReserve)
-	}
-	selector, err := jetson.ParseSelector(o.NodeSelector)
+	jc, policy, err := o.Jetson.Parse()
 	if err != nil {
 		return extender.Options{}, err
 	}
 	return extender.Options{
-		Jetson:       jetson.Config{Selector: selector, MemoryReserve: reserve.Value()},
+		Jetson:       jc,
 		Policy:       policy,
 		AssumeTTL:    o.AssumeTTL,
 		MaxBodyBytes: o.MaxBodyBytes,
@@ -103,7 +86,7 @@ func (o *ExtenderOptions) Run(ctx context.Context) error {
 		return err
 	}
 	klog.InfoS("Serving scheduler extender", "address", o.ListenAddress, "policy", cfg.Policy,
-		"memoryReserve", o.MemoryReserve, "jetsonNodeSelector", o.NodeSelector)
+		"memoryReserve", o.Jetson.MemoryReserve, "jetsonNodeSelector", o.Jetson.NodeSelector)
 	return serve.ListenAndServe(ctx, o.ListenAddress, ext.Handler(reg), nil)
 }
 

@@ -1,0 +1,175 @@
+package descheduler
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apiequality "k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/klog/v2"
+
+	"github.com/edgemigrate/edgemigrate/api"
+	"github.com/edgemigrate/edgemigrate/api/v1alpha1"
+	"github.com/edgemigrate/edgemigrate/chaincode"
+)
+
+func equalStatus(a, b v1alpha1.MigrationStatus) bool { return apiequality.Semantic.DeepEqual(a, b) }
+
+// createDestinationMigration records that the ledger chose this cluster: a Migration named
+// after the ledger id, in the workload's namespace, drives the destination's part.
+func (c *Controller) createDestinationMigration(ctx context.Context, lm *chaincode.Migration) error {
+	kind, ns, name, ok := splitWorkload(lm.Workload)
+	if !ok {
+		return c.reportFailed(ctx, lm.ID, fmt.Sprintf("workload %q is not Kind/namespace/name", lm.Workload))
+	}
+	if err := c.ensureNamespace(ctx, ns); err != nil {
+		return err
+	}
+	m := &v1alpha1.Migration{
+		ObjectMeta: metav1.ObjectMeta{Name: lm.ID, Namespace: ns},
+		Spec: v1alpha1.MigrationSpec{Workload: v1alpha1.WorkloadReference{Kind: kind, Name: name}, Reason: lm.Reason, LedgerID: lm.ID,
+			ClientID: clientOfSpec(lm.Spec)},
+	}
+	if l := lm.ClientLocation; l != nil {
+		m.Spec.ClientLocation = &v1alpha1.Location{Lat: l.Lat, Lon: l.Lon}
+	}
+	created, err := c.migs.Create(ctx, m)
+	if apierrors.IsAlreadyExists(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("creating destination Migration %s/%s: %w", ns, lm.ID, err)
+	}
+	klog.InfoS("Chosen as destination", "migration", klog.KObj(created), "ledgerID", lm.ID, "source", lm.Source, "workload", lm.Workload)
+	// Seed the informer-less path: the Add event enqueues it as well.
+	c.enqueueMigration(created)
+	return nil
+}
+
+// clientOfSpec reads the client id from a manifest's pod annotations, so the destination's
+// locator can serve the client before the pods exist.
+func clientOfSpec(spec string) string {
+	w, err := decodeManifest(spec)
+	if err != nil {
+		return ""
+	}
+	if w.Deployment != nil {
+		return w.Deployment.Spec.Template.Annotations[api.AnnotationClientID]
+	}
+	return w.Pod.Annotations[api.AnnotationClientID]
+}
+
+// syncDestination drives this cluster's part of a migration the ledger gave it: create the
+// workload, report Ready, or give the migration back.
+func (c *Controller) syncDestination(ctx context.Context, m *v1alpha1.Migration) (time.Duration, error) {
+	id := m.Spec.LedgerID
+	logger := klog.FromContext(ctx).WithValues("migration", klog.KObj(m), "ledgerID", id)
+	start := c.now()
+	lm, err := c.ledger.GetMigration(ctx, id)
+	c.metrics.ledgerCall("GetMigration", start, err)
+	if err != nil {
+		return 0, err
+	}
+	if m.Status.Role == "" {
+		now := metav1.NewTime(c.now())
+		m.Status = v1alpha1.MigrationStatus{Role: v1alpha1.RoleDestination, Phase: v1alpha1.PhaseCreating, LedgerID: id,
+			Source: lm.Source, Destination: c.id, StartTime: &now, Replicas: specReplicas(lm.Spec)}
+		return 0, c.writeStatus(ctx, m)
+	}
+	c.copyBids(m, lm)
+	w, err := decodeManifest(lm.Spec)
+	if err != nil {
+		return 0, c.giveUp(ctx, logger, m, lm, nil, err.Error())
+	}
+	chosen := lm.Decision != nil && lm.Decision.Destination == c.id
+	switch {
+	case lm.State == chaincode.StateCompleted && chosen:
+		now := metav1.NewTime(c.now())
+		m.Status.CompletionTime = &now
+		logger.Info("Completed: the service runs here", "source", lm.Source)
+		c.recorder.Eventf(m, corev1.EventTypeNormal, "Completed", "%s removed its copy; the service runs here", lm.Source)
+		return 0, c.setPhase(ctx, m, v1alpha1.PhaseCompleted, "Completed", "the service runs here")
+	case lm.State == chaincode.StateAborted || lm.State == chaincode.StateRejected || !chosen:
+		// The source gave up, or this cluster failed and another was chosen.
+		if err := c.removeCreated(ctx, w, id, lm.Source, m.CreationTimestamp.Time); err != nil {
+			return 0, fmt.Errorf("removing the copy of aborted migration %s: %w", id, err)
+		}
+		phase, reason := v1alpha1.PhaseAborted, "Aborted"
+		if !chosen && lm.State != chaincode.StateAborted {
+			phase, reason = v1alpha1.PhaseFailed, "Replaced"
+		}
+		logger.Info("Removed the copy of a migration this cluster no longer runs", "state", lm.State)
+		return 0, c.finish(ctx, m, phase, reason, "ledger state "+lm.State+": "+lm.StateReason)
+	case lm.State == chaincode.StateReady:
+		return 0, c.setPhase(ctx, m, v1alpha1.PhaseReady, "Ready", "waiting for "+lm.Source+" to remove its copy")
+	}
+	// Decided for this cluster.
+	if c.o.DryRun {
+		return 0, c.giveUp(ctx, logger, m, lm, w, "dry run: not creating the workload")
+	}
+	ready, err := c.ensureCreated(ctx, w, id, lm.Source)
+	var conflict errConflict
+	if errors.As(err, &conflict) {
+		return 0, c.giveUp(ctx, logger, m, lm, nil, conflict.msg)
+	}
+	if err != nil {
+		return 0, err
+	}
+	if !ready {
+		if c.now().After(m.Status.StartTime.Add(c.o.DestinationReadyTimeout)) {
+			return 0, c.giveUp(ctx, logger, m, lm, w, fmt.Sprintf("not Ready within --destination-ready-timeout %s", c.o.DestinationReadyTimeout))
+		}
+		if err := c.setPhase(ctx, m, v1alpha1.PhaseCreating, "WaitingForReady", "waiting for the workload to be Ready"); err != nil {
+			return 0, err
+		}
+		return time.Second, nil // pod events requeue sooner
+	}
+	start = c.now()
+	_, err = c.ledger.ReportReady(ctx, id, c.id)
+	c.metrics.ledgerCall("ReportReady", start, err)
+	if err != nil && chaincode.CodeOf(err) != chaincode.CodeConflict {
+		return 0, fmt.Errorf("reporting %s ready: %w", id, err)
+	}
+	now := metav1.NewTime(c.now())
+	m.Status.ReadyTime = &now
+	logger.Info("Workload ready; reported to the ledger", "workload", lm.Workload, "source", lm.Source)
+	c.recorder.Eventf(m, corev1.EventTypeNormal, "Ready", "%s is Ready here", lm.Workload)
+	return 0, c.setPhase(ctx, m, v1alpha1.PhaseReady, "Ready", "waiting for "+lm.Source+" to remove its copy")
+}
+
+// giveUp deletes what this cluster created (w may be nil when nothing was) and reports the
+// failure, so the ledger picks the next bidder.
+func (c *Controller) giveUp(ctx context.Context, logger klog.Logger, m *v1alpha1.Migration, lm *chaincode.Migration, w *workloadManifest, reason string) error {
+	if w != nil {
+		if err := c.removeCreated(ctx, w, lm.ID, lm.Source, m.CreationTimestamp.Time); err != nil {
+			return fmt.Errorf("removing the failed copy of %s: %w", lm.ID, err)
+		}
+	}
+	if err := c.reportFailed(ctx, lm.ID, reason); err != nil {
+		return err
+	}
+	logger.Info("Gave the migration back to the ledger", "reason", reason)
+	c.recorder.Event(m, corev1.EventTypeWarning, "DestinationFailed", reason)
+	return c.finish(ctx, m, v1alpha1.PhaseFailed, "DestinationFailed", reason)
+}
+
+func (c *Controller) reportFailed(ctx context.Context, id, reason string) error {
+	start := c.now()
+	_, err := c.ledger.ReportFailed(ctx, id, c.id, truncate(reason, chaincode.MaxTextLength))
+	c.metrics.ledgerCall("ReportFailed", start, err)
+	if err != nil && chaincode.CodeOf(err) != chaincode.CodeConflict && chaincode.CodeOf(err) != chaincode.CodeForbidden {
+		return fmt.Errorf("reporting %s failed: %w", id, err)
+	}
+	return nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
+}

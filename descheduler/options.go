@@ -1,0 +1,186 @@
+package descheduler
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"regexp"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/edgemigrate/edgemigrate/api"
+	"github.com/edgemigrate/edgemigrate/geo"
+	"github.com/edgemigrate/edgemigrate/jetson"
+)
+
+// Ledger backends.
+const (
+	BackendRemote = "remote"
+	BackendFabric = "fabric"
+)
+
+// Options configure the descheduler of one cluster.
+type Options struct {
+	// Kubeconfig is a kubeconfig path; empty means in-cluster configuration.
+	Kubeconfig string
+	// Namespace is the descheduler's own: its Lease, the client-token Secret and the ledger
+	// checkpoint live there.
+	Namespace string
+	// ClusterID is this cluster's id on the ledger.
+	ClusterID string
+	// Location is the cluster's site, "lat,lon".
+	Location string
+	// CoverageRadius and CoverageHysteresis (metres): a client is covered within the radius
+	// and counts as gone only beyond radius + hysteresis, so a car on the border does not flap.
+	CoverageRadius, CoverageHysteresis float64
+	// PublicEndpoint is where clients reach this cluster's locator.
+	PublicEndpoint string
+	// ListenAddress serves the locator API, /healthz, /readyz and /metrics.
+	ListenAddress string
+
+	LedgerBackend string
+	// LedgerURL and LedgerTokenFile reach an `edgemigrate ledger` server.
+	LedgerURL, LedgerTokenFile string
+	// Fabric settings, for LedgerBackend fabric.
+	FabricPeer, FabricTLSCA, FabricServerName, FabricMSPID, FabricCert, FabricKey, FabricChannel, FabricChaincode string
+
+	// ClientTokensSecret holds one bearer token per client id.
+	ClientTokensSecret string
+
+	LeaderElect                                                         bool
+	LeaseDuration, RenewDeadline, RetryPeriod                           time.Duration
+	DryRun                                                              bool
+	MaxConcurrentMigrations                                             int
+	OffloadAfter, BidTimeout, MigrationTimeout, DestinationReadyTimeout time.Duration
+	CapacityReportInterval                                              time.Duration
+	// ResyncInterval is how often everything is reconciled again even without events.
+	ResyncInterval time.Duration
+	Jetson         jetson.Flags
+	SchedulerName  string
+}
+
+// NewOptions returns the defaults.
+func NewOptions() *Options {
+	ns := os.Getenv("POD_NAMESPACE")
+	if ns == "" {
+		ns = api.SystemNamespace
+	}
+	return &Options{
+		Namespace:               ns,
+		CoverageRadius:          1000,
+		CoverageHysteresis:      100,
+		ListenAddress:           ":8090",
+		LedgerBackend:           BackendRemote,
+		FabricChannel:           "edgemigrate",
+		FabricChaincode:         "edgemigrate",
+		ClientTokensSecret:      api.ClientTokensSecret,
+		LeaderElect:             true,
+		LeaseDuration:           15 * time.Second,
+		RenewDeadline:           10 * time.Second,
+		RetryPeriod:             2 * time.Second,
+		MaxConcurrentMigrations: 4,
+		OffloadAfter:            2 * time.Second,
+		BidTimeout:              2 * time.Second,
+		MigrationTimeout:        2 * time.Minute,
+		DestinationReadyTimeout: time.Minute,
+		CapacityReportInterval:  30 * time.Second,
+		ResyncInterval:          10 * time.Second,
+		Jetson:                  jetson.DefaultFlags(),
+		SchedulerName:           api.SchedulerName,
+	}
+}
+
+// AddFlags binds o to flags.
+func (o *Options) AddFlags(fs *pflag.FlagSet) {
+	fs.StringVar(&o.Kubeconfig, "kubeconfig", o.Kubeconfig, "kubeconfig path; empty for in-cluster configuration")
+	fs.StringVar(&o.Namespace, "namespace", o.Namespace, "own namespace (default $POD_NAMESPACE): Lease, client-token Secret, ledger checkpoint")
+	fs.StringVar(&o.ClusterID, "cluster-id", o.ClusterID, "this cluster's id on the ledger (a DNS label)")
+	fs.StringVar(&o.Location, "location", o.Location, "this cluster's site as LAT,LON in decimal degrees, e.g. 35.8880,128.6110")
+	fs.Float64Var(&o.CoverageRadius, "coverage-radius", o.CoverageRadius, "radius (metres) within which this cluster serves clients")
+	fs.Float64Var(&o.CoverageHysteresis, "coverage-hysteresis", o.CoverageHysteresis, "metres beyond the radius before a client counts as gone (no flapping on the border)")
+	fs.StringVar(&o.PublicEndpoint, "public-endpoint", o.PublicEndpoint, "URL where clients reach this cluster's locator, e.g. http://10.0.0.5:8090")
+	fs.StringVar(&o.ListenAddress, "listen-address", o.ListenAddress, "address of the locator API, /healthz, /readyz and /metrics")
+	fs.StringVar(&o.LedgerBackend, "ledger-backend", o.LedgerBackend, "remote (an `edgemigrate ledger` server) or fabric")
+	fs.StringVar(&o.LedgerURL, "ledger-url", o.LedgerURL, "remote: URL of the ledger server")
+	fs.StringVar(&o.LedgerTokenFile, "ledger-token-file", o.LedgerTokenFile, "remote: file holding this cluster's bearer token (default: $EDGEMIGRATE_LEDGER_TOKEN)")
+	fs.StringVar(&o.FabricPeer, "fabric-peer", o.FabricPeer, "fabric: host:port of a peer's Gateway service")
+	fs.StringVar(&o.FabricTLSCA, "fabric-tls-ca", o.FabricTLSCA, "fabric: PEM of the CA of the peer's TLS certificate (empty: no TLS)")
+	fs.StringVar(&o.FabricServerName, "fabric-server-name", o.FabricServerName, "fabric: name in the peer's TLS certificate, when it differs from the host")
+	fs.StringVar(&o.FabricMSPID, "fabric-msp-id", o.FabricMSPID, "fabric: MSP id of this cluster's identity")
+	fs.StringVar(&o.FabricCert, "fabric-cert", o.FabricCert, "fabric: PEM certificate of this cluster's identity")
+	fs.StringVar(&o.FabricKey, "fabric-key", o.FabricKey, "fabric: PEM private key of this cluster's identity")
+	fs.StringVar(&o.FabricChannel, "fabric-channel", o.FabricChannel, "fabric: channel name")
+	fs.StringVar(&o.FabricChaincode, "fabric-chaincode", o.FabricChaincode, "fabric: chaincode name")
+	fs.StringVar(&o.ClientTokensSecret, "client-tokens-secret", o.ClientTokensSecret, "Secret in --namespace mapping client id to its bearer token")
+	fs.BoolVar(&o.LeaderElect, "leader-elect", o.LeaderElect, "run only while holding the Lease, so that replicas take over from each other")
+	fs.DurationVar(&o.LeaseDuration, "leader-elect-lease-duration", o.LeaseDuration, "how long a Lease lasts without renewal")
+	fs.DurationVar(&o.RenewDeadline, "leader-elect-renew-deadline", o.RenewDeadline, "how long the leader retries renewing before giving up")
+	fs.DurationVar(&o.RetryPeriod, "leader-elect-retry-period", o.RetryPeriod, "how often candidates try to acquire or renew the Lease")
+	fs.BoolVar(&o.DryRun, "dry-run", o.DryRun, "decide and record Migrations, but neither propose, bid nor move anything")
+	fs.IntVar(&o.MaxConcurrentMigrations, "max-concurrent-migrations", o.MaxConcurrentMigrations, "most source migrations in flight at once; more wait Pending")
+	fs.DurationVar(&o.OffloadAfter, "offload-after", o.OffloadAfter, "how long an opted-in pod may stay unschedulable before its workload is offloaded")
+	fs.DurationVar(&o.BidTimeout, "bid-timeout", o.BidTimeout, "how long the ledger waits for bids before deciding without the missing ones")
+	fs.DurationVar(&o.MigrationTimeout, "migration-timeout", o.MigrationTimeout, "a migration whose destination is not Ready by then is aborted; the service stays")
+	fs.DurationVar(&o.DestinationReadyTimeout, "destination-ready-timeout", o.DestinationReadyTimeout, "how long a destination waits for its copy to be Ready before it deletes it and reports failure")
+	fs.DurationVar(&o.CapacityReportInterval, "capacity-report-interval", o.CapacityReportInterval, "how often free capacity is reported to the ledger (it also keeps the cluster live for bidding)")
+	fs.DurationVar(&o.ResyncInterval, "resync-interval", o.ResyncInterval, "how often every migration is reconciled even without events")
+	o.Jetson.AddFlags(fs)
+	fs.StringVar(&o.SchedulerName, "scheduler-name", o.SchedulerName, "the scheduler whose unschedulable pods may be offloaded")
+}
+
+var dnsLabel = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$`)
+
+// Validate reports every invalid option at once.
+func (o *Options) Validate() error {
+	var errs []error
+	add := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
+	if !dnsLabel.MatchString(o.ClusterID) || len(o.ClusterID) > 40 {
+		add("--cluster-id %q: want a DNS label of at most 40 characters (migration ids are derived from it)", o.ClusterID)
+	}
+	if o.Namespace == "" {
+		add("--namespace is required")
+	}
+	if _, err := geo.ParsePoint(o.Location); err != nil {
+		add("--location: %v", err)
+	}
+	if !(o.CoverageRadius >= 0) || !(o.CoverageHysteresis >= 0) {
+		add("--coverage-radius and --coverage-hysteresis must be non-negative")
+	}
+	if u, err := url.Parse(o.PublicEndpoint); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		add("--public-endpoint %q: want an http(s) URL such as http://10.0.0.5:8090", o.PublicEndpoint)
+	}
+	switch o.LedgerBackend {
+	case BackendRemote:
+		if o.LedgerURL == "" {
+			add("--ledger-url is required with --ledger-backend=remote")
+		}
+	case BackendFabric:
+		if o.FabricPeer == "" || o.FabricMSPID == "" || o.FabricCert == "" || o.FabricKey == "" {
+			add("--ledger-backend=fabric needs --fabric-peer, --fabric-msp-id, --fabric-cert and --fabric-key")
+		}
+	default:
+		add("--ledger-backend %q: want remote or fabric", o.LedgerBackend)
+	}
+	if o.MaxConcurrentMigrations < 1 {
+		add("--max-concurrent-migrations must be at least 1")
+	}
+	for _, d := range []struct {
+		flag  string
+		value time.Duration
+	}{{"--offload-after", o.OffloadAfter}, {"--bid-timeout", o.BidTimeout}, {"--migration-timeout", o.MigrationTimeout},
+		{"--destination-ready-timeout", o.DestinationReadyTimeout}, {"--capacity-report-interval", o.CapacityReportInterval},
+		{"--resync-interval", o.ResyncInterval}} {
+		if d.value <= 0 {
+			add("%s must be positive", d.flag)
+		}
+	}
+	if _, _, err := o.Jetson.Parse(); err != nil {
+		errs = append(errs, err)
+	}
+	if o.SchedulerName == "" {
+		add("--scheduler-name must not be empty")
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,198 @@
+package descheduler
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strings"
+	"sync/atomic"
+
+	"github.com/google/uuid"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/client-go/tools/leaderelection"
+	"k8s.io/client-go/tools/leaderelection/resourcelock"
+	"k8s.io/klog/v2"
+
+	"github.com/edgemigrate/edgemigrate/geo"
+	"github.com/edgemigrate/edgemigrate/ledger"
+	"github.com/edgemigrate/edgemigrate/ledger/fabric"
+	"github.com/edgemigrate/edgemigrate/ledger/remote"
+	"github.com/edgemigrate/edgemigrate/locator"
+	"github.com/edgemigrate/edgemigrate/serve"
+)
+
+// LeaseName is the descheduler's leader-election Lease in its namespace.
+const LeaseName = "edgemigrate-descheduler"
+
+// Run connects to the cluster and the ledger, serves the locator and, while it holds the
+// Lease, runs the controller. It returns when ctx ends or leadership is lost.
+func Run(ctx context.Context, o *Options) error {
+	if err := o.Validate(); err != nil {
+		return err
+	}
+	cfg, err := clientcmd.BuildConfigFromFlags("", o.Kubeconfig)
+	if err != nil {
+		return fmt.Errorf("loading kubeconfig %q: %w", o.Kubeconfig, err)
+	}
+	cfg.QPS, cfg.Burst = 50, 100
+	ln, err := net.Listen("tcp", o.ListenAddress)
+	if err != nil {
+		return fmt.Errorf("listening on %s: %w", o.ListenAddress, err)
+	}
+	return Serve(ctx, o, cfg, ln)
+}
+
+// Serve is Run on a given listener and configuration.
+func Serve(ctx context.Context, o *Options, cfg *rest.Config, ln net.Listener) error {
+	if err := o.Validate(); err != nil {
+		return err
+	}
+	l, err := dialLedger(ctx, o)
+	if err != nil {
+		return err
+	}
+	defer l.Close()
+	kube, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return fmt.Errorf("creating the Kubernetes client: %w", err)
+	}
+	reg := serve.NewRegistry()
+	m, err := newMetrics(reg)
+	if err != nil {
+		return err
+	}
+	tokens, err := locator.NewSecretTokens(kube, o.Namespace, o.ClientTokensSecret)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go tokens.Run(ctx)
+
+	var ctrl atomic.Pointer[Controller]
+	var leading atomic.Bool
+	var loc *locator.Locator
+	loc, err = locator.New(locator.Options{
+		Tokens: tokens,
+		Resolver: resolverFunc(func(id string) (locator.Route, bool) {
+			if c := ctrl.Load(); c != nil {
+				return c.Resolve(id)
+			}
+			return locator.Route{}, false
+		}),
+		OnLocation: func(ctx context.Context, id string, p geo.Point) {
+			if c := ctrl.Load(); c != nil {
+				c.OnLocation(ctx, id, p)
+			}
+		},
+		Registerer: reg,
+	})
+	if err != nil {
+		return err
+	}
+	c, err := New(o, cfg, l, locationsOf{loc.Locations()}, m)
+	if err != nil {
+		return err
+	}
+	// Only the leader answers clients: location updates must reach the replica that acts.
+	engine := serve.NewEngine(reg, func() error {
+		if !leading.Load() {
+			return errors.New("not the leader")
+		}
+		if !c.Ready() {
+			return errors.New("not registered on the ledger yet")
+		}
+		if !tokens.HasSynced() {
+			return errors.New("client tokens not read yet")
+		}
+		return nil
+	})
+	loc.Register(engine)
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- serve.Serve(ctx, ln, engine, nil) }()
+
+	lead := func(ctx context.Context) {
+		leading.Store(true)
+		m.leader.Set(1)
+		ctrl.Store(c)
+		if err := c.Run(ctx); err != nil {
+			klog.ErrorS(err, "Descheduler stopped")
+		}
+	}
+	if !o.LeaderElect {
+		lead(ctx)
+		cancel()
+		return <-serveErr
+	}
+	host, _ := os.Hostname()
+	identity := host + "_" + uuid.NewString()
+	lock, err := resourcelock.New(resourcelock.LeasesResourceLock, o.Namespace, LeaseName+"-"+o.ClusterID,
+		kube.CoreV1(), kube.CoordinationV1(), resourcelock.ResourceLockConfig{Identity: identity})
+	if err != nil {
+		return fmt.Errorf("creating the leader-election lock: %w", err)
+	}
+	lost := make(chan struct{})
+	leaderelection.RunOrDie(ctx, leaderelection.LeaderElectionConfig{
+		Lock: lock, ReleaseOnCancel: true, Name: "edgemigrate-descheduler",
+		LeaseDuration: o.LeaseDuration, RenewDeadline: o.RenewDeadline, RetryPeriod: o.RetryPeriod,
+		Callbacks: leaderelection.LeaderCallbacks{
+			OnStartedLeading: lead,
+			OnStoppedLeading: func() {
+				leading.Store(false)
+				m.leader.Set(0)
+				close(lost)
+			},
+			OnNewLeader: func(id string) {
+				if id != identity {
+					klog.InfoS("Another replica leads", "leader", id)
+				}
+			},
+		},
+	})
+	cancel()
+	err = <-serveErr
+	select {
+	case <-lost:
+		if ctx.Err() == nil || !errors.Is(ctx.Err(), context.Canceled) {
+			return errors.New("lost the descheduler Lease")
+		}
+	default:
+	}
+	return err
+}
+
+type resolverFunc func(string) (locator.Route, bool)
+
+func (f resolverFunc) Resolve(id string) (locator.Route, bool) { return f(id) }
+
+type locationsOf struct{ l *locator.Locations }
+
+func (s locationsOf) Location(id string) (geo.Point, bool) {
+	loc, ok := s.l.Get(id)
+	return loc.Point, ok
+}
+
+func dialLedger(ctx context.Context, o *Options) (ledger.Ledger, error) {
+	switch o.LedgerBackend {
+	case BackendFabric:
+		return fabric.Dial(fabric.Config{PeerEndpoint: o.FabricPeer, TLSCACertPath: o.FabricTLSCA, ServerNameOverride: o.FabricServerName,
+			MSPID: o.FabricMSPID, CertPath: o.FabricCert, KeyPath: o.FabricKey, Channel: o.FabricChannel, Chaincode: o.FabricChaincode})
+	default:
+		token := os.Getenv("EDGEMIGRATE_LEDGER_TOKEN")
+		if o.LedgerTokenFile != "" {
+			b, err := os.ReadFile(o.LedgerTokenFile)
+			if err != nil {
+				return nil, fmt.Errorf("reading --ledger-token-file: %w", err)
+			}
+			token = strings.TrimSpace(string(b))
+		}
+		if token == "" {
+			return nil, errors.New("no ledger token: set --ledger-token-file or $EDGEMIGRATE_LEDGER_TOKEN")
+		}
+		return remote.Dial(o.LedgerURL, token, nil)
+	}
+}

@@ -1,0 +1,350 @@
+package descheduler
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/klog/v2"
+
+	"github.com/edgemigrate/edgemigrate/api"
+	"github.com/edgemigrate/edgemigrate/api/v1alpha1"
+	"github.com/edgemigrate/edgemigrate/chaincode"
+)
+
+// Condition types and reasons on Migrations.
+const (
+	ConditionSourceRemoved = "SourceRemoved"
+	reasonEvictionBlocked  = "EvictionBlocked"
+)
+
+// syncSource drives a Migration of a workload of this cluster: propose, decide, and once the
+// destination is Ready remove the local copy and complete. The ledger is the truth; the
+// status follows it, so every step may run again after a crash.
+func (c *Controller) syncSource(ctx context.Context, m *v1alpha1.Migration) (time.Duration, error) {
+	logger := klog.FromContext(ctx).WithValues("migration", klog.KObj(m))
+	if m.Status.Role == "" {
+		now := metav1.NewTime(c.now())
+		m.Status = v1alpha1.MigrationStatus{Role: v1alpha1.RoleSource, Phase: v1alpha1.PhasePending,
+			LedgerID: c.sourceLedgerID(m), Source: c.id, StartTime: &now}
+		return 0, c.writeStatus(ctx, m)
+	}
+	id := m.Status.LedgerID
+	logger = logger.WithValues("ledgerID", id)
+	start := c.now()
+	lm, err := c.ledger.GetMigration(ctx, id)
+	c.metrics.ledgerCall("GetMigration", start, err)
+	if chaincode.CodeOf(err) == chaincode.CodeNotFound {
+		return c.propose(ctx, logger, m)
+	}
+	if err != nil {
+		return 0, err
+	}
+	c.copyBids(m, lm)
+	switch lm.State {
+	case chaincode.StateProposed:
+		if c.expired(m) {
+			return 0, c.abort(ctx, m, "no decision before --migration-timeout")
+		}
+		start := c.now()
+		lm, err = c.ledger.Decide(ctx, id)
+		c.metrics.ledgerCall("Decide", start, err)
+		if chaincode.CodeOf(err) == chaincode.CodeNotYet {
+			// A bid event requeues sooner.
+			return 250 * time.Millisecond, c.setPhase(ctx, m, v1alpha1.PhaseProposed, "WaitingForBids", "waiting for bids")
+		}
+		if chaincode.CodeOf(err) == chaincode.CodeConflict {
+			return 0, nil // decided meanwhile: its event requeues
+		}
+		if err != nil {
+			return 0, err
+		}
+		c.copyBids(m, lm)
+		return 0, c.followLedger(ctx, logger, m, lm)
+	default:
+		return c.afterDecision(ctx, logger, m, lm)
+	}
+}
+
+// propose puts a Pending Migration on the ledger.
+func (c *Controller) propose(ctx context.Context, logger klog.Logger, m *v1alpha1.Migration) (time.Duration, error) {
+	if c.expired(m) {
+		return 0, c.finish(ctx, m, v1alpha1.PhaseAborted, "Timeout", "not proposed before --migration-timeout")
+	}
+	if c.o.DryRun {
+		return 0, c.setPhase(ctx, m, v1alpha1.PhasePending, "DryRun", "dry run: would propose this migration to the ledger")
+	}
+	if n := c.inFlight(); n >= c.o.MaxConcurrentMigrations {
+		return time.Second, c.setPhase(ctx, m, v1alpha1.PhasePending, "Queued",
+			fmt.Sprintf("%d migrations in flight, the most --max-concurrent-migrations allows", n))
+	}
+	p, replicas, err := c.proposal(m, m.Status.LedgerID)
+	if apierrors.IsNotFound(err) {
+		return 0, c.finish(ctx, m, v1alpha1.PhaseFailed, "WorkloadNotFound", fmt.Sprintf("%s %s not found", m.Spec.Workload.Kind, m.Spec.Workload.Name))
+	}
+	if err != nil {
+		return 0, c.finish(ctx, m, v1alpha1.PhaseFailed, "InvalidWorkload", err.Error())
+	}
+	start := c.now()
+	_, err = c.ledger.ProposeMigration(ctx, p)
+	c.metrics.ledgerCall("ProposeMigration", start, err)
+	if err != nil && chaincode.CodeOf(err) != chaincode.CodeConflict {
+		if chaincode.CodeOf(err) == chaincode.CodeInvalid || chaincode.CodeOf(err) == chaincode.CodeForbidden {
+			return 0, c.finish(ctx, m, v1alpha1.PhaseFailed, "Refused", "the ledger refused the proposal: "+err.Error())
+		}
+		return 0, fmt.Errorf("proposing %s: %w", m.Status.LedgerID, err)
+	}
+	now := metav1.NewTime(c.now())
+	m.Status.ProposedTime, m.Status.Replicas = &now, replicas
+	c.metrics.phase(m, "proposed")
+	logger.Info("Proposed", "workload", p.Workload, "reason", p.Reason, "replicas", replicas, "deadline", p.Deadline)
+	c.recorder.Eventf(m, corev1.EventTypeNormal, "Proposed", "Proposed %s on the ledger as %s; bids close at %s", p.Workload, p.ID, p.Deadline)
+	return c.o.BidTimeout, c.setPhase(ctx, m, v1alpha1.PhaseProposed, "WaitingForBids", "waiting for bids")
+}
+
+// inFlight counts source migrations past Pending and not final.
+func (c *Controller) inFlight() int {
+	n := 0
+	for _, obj := range c.migInformer.GetStore().List() {
+		m := obj.(*v1alpha1.Migration)
+		if m.Status.Role == v1alpha1.RoleSource && !m.Final() && m.Status.Phase != v1alpha1.PhasePending && m.Status.Phase != "" {
+			n++
+		}
+	}
+	return n
+}
+
+func (c *Controller) expired(m *v1alpha1.Migration) bool {
+	return m.Status.StartTime != nil && c.now().After(m.Status.StartTime.Add(c.o.MigrationTimeout))
+}
+
+func (c *Controller) copyBids(m *v1alpha1.Migration, lm *chaincode.Migration) {
+	m.Status.Bids = m.Status.Bids[:0]
+	for _, b := range lm.Bids {
+		m.Status.Bids = append(m.Status.Bids, v1alpha1.Bid{Cluster: b.ClusterID, CanHost: b.CanHost, CoversClient: b.CoversClient,
+			Score: strconv.FormatFloat(b.Score, 'f', -1, 64)})
+	}
+	m.Status.Excluded = append(m.Status.Excluded[:0], lm.Excluded...)
+}
+
+// afterDecision handles a decided migration.
+func (c *Controller) afterDecision(ctx context.Context, logger klog.Logger, m *v1alpha1.Migration, lm *chaincode.Migration) (time.Duration, error) {
+	switch lm.State {
+	case chaincode.StateDecided:
+		if c.expired(m) {
+			return 0, c.abort(ctx, m, "the destination was not Ready before --migration-timeout")
+		}
+		return 0, c.followLedger(ctx, logger, m, lm)
+	case chaincode.StateReady:
+		if m.Status.Phase != v1alpha1.PhaseReady {
+			if err := c.followLedger(ctx, logger, m, lm); err != nil {
+				return 0, err
+			}
+		}
+		// The locator already sends the client to the destination: remove the local copy.
+		gone, wait, err := c.removeSource(ctx, logger, m)
+		if err != nil || !gone {
+			return wait, err
+		}
+		start := c.now()
+		_, err = c.ledger.Complete(ctx, lm.ID)
+		c.metrics.ledgerCall("Complete", start, err)
+		if err != nil && chaincode.CodeOf(err) != chaincode.CodeConflict {
+			return 0, fmt.Errorf("completing %s: %w", lm.ID, err)
+		}
+		return 0, c.complete(ctx, logger, m)
+	case chaincode.StateCompleted:
+		return 0, c.complete(ctx, logger, m)
+	case chaincode.StateRejected:
+		c.recordOnWorkload(m, corev1.EventTypeWarning, "MigrationFailed", "No cluster can take %s %s; it stays here: %s",
+			m.Spec.Workload.Kind, m.Spec.Workload.Name, lm.StateReason)
+		return 0, c.finish(ctx, m, v1alpha1.PhaseFailed, "NoDestination", lm.StateReason)
+	case chaincode.StateAborted:
+		return 0, c.finish(ctx, m, v1alpha1.PhaseAborted, "Aborted", lm.StateReason)
+	}
+	return 0, nil
+}
+
+// followLedger copies a decision into the status.
+func (c *Controller) followLedger(ctx context.Context, logger klog.Logger, m *v1alpha1.Migration, lm *chaincode.Migration) error {
+	switch lm.State {
+	case chaincode.StateDecided, chaincode.StateReady:
+		dest := lm.Decision.Destination
+		if m.Status.Destination != dest {
+			m.Status.Destination = dest
+			cl, err := c.ledger.GetCluster(ctx, dest)
+			if err != nil {
+				return fmt.Errorf("reading destination cluster %s: %w", dest, err)
+			}
+			m.Status.DestinationEndpoint = cl.Endpoint
+			now := metav1.NewTime(c.now())
+			m.Status.DecidedTime = &now
+			c.metrics.phase(m, "decided")
+			logger.Info("Decided", "destination", dest, "score", lm.Decision.Score, "bids", len(lm.Bids), "excluded", lm.Excluded)
+			c.recorder.Eventf(m, corev1.EventTypeNormal, "Decided", "The ledger chose %s (score %v) among %d bids", dest, lm.Decision.Score, len(lm.Bids))
+		}
+		if lm.State == chaincode.StateReady {
+			now := metav1.NewTime(c.now())
+			m.Status.ReadyTime = &now
+			c.metrics.phase(m, "ready")
+			logger.Info("Destination ready; sending the client there and removing the local copy", "destination", dest)
+			c.recorder.Eventf(m, corev1.EventTypeNormal, "DestinationReady", "%s runs the service; clients go there now", dest)
+			return c.setPhase(ctx, m, v1alpha1.PhaseReady, "DestinationReady", "removing the local copy")
+		}
+		return c.setPhase(ctx, m, v1alpha1.PhaseDecided, "WaitingForDestination", "waiting for "+dest+" to run the service")
+	case chaincode.StateProposed:
+		return c.setPhase(ctx, m, v1alpha1.PhaseProposed, "WaitingForBids", "waiting for bids")
+	}
+	_, err := c.afterDecision(ctx, logger, m, lm)
+	return err
+}
+
+// removeSource removes this cluster's copy: a Deployment is scaled to zero and annotated
+// with where it went (so the service can come back), a bare Pod is evicted, respecting
+// PodDisruptionBudgets. It reports whether the copy is gone, else when to look again.
+func (c *Controller) removeSource(ctx context.Context, logger klog.Logger, m *v1alpha1.Migration) (bool, time.Duration, error) {
+	ns, name := m.Namespace, m.Spec.Workload.Name
+	switch m.Spec.Workload.Kind {
+	case v1alpha1.KindDeployment:
+		d, err := c.deployments.Deployments(ns).Get(name)
+		if apierrors.IsNotFound(err) {
+			return true, 0, nil
+		}
+		if err != nil {
+			return false, 0, err
+		}
+		if ptrValue(d.Spec.Replicas, 1) != 0 || d.Annotations[api.AnnotationMigratedTo] != m.Status.Destination {
+			patch := fmt.Sprintf(`{"metadata":{"annotations":{%q:%q,%q:%q}},"spec":{"replicas":0}}`,
+				api.AnnotationMigratedTo, m.Status.Destination, api.AnnotationMigrationID, m.Status.LedgerID)
+			if _, err := c.kube.AppsV1().Deployments(ns).Patch(ctx, name, "application/merge-patch+json", []byte(patch), metav1.PatchOptions{}); err != nil {
+				return false, 0, fmt.Errorf("scaling Deployment %s/%s to zero: %w", ns, name, err)
+			}
+			logger.Info("Scaled the local Deployment to zero", "deployment", klog.KRef(ns, name), "migratedTo", m.Status.Destination)
+		}
+		pods, err := c.pods.Pods(ns).List(selectorOf(d))
+		if err != nil {
+			return false, 0, err
+		}
+		if len(pods) > 0 {
+			return false, 500 * time.Millisecond, nil // the pod informer requeues sooner
+		}
+	case v1alpha1.KindPod:
+		p, err := c.pods.Pods(ns).Get(name)
+		if apierrors.IsNotFound(err) {
+			return true, 0, nil
+		}
+		if err != nil {
+			return false, 0, err
+		}
+		if p.DeletionTimestamp == nil {
+			ev := &policyv1.Eviction{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+				DeleteOptions: &metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &p.UID}}}
+			err := c.kube.CoreV1().Pods(ns).EvictV1(ctx, ev)
+			switch {
+			case apierrors.IsTooManyRequests(err):
+				msg := "a PodDisruptionBudget blocks the eviction; retrying: " + err.Error()
+				if cond := meta.FindStatusCondition(m.Status.Conditions, ConditionSourceRemoved); cond == nil || cond.Reason != reasonEvictionBlocked {
+					c.recorder.Event(m, corev1.EventTypeWarning, reasonEvictionBlocked, msg)
+					c.recorder.Event(p, corev1.EventTypeWarning, reasonEvictionBlocked, "Migration "+m.Name+": "+msg)
+				}
+				meta.SetStatusCondition(&m.Status.Conditions, metav1.Condition{Type: ConditionSourceRemoved, Status: metav1.ConditionFalse,
+					Reason: reasonEvictionBlocked, Message: msg})
+				return false, 5 * time.Second, c.writeStatus(ctx, m)
+			case apierrors.IsNotFound(err), apierrors.IsConflict(err):
+			case err != nil:
+				return false, 0, fmt.Errorf("evicting pod %s/%s: %w", ns, name, err)
+			default:
+				logger.Info("Evicted the local pod", "pod", klog.KObj(p))
+			}
+		}
+		return false, 500 * time.Millisecond, nil
+	}
+	return true, 0, nil
+}
+
+func (c *Controller) complete(ctx context.Context, logger klog.Logger, m *v1alpha1.Migration) error {
+	meta.SetStatusCondition(&m.Status.Conditions, metav1.Condition{Type: ConditionSourceRemoved, Status: metav1.ConditionTrue,
+		Reason: "Removed", Message: "the local copy is gone"})
+	c.metrics.phase(m, "completed")
+	logger.Info("Completed", "destination", m.Status.Destination, "duration", c.now().Sub(m.Status.StartTime.Time))
+	c.recorder.Eventf(m, corev1.EventTypeNormal, "Completed", "%s %s now runs in %s", m.Spec.Workload.Kind, m.Spec.Workload.Name, m.Status.Destination)
+	return c.finish(ctx, m, v1alpha1.PhaseCompleted, "Completed", "the service runs in "+m.Status.Destination)
+}
+
+// abort gives up on the ledger; the destination cleans up on the Aborted event.
+func (c *Controller) abort(ctx context.Context, m *v1alpha1.Migration, reason string) error {
+	start := c.now()
+	_, err := c.ledger.Abort(ctx, m.Status.LedgerID, reason)
+	c.metrics.ledgerCall("Abort", start, err)
+	if err != nil && chaincode.CodeOf(err) != chaincode.CodeConflict {
+		return fmt.Errorf("aborting %s: %w", m.Status.LedgerID, err)
+	}
+	c.recordOnWorkload(m, corev1.EventTypeWarning, "MigrationAborted", "Migration %s aborted, the service stays here: %s", m.Name, reason)
+	return c.finish(ctx, m, v1alpha1.PhaseAborted, "Timeout", reason)
+}
+
+// finish sets a final phase.
+func (c *Controller) finish(ctx context.Context, m *v1alpha1.Migration, phase, reason, msg string) error {
+	if m.Status.CompletionTime == nil {
+		now := metav1.NewTime(c.now())
+		m.Status.CompletionTime = &now
+	}
+	if m.Status.Role == v1alpha1.RoleSource && m.Status.Phase != phase {
+		c.metrics.finished(m, phase)
+	}
+	return c.setPhase(ctx, m, phase, reason, msg)
+}
+
+func (c *Controller) setPhase(ctx context.Context, m *v1alpha1.Migration, phase, reason, msg string) error {
+	if m.Status.Phase != phase {
+		klog.InfoS("Migration phase", "migration", klog.KObj(m), "ledgerID", ledgerIDOf(m), "role", m.Status.Role,
+			"from", m.Status.Phase, "to", phase, "reason", reason, "message", msg)
+	}
+	m.Status.Phase, m.Status.Reason, m.Status.Message = phase, reason, msg
+	return c.writeStatus(ctx, m)
+}
+
+// writeStatus writes the status unless the informer's copy already says the same.
+func (c *Controller) writeStatus(ctx context.Context, m *v1alpha1.Migration) error {
+	if obj, ok, _ := c.migInformer.GetIndexer().Get(m); ok && equalStatus(obj.(*v1alpha1.Migration).Status, m.Status) {
+		return nil
+	}
+	out, err := c.migs.UpdateStatus(ctx, m)
+	if err != nil {
+		return fmt.Errorf("writing the status of Migration %s/%s: %w", m.Namespace, m.Name, err)
+	}
+	c.written.Store(objectKey(out.Namespace, out.Name), out)
+	return nil
+}
+
+// recordOnWorkload records an Event on the Migration and on the workload's pods, where
+// the people who own the service look.
+func (c *Controller) recordOnWorkload(m *v1alpha1.Migration, eventType, reason, format string, args ...any) {
+	c.recorder.Eventf(m, eventType, reason, format, args...)
+	for _, p := range c.podsOf(m.Namespace, m.Spec.Workload) {
+		c.recorder.Eventf(p, eventType, reason, format, args...)
+	}
+}
+
+func (c *Controller) podsOf(ns string, ref v1alpha1.WorkloadReference) []*corev1.Pod {
+	switch ref.Kind {
+	case v1alpha1.KindDeployment:
+		d, err := c.deployments.Deployments(ns).Get(ref.Name)
+		if err != nil {
+			return nil
+		}
+		pods, _ := c.pods.Pods(ns).List(selectorOf(d))
+		return pods
+	case v1alpha1.KindPod:
+		if p, err := c.pods.Pods(ns).Get(ref.Name); err == nil {
+			return []*corev1.Pod{p}
+		}
+	}
+	return nil
+}

@@ -1,0 +1,63 @@
+package locator
+
+import (
+	"strconv"
+	"testing"
+	"time"
+)
+
+func TestLimiterSet(t *testing.T) {
+	s := newLimiterSet(2, 2) // 2/s, burst 2
+	now := start
+	for i, want := range []bool{true, true, false} {
+		if ok, _ := s.allow("a", now); ok != want {
+			t.Fatalf("take %d at once: %v, want %v", i, ok, want)
+		}
+	}
+	if ok, wait := s.allow("a", now); ok || wait != 500*time.Millisecond {
+		t.Errorf("exhausted: allow = %v, wait %v; want false, 500ms", ok, wait)
+	}
+	if blocked, wait := s.exhausted("a", now); !blocked || wait != 500*time.Millisecond {
+		t.Errorf("exhausted(a) = %v, %v; want true, 500ms", blocked, wait)
+	}
+	// Asking does not take a token, nor does an unknown key create a bucket.
+	if blocked, _ := s.exhausted("b", now); blocked || len(s.byKey) != 1 {
+		t.Errorf("exhausted(b) = %v with %d buckets; want false and 1", blocked, len(s.byKey))
+	}
+	if ok, _ := s.allow("a", now.Add(500*time.Millisecond)); !ok {
+		t.Error("no token after 500ms at 2/s")
+	}
+}
+
+func TestLimiterSetSweepsRefilledBuckets(t *testing.T) {
+	s := newLimiterSet(1, 1)
+	now := start
+	// sweepEvery new keys, the last of which sweeps: every bucket is empty, so all stay.
+	s.take("busy", now)
+	for i := range sweepEvery {
+		s.take("ip-"+strconv.Itoa(i), now)
+	}
+	if len(s.byKey) != sweepEvery+1 {
+		t.Fatalf("%d buckets after a sweep with none refilled, want %d", len(s.byKey), sweepEvery+1)
+	}
+	// A second later they are all full again, indistinguishable from new ones: swept.
+	later := now.Add(time.Second)
+	for i := range sweepEvery {
+		s.get("late-"+strconv.Itoa(i), later)
+	}
+	if len(s.byKey) > sweepEvery {
+		t.Errorf("%d buckets after a sweep of refilled ones, want at most %d", len(s.byKey), sweepEvery)
+	}
+	if _, kept := s.byKey["busy"]; kept {
+		t.Error("refilled bucket was not swept")
+	}
+	// A bucket that is still empty is kept.
+	s = newLimiterSet(0.001, 1)
+	s.take("slow", now)
+	for i := range sweepEvery {
+		s.get("x-"+strconv.Itoa(i), now.Add(time.Second))
+	}
+	if blocked, _ := s.exhausted("slow", now.Add(time.Second)); !blocked {
+		t.Error("sweep forgot a bucket that had not refilled: its client got a fresh burst")
+	}
+}

@@ -1,0 +1,339 @@
+// Package locator is the client locator API a descheduler serves: connected cars report
+// their position to it, and ask it where their inference service runs now, or have their
+// requests redirected there (BloSM's request migration).
+//
+//	PUT /v1/clients/{id}/location      {"lat":..,"lon":..}, Authorization: Bearer <token>  → 204
+//	GET /v1/clients/{id}/endpoint      → {"client":..,"cluster":..,"endpoint":..} or 404
+//	ANY /v1/clients/{id}/redirect[/…]  → 307 to <endpoint>/… with the query kept, or 404
+//
+// Mount it next to /healthz, /readyz and /metrics with Register(serve.NewEngine(...)).
+package locator
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"math"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/time/rate"
+	"k8s.io/klog/v2"
+
+	"github.com/edgemigrate/edgemigrate/geo"
+	"github.com/edgemigrate/edgemigrate/serve"
+)
+
+// Defaults of Options.
+const (
+	DefaultRatePerSecond           = 10
+	DefaultBurst                   = 20
+	DefaultMaxBodyBytes            = 4 << 10
+	DefaultFailedAuthPerSecond     = 1
+	DefaultFailedAuthBurst         = 10
+	maxClientIDLength              = 63
+	unauthorizedMessage            = "missing or invalid client credentials"
+	locationPath, endpointPath     = "/v1/clients/:id/location", "/v1/clients/:id/endpoint"
+	redirectPath, redirectRestPath = "/v1/clients/:id/redirect", "/v1/clients/:id/redirect/*rest"
+)
+
+// Route is where a client's service runs now.
+type Route struct {
+	// Cluster is the id of the edge cluster that serves the client.
+	Cluster string `json:"cluster"`
+	// Endpoint is the base URL of the client's service there, e.g. http://10.0.0.7:9090.
+	Endpoint string `json:"endpoint"`
+}
+
+// Resolver says where a client's service runs. It is called on every endpoint and redirect
+// request, so it must be an in-memory lookup.
+type Resolver interface {
+	Resolve(clientID string) (Route, bool)
+}
+
+// Options configure a Locator. Tokens and Resolver are required.
+type Options struct {
+	Tokens   Tokens
+	Resolver Resolver
+	// OnLocation is called, after the location is stored, for every accepted report. ctx is
+	// the request's: it ends with the response, so hand the work off and return quickly.
+	// Reports of one client may be handled concurrently: read Locations for the latest.
+	OnLocation func(ctx context.Context, clientID string, p geo.Point)
+	// RatePerSecond and Burst limit each client's location reports (token bucket).
+	// Defaults: 10/s, burst 20.
+	RatePerSecond float64
+	Burst         int
+	// FailedAuthPerSecond and FailedAuthBurst limit failed authentications per remote IP;
+	// once exhausted, that IP's location reports are refused with 429 without being
+	// checked. Defaults: 1/s, burst 10.
+	FailedAuthPerSecond float64
+	FailedAuthBurst     int
+	// MaxBodyBytes bounds a location report's body. Default 4 KiB.
+	MaxBodyBytes int64
+	// Registerer receives the metrics; default a private registry (metrics not exported).
+	Registerer prometheus.Registerer
+	// Now is the clock of rate limits and location times; default time.Now.
+	Now func() time.Time
+}
+
+// Locator serves the client locator API.
+type Locator struct {
+	opts       Options
+	locations  *Locations
+	perClient  *limiterSet
+	failedAuth *limiterSet
+	metrics    *metrics
+}
+
+// New checks o, fills in its defaults and returns a Locator.
+func New(o Options) (*Locator, error) {
+	if o.Tokens == nil {
+		return nil, errors.New("locator needs client tokens")
+	}
+	if o.Resolver == nil {
+		return nil, errors.New("locator needs a resolver of client routes")
+	}
+	if o.OnLocation == nil {
+		o.OnLocation = func(context.Context, string, geo.Point) {}
+	}
+	if o.RatePerSecond == 0 {
+		o.RatePerSecond = DefaultRatePerSecond
+	}
+	if o.Burst == 0 {
+		o.Burst = DefaultBurst
+	}
+	if o.FailedAuthPerSecond == 0 {
+		o.FailedAuthPerSecond = DefaultFailedAuthPerSecond
+	}
+	if o.FailedAuthBurst == 0 {
+		o.FailedAuthBurst = DefaultFailedAuthBurst
+	}
+	if o.MaxBodyBytes == 0 {
+		o.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	for _, r := range []struct {
+		name string
+		v    float64
+	}{{"rate per second", o.RatePerSecond}, {"failed authentications per second", o.FailedAuthPerSecond}} {
+		if r.v < 0 || math.IsNaN(r.v) {
+			return nil, fmt.Errorf("locator %s must be positive, got %v", r.name, r.v)
+		}
+	}
+	if o.Burst < 0 || o.FailedAuthBurst < 0 || o.MaxBodyBytes < 0 {
+		return nil, fmt.Errorf("locator bursts and body limit must be positive, got burst %d, failed-auth burst %d, max body %d",
+			o.Burst, o.FailedAuthBurst, o.MaxBodyBytes)
+	}
+	if o.Registerer == nil {
+		o.Registerer = prometheus.NewRegistry()
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	m, err := newMetrics(o.Registerer)
+	if err != nil {
+		return nil, err
+	}
+	return &Locator{
+		opts:       o,
+		locations:  newLocations(),
+		perClient:  newLimiterSet(rate.Limit(o.RatePerSecond), o.Burst),
+		failedAuth: newLimiterSet(rate.Limit(o.FailedAuthPerSecond), o.FailedAuthBurst),
+		metrics:    m,
+	}, nil
+}
+
+// Locations is the latest accepted location of each client.
+func (l *Locator) Locations() *Locations { return l.locations }
+
+// Register adds the locator's routes to e, typically the engine of serve.NewEngine.
+func (l *Locator) Register(e *gin.Engine) {
+	e.PUT(locationPath, l.observe(routeLocation), serve.LimitBody(l.opts.MaxBodyBytes), l.putLocation)
+	e.GET(endpointPath, l.observe(routeEndpoint), l.getEndpoint)
+	// 307 keeps the method and body, so inference POSTs can be redirected too.
+	for _, method := range []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
+		e.Handle(method, redirectPath, l.observe(routeRedirect), l.redirect)
+		e.Handle(method, redirectRestPath, l.observe(routeRedirect), l.redirect)
+	}
+}
+
+// Handler returns the locator's routes alone, on a new engine.
+func (l *Locator) Handler() http.Handler {
+	e := gin.New()
+	e.Use(gin.Recovery())
+	l.Register(e)
+	return e
+}
+
+func (l *Locator) observe(route string) gin.HandlerFunc {
+	duration := l.metrics.duration.WithLabelValues(route)
+	return func(c *gin.Context) {
+		start := time.Now()
+		c.Next()
+		duration.Observe(time.Since(start).Seconds())
+		code := c.Writer.Status()
+		l.metrics.requests.WithLabelValues(route, codeLabel(code)).Inc()
+		if route == routeLocation {
+			if r := updateResult(code); r != "" {
+				l.metrics.updates.WithLabelValues(r).Inc()
+			}
+		}
+	}
+}
+
+func (l *Locator) putLocation(c *gin.Context) {
+	id := c.Param("id")
+	ip := c.RemoteIP() // not ClientIP: X-Forwarded-For is the spoofer's to choose
+	refuse := func(code int, reason, message string) {
+		logID := id
+		if len(logID) > maxClientIDLength {
+			logID = logID[:maxClientIDLength] + "..."
+		}
+		klog.V(2).InfoS("Refused client location", "client", logID, "remoteIP", ip, "status", code, "reason", reason)
+		c.AbortWithStatusJSON(code, gin.H{"error": message})
+	}
+	if err := validateClientID(id); err != nil {
+		refuse(http.StatusBadRequest, err.Error(), err.Error())
+		return
+	}
+	now := l.opts.Now()
+	if blocked, wait := l.failedAuth.exhausted(ip, now); blocked {
+		setRetryAfter(c, wait)
+		refuse(http.StatusTooManyRequests, "too many failed authentications from this address",
+			"too many failed authentication attempts; retry later")
+		return
+	}
+	if reason := l.authenticate(id, c.GetHeader("Authorization")); reason != "" {
+		l.failedAuth.take(ip, now)
+		c.Header("WWW-Authenticate", `Bearer realm="edgemigrate-locator"`)
+		refuse(http.StatusUnauthorized, reason, unauthorizedMessage)
+		return
+	}
+	if ok, wait := l.perClient.allow(id, now); !ok {
+		setRetryAfter(c, wait)
+		refuse(http.StatusTooManyRequests, "client rate limit", fmt.Sprintf(
+			"client %q reports its location more often than %g/s (burst %d); retry later", id, l.opts.RatePerSecond, l.opts.Burst))
+		return
+	}
+	p, err := decodeLocation(c.Request.Body)
+	if serve.IsTooLarge(err) {
+		refuse(http.StatusRequestEntityTooLarge, "body too large",
+			fmt.Sprintf("location body exceeds %d bytes", l.opts.MaxBodyBytes))
+		return
+	}
+	if err != nil {
+		refuse(http.StatusBadRequest, err.Error(), err.Error())
+		return
+	}
+	l.locations.set(id, Location{Point: p, Time: now})
+	klog.V(4).InfoS("Accepted client location", "client", id, "lat", p.Lat, "lon", p.Lon)
+	l.opts.OnLocation(c.Request.Context(), id, p)
+	c.Status(http.StatusNoContent)
+}
+
+// authenticate checks the bearer token of id; it returns why it refused, "" when it accepts.
+// Unknown clients and wrong tokens take the same time and get the same answer, so neither
+// ids nor token lengths can be probed.
+func (l *Locator) authenticate(id, header string) string {
+	const prefix = "Bearer "
+	if len(header) <= len(prefix) || !strings.EqualFold(header[:len(prefix)], prefix) {
+		return "missing bearer token"
+	}
+	want, known := l.opts.Tokens.Token(id)
+	got, wantSum := sha256.Sum256([]byte(header[len(prefix):])), sha256.Sum256([]byte(want))
+	match := subtle.ConstantTimeCompare(got[:], wantSum[:]) == 1
+	switch {
+	case !known:
+		return "unknown client"
+	case !match:
+		return "wrong token"
+	}
+	return ""
+}
+
+func setRetryAfter(c *gin.Context, wait time.Duration) {
+	secs := int64(math.Ceil(wait.Seconds()))
+	if secs < 1 {
+		secs = 1
+	}
+	c.Header("Retry-After", strconv.FormatInt(secs, 10))
+}
+
+type endpointResponse struct {
+	Client string `json:"client"`
+	Route
+}
+
+func (l *Locator) getEndpoint(c *gin.Context) {
+	id := c.Param("id")
+	route, ok := l.resolve(c, id)
+	if !ok {
+		return
+	}
+	c.JSON(http.StatusOK, endpointResponse{Client: id, Route: route})
+}
+
+func (l *Locator) redirect(c *gin.Context) {
+	id := c.Param("id")
+	route, ok := l.resolve(c, id)
+	if !ok {
+		return
+	}
+	target := strings.TrimSuffix(route.Endpoint, "/") + redirectRest(c.Request.URL.EscapedPath(), c.Param("rest"))
+	if q := c.Request.URL.RawQuery; q != "" {
+		target += "?" + q
+	}
+	c.Redirect(http.StatusTemporaryRedirect, target)
+}
+
+// redirectRest is the part of the escaped request path after /v1/clients/{id}/redirect,
+// kept as the client escaped it; decodedRest (gin's *rest) is the fallback when the
+// prefix itself was escaped oddly.
+func redirectRest(escaped, decodedRest string) string {
+	// "", "v1", "clients", id, "redirect", rest
+	parts := strings.SplitN(escaped, "/", 6)
+	if len(parts) >= 5 && parts[4] == "redirect" {
+		if len(parts) == 6 {
+			return "/" + parts[5]
+		}
+		return ""
+	}
+	return (&url.URL{Path: decodedRest}).EscapedPath()
+}
+
+func (l *Locator) resolve(c *gin.Context, id string) (Route, bool) {
+	if err := validateClientID(id); err != nil {
+		c.AbortWithStatusJSON(http.StatusBadRequest, gin.H{"error": err.Error()})
+		return Route{}, false
+	}
+	route, ok := l.opts.Resolver.Resolve(id)
+	if !ok || route.Endpoint == "" {
+		c.AbortWithStatusJSON(http.StatusNotFound, gin.H{"error": fmt.Sprintf("client %q is not served here or known", id)})
+		return Route{}, false
+	}
+	return route, true
+}
+
+// validateClientID accepts DNS labels (RFC 1123): 1–63 lower-case letters, digits and
+// '-', starting and ending with a letter or digit. Hand-written: it runs on every request.
+func validateClientID(id string) error {
+	if id == "" || len(id) > maxClientIDLength {
+		return fmt.Errorf("client id must be 1 to %d characters, got %d", maxClientIDLength, len(id))
+	}
+	for i := 0; i < len(id); i++ {
+		ch := id[i]
+		switch {
+		case ch >= 'a' && ch <= 'z', ch >= '0' && ch <= '9':
+		case ch == '-' && i > 0 && i < len(id)-1:
+		default:
+			return fmt.Errorf("client id %q must be lower-case letters, digits and '-', starting and ending with a letter or digit", id)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,45 @@
+package migration
+
+import (
+	"testing"
+	"time"
+
+	"github.com/edgemigrate/edgemigrate/api/v1alpha1"
+	"github.com/edgemigrate/edgemigrate/ledger/fabric/fabrictest"
+	"github.com/edgemigrate/edgemigrate/localfleet"
+	"github.com/edgemigrate/edgemigrate/localfleet/fleettest"
+)
+
+// TestE2EMobilityFabric is the mobility scenario with the clusters bidding on a real
+// Hyperledger Fabric network (one organisation per cluster) instead of the embedded ledger.
+func TestE2EMobilityFabric(t *testing.T) {
+	shared.Require(t) // skips under -short and without tools, as the other scenarios
+	n := fabrictest.Up(t, "the mobility scenario on Fabric")
+	f := fleettest.Start(t, localfleet.Options{
+		Clusters: 2, ClientTokens: tokens,
+		LedgerArgs: func(i int) []string {
+			o := n.Orgs[i]
+			return []string{"--ledger-backend=fabric", "--fabric-peer=" + o.PeerEndpoint, "--fabric-tls-ca=" + o.TLSCACert,
+				"--fabric-server-name=" + o.ServerName, "--fabric-msp-id=" + o.MSPID, "--fabric-cert=" + o.Cert,
+				"--fabric-key=" + o.Key, "--fabric-channel=" + n.Channel, "--fabric-chaincode=" + n.Chaincode}
+		},
+		DeschedulerArgs: []string{"--resync-interval=2s"},
+	})
+	s := newScenarioOn(t, f)
+	s.drive("car-1", s.at(0))
+	s.create("edge-a", s.service("detector", "car-1", 1, "4Gi"))
+	s.runsOnlyIn("edge-a", "detector", 1)
+	trigger := time.Now()
+	s.drive("car-1", s.at(2000))
+	m := s.migration("edge-a", "detector", v1alpha1.PhaseCompleted)
+	t.Logf("trigger → completed on Fabric: %v", time.Since(trigger).Round(time.Millisecond))
+	if m.Status.Destination != "edge-b" {
+		t.Errorf("destination %s, want edge-b", m.Status.Destination)
+	}
+	s.runsOnlyIn("edge-b", "detector", 1)
+	s.scaledAway("edge-a", "detector", "edge-b")
+	s.locatorSays("edge-a", "car-1", "edge-b")
+	s.drive("car-1", s.at(0))
+	s.migration("edge-b", "detector", v1alpha1.PhaseCompleted)
+	s.runsOnlyIn("edge-a", "detector", 1)
+}
