@@ -1,0 +1,90 @@
+{{/* Base name of every object: the release name, unless it lacks the chart's name. */}}
+{{- define "edgemigrate.fullname" -}}
+{{- if contains .Chart.Name .Release.Name -}}
+{{- .Release.Name | trunc 40 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name .Chart.Name | trunc 40 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "edgemigrate.scheduler" -}}{{ include "edgemigrate.fullname" . }}-scheduler{{- end -}}
+{{- define "edgemigrate.webhook" -}}{{ include "edgemigrate.fullname" . }}-webhook{{- end -}}
+{{- define "edgemigrate.descheduler" -}}{{ include "edgemigrate.fullname" . }}-descheduler{{- end -}}
+{{- define "edgemigrate.locator" -}}{{ include "edgemigrate.fullname" . }}-locator{{- end -}}
+
+{{/* Labels on every object; uninstall tests select on app.kubernetes.io/instance. */}}
+{{- define "edgemigrate.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
+app.kubernetes.io/part-of: edgemigrate
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end -}}
+
+{{/* Selector labels of one component: (dict "ctx" $ "component" "webhook"). */}}
+{{- define "edgemigrate.selectorLabels" -}}
+app.kubernetes.io/name: {{ printf "%s-%s" (include "edgemigrate.fullname" .ctx) .component }}
+app.kubernetes.io/component: {{ .component }}
+{{- end -}}
+
+{{- define "edgemigrate.componentLabels" -}}
+{{ include "edgemigrate.labels" .ctx }}
+{{ include "edgemigrate.selectorLabels" . }}
+{{- end -}}
+
+{{- define "edgemigrate.image" -}}
+{{ .Values.image.repository }}:{{ .Values.image.tag | default .Chart.AppVersion }}
+{{- end -}}
+
+{{/* Pod-level hardening: every component runs as an unprivileged user. */}}
+{{- define "edgemigrate.podSecurityContext" -}}
+runAsNonRoot: true
+runAsUser: 65532
+runAsGroup: 65532
+seccompProfile:
+  type: RuntimeDefault
+{{- end -}}
+
+{{- define "edgemigrate.containerSecurityContext" -}}
+runAsNonRoot: true
+allowPrivilegeEscalation: false
+readOnlyRootFilesystem: true
+capabilities:
+  drop: ["ALL"]
+{{- end -}}
+
+{{/* Placement of a component: its own settings, else the chart-wide ones. (dict "ctx" $ "c" .Values.webhook) */}}
+{{- define "edgemigrate.placement" -}}
+{{- with (.c.nodeSelector | default .ctx.Values.nodeSelector) }}
+nodeSelector:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with (.c.tolerations | default .ctx.Values.tolerations) }}
+tolerations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .ctx.Values.affinity }}
+affinity:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .ctx.Values.priorityClassName }}
+priorityClassName: {{ . }}
+{{- end }}
+{{- with .ctx.Values.imagePullSecrets }}
+imagePullSecrets:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end -}}
+
+{{- define "edgemigrate.publicEndpoint" -}}
+{{- .Values.publicEndpoint | default (printf "http://%s.%s.svc:%v" (include "edgemigrate.locator" .) .Release.Namespace .Values.descheduler.service.port) -}}
+{{- end -}}
+
+{{/* selfSigned runs one replica: its CA lives in the process. */}}
+{{- define "edgemigrate.webhookReplicas" -}}
+{{- if eq .Values.webhook.tls.mode "selfSigned" }}1{{ else }}{{ .Values.webhook.replicas }}{{ end -}}
+{{- end -}}
+
+{{- define "edgemigrate.webhookSecret" -}}
+{{- if eq .Values.webhook.tls.mode "secret" }}{{ .Values.webhook.tls.secretName }}{{ else }}{{ include "edgemigrate.webhook" . }}-tls{{ end -}}
+{{- end -}}

@@ -1,0 +1,784 @@
+package chart
+
+import (
+	"encoding/base64"
+	"fmt"
+	"maps"
+	"os"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	schedconfig "k8s.io/kube-scheduler/config/v1"
+	"sigs.k8s.io/yaml"
+
+	"github.com/edgemigrate/edgemigrate/manifests"
+)
+
+// Names of the objects rendered for release "edgemigrate".
+const (
+	schedulerName   = "edgemigrate-scheduler"
+	webhookName     = "edgemigrate-webhook"
+	deschedulerName = "edgemigrate-descheduler"
+	locatorName     = "edgemigrate-locator"
+	clientTokens    = "edgemigrate-client-tokens"
+)
+
+// rule is one expanded RBAC permission: group, resource, verb and object name ("" for any).
+type rule struct{ group, resource, verb, name string }
+
+func (r rule) String() string {
+	s := r.group + "/" + r.resource + ":" + r.verb
+	if r.name != "" {
+		s += "[" + r.name + "]"
+	}
+	return s
+}
+
+// rules expands grants: rules(groups, resources, verbs, names...).
+func rules(groups, resources, verbs []string, names ...string) []rule {
+	if len(names) == 0 {
+		names = []string{""}
+	}
+	var out []rule
+	for _, g := range groups {
+		for _, res := range resources {
+			for _, v := range verbs {
+				for _, n := range names {
+					out = append(out, rule{g, res, v, n})
+				}
+			}
+		}
+	}
+	return out
+}
+
+func expand(policy []rbacv1.PolicyRule) []rule {
+	var out []rule
+	for _, p := range policy {
+		out = append(out, rules(p.APIGroups, p.Resources, p.Verbs, p.ResourceNames...)...)
+	}
+	return out
+}
+
+var (
+	core     = []string{""}
+	apps     = []string{"apps"}
+	coord    = []string{"coordination.k8s.io"}
+	admreg   = []string{"admissionregistration.k8s.io"}
+	read     = []string{"get", "list", "watch"}
+	migGroup = []string{"edgemigrate.io"}
+)
+
+// wantRoles is every Role and ClusterRole the chart may render and exactly what each grants:
+// a new permission must be added here, with its reason in the template.
+func wantRoles(selfSigned bool) map[string][]rule {
+	webhook := slices.Concat(
+		rules(core, []string{"namespaces", "nodes"}, read),
+		rules(apps, []string{"replicasets"}, read),
+	)
+	if selfSigned {
+		// Its own configuration only, for the caBundle.
+		webhook = append(webhook, rules(admreg, []string{"mutatingwebhookconfigurations"}, []string{"get", "update", "patch"}, webhookName)...)
+	}
+	return map[string][]rule{
+		"ClusterRole/" + webhookName: webhook,
+		"ClusterRole/" + deschedulerName: slices.Concat(
+			rules(core, []string{"pods"}, []string{"get", "list", "watch", "create", "delete"}),
+			rules(core, []string{"pods/eviction"}, []string{"create"}),
+			rules(apps, []string{"deployments"}, []string{"get", "list", "watch", "create", "update", "patch", "delete"}),
+			rules(core, []string{"namespaces"}, []string{"get", "create"}),
+			rules(core, []string{"nodes"}, read),
+			rules([]string{"", "events.k8s.io"}, []string{"events"}, []string{"create", "patch"}),
+			rules(migGroup, []string{"migrations"}, []string{"get", "list", "watch", "create", "delete"}),
+			rules(migGroup, []string{"migrations/status"}, []string{"get", "update"}),
+		),
+		namespace + "/Role/" + deschedulerName: slices.Concat(
+			rules(coord, []string{"leases"}, []string{"get", "create", "update"}),
+			rules(core, []string{"secrets"}, []string{"get"}, clientTokens),
+			rules(core, []string{"secrets"}, []string{"list", "watch"}),
+			rules(core, []string{"configmaps"}, []string{"get", "create", "update"}),
+		),
+		namespace + "/Role/" + schedulerName: slices.Concat(
+			rules(coord, []string{"leases"}, []string{"create"}),
+			rules(coord, []string{"leases"}, []string{"get", "update"}, "edgemigrate-scheduler"),
+		),
+	}
+}
+
+// wantBindings: binding → role it grants; every subject is the component's ServiceAccount.
+var wantBindings = map[string]struct{ roleRef, subject string }{
+	"ClusterRoleBinding/" + schedulerName + "-kube-scheduler":                      {"ClusterRole/system:kube-scheduler", schedulerName},
+	"ClusterRoleBinding/" + schedulerName + "-volume-scheduler":                    {"ClusterRole/system:volume-scheduler", schedulerName},
+	"ClusterRoleBinding/" + webhookName:                                            {"ClusterRole/" + webhookName, webhookName},
+	"ClusterRoleBinding/" + deschedulerName:                                        {"ClusterRole/" + deschedulerName, deschedulerName},
+	namespace + "/RoleBinding/" + schedulerName:                                    {"Role/" + schedulerName, schedulerName},
+	namespace + "/RoleBinding/" + deschedulerName:                                  {"Role/" + deschedulerName, deschedulerName},
+	"kube-system/RoleBinding/" + schedulerName + "-edgemigrate-system-auth-reader": {"Role/extension-apiserver-authentication-reader", schedulerName},
+}
+
+func key(o object) string {
+	k := o.u.GetKind() + "/" + o.u.GetName()
+	if ns := o.u.GetNamespace(); ns != "" {
+		k = ns + "/" + k
+	}
+	return k
+}
+
+// valueSet is one way operators install the chart, with what is particular to it.
+type valueSet struct {
+	name  string
+	args  []string
+	check func(t *testing.T, r rendered)
+}
+
+const testCABundle = "LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0tCg=="
+
+var valueSets = []valueSet{
+	{
+		name: "defaults",
+		check: func(t *testing.T, r rendered) {
+			wantTLSMode(t, r, "--self-signed", "")
+			if n := len(r.ofKind("Issuer")) + len(r.ofKind("Certificate")); n != 0 {
+				t.Errorf("self-signed mode renders %d cert-manager objects", n)
+			}
+			if *deployment(t, r, webhookName).Spec.Replicas != 1 {
+				t.Error("self-signed mode must run one webhook replica: its CA lives in the process")
+			}
+			args := containerArgs(t, r, deschedulerName, "descheduler")
+			for _, want := range []string{"--ledger-backend=remote", "--cluster-id=edge-1", "--location=35.888,128.611",
+				"--public-endpoint=http://" + locatorName + "." + namespace + ".svc:8090", "--ledger-token-file=/etc/edgemigrate/ledger/token"} {
+				if !slices.Contains(args, want) {
+					t.Errorf("descheduler args %q lack %s", args, want)
+				}
+			}
+			if len(r.ofKind("ServiceMonitor"))+len(r.ofKind("NetworkPolicy")) != 0 {
+				t.Error("ServiceMonitor or NetworkPolicy rendered though not enabled")
+			}
+			if d := deployment(t, r, deschedulerName); *d.Spec.Replicas != 2 {
+				t.Errorf("descheduler replicas %d, want 2 (leader-elected)", *d.Spec.Replicas)
+			}
+		},
+	},
+	{
+		name: "cert-manager",
+		args: []string{"--set", "webhook.tls.mode=certManager"},
+		check: func(t *testing.T, r rendered) {
+			issuer := r.must(t, "Issuer", webhookName)
+			cert := r.must(t, "Certificate", webhookName)
+			secret := wantTLSMode(t, r, "--tls-cert-file=/etc/edgemigrate/tls/tls.crt", "")
+			if got := unstructuredString(cert.u.Object, "spec", "secretName"); got != secret {
+				t.Errorf("Certificate writes Secret %q, the webhook mounts %q", got, secret)
+			}
+			if got := unstructuredString(cert.u.Object, "spec", "issuerRef", "name"); got != issuer.u.GetName() {
+				t.Errorf("Certificate issuer %q, want %q", got, issuer.u.GetName())
+			}
+			dns := unstructuredStrings(cert.u.Object, "spec", "dnsNames")
+			if !slices.Contains(dns, webhookName+"."+namespace+".svc") {
+				t.Errorf("Certificate dnsNames %q do not name the Service", dns)
+			}
+			mwc := webhookConfig(t, r)
+			if got := mwc.Annotations["cert-manager.io/inject-ca-from"]; got != namespace+"/"+cert.u.GetName() {
+				t.Errorf("inject-ca-from %q, want %s/%s", got, namespace, cert.u.GetName())
+			}
+			if *deployment(t, r, webhookName).Spec.Replicas != 2 {
+				t.Error("cert-manager mode should run two webhook replicas")
+			}
+		},
+	},
+	{
+		name: "provided secret",
+		args: []string{"--set", "webhook.tls.mode=secret", "--set", "webhook.tls.secretName=my-webhook-tls", "--set", "webhook.tls.caBundle=" + testCABundle},
+		check: func(t *testing.T, r rendered) {
+			if secret := wantTLSMode(t, r, "--tls-key-file=/etc/edgemigrate/tls/tls.key", testCABundle); secret != "my-webhook-tls" {
+				t.Errorf("webhook mounts Secret %q, want my-webhook-tls", secret)
+			}
+			if len(r.ofKind("Issuer"))+len(r.ofKind("Certificate")) != 0 {
+				t.Error("provided-secret mode renders cert-manager objects")
+			}
+		},
+	},
+	{
+		name: "fabric ledger",
+		args: []string{"--set", "ledger.backend=fabric", "--set", "ledger.fabric.peer=peer0.org1.example.com:7051",
+			"--set", "ledger.fabric.mspId=Org1MSP", "--set", "ledger.fabric.identitySecret=edge-1-fabric"},
+		check: func(t *testing.T, r rendered) {
+			args := containerArgs(t, r, deschedulerName, "descheduler")
+			for _, want := range []string{"--ledger-backend=fabric", "--fabric-peer=peer0.org1.example.com:7051", "--fabric-msp-id=Org1MSP",
+				"--fabric-channel=edgemigrate", "--fabric-chaincode=edgemigrate", "--fabric-cert=/etc/edgemigrate/fabric/cert.pem",
+				"--fabric-key=/etc/edgemigrate/fabric/key.pem", "--fabric-tls-ca=/etc/edgemigrate/fabric/ca.pem"} {
+				if !slices.Contains(args, want) {
+					t.Errorf("descheduler args %q lack %s", args, want)
+				}
+			}
+			for _, a := range args {
+				if strings.HasPrefix(a, "--ledger-url") || strings.HasPrefix(a, "--ledger-token-file") {
+					t.Errorf("fabric backend still passes %s", a)
+				}
+			}
+			if got := secretVolumes(deployment(t, r, deschedulerName)); !slices.Equal(got, []string{"edge-1-fabric"}) {
+				t.Errorf("descheduler mounts Secrets %q, want only the identity edge-1-fabric", got)
+			}
+		},
+	},
+	{
+		name: "monitoring and network policies",
+		args: []string{"--set", "serviceMonitor.enabled=true", "--set", "networkPolicy.enabled=true"},
+		check: func(t *testing.T, r rendered) {
+			monitors := r.ofKind("ServiceMonitor")
+			if len(monitors) != 2 {
+				t.Fatalf("%d ServiceMonitors, want 2 (webhook, descheduler)", len(monitors))
+			}
+			for _, m := range monitors {
+				sel := unstructuredMap(m.u.Object, "spec", "selector", "matchLabels")
+				port := unstructuredString(m.u.Object, "spec", "endpoints", "0", "port")
+				if !serviceWithPort(r, sel, port) {
+					t.Errorf("%s: no Service labelled %v has a port named %q", m, sel, port)
+				}
+			}
+			policies := r.ofKind("NetworkPolicy")
+			if len(policies) != 3 {
+				t.Fatalf("%d NetworkPolicies, want one per component", len(policies))
+			}
+			for _, p := range policies {
+				np := p.typed.(*networkingv1.NetworkPolicy)
+				if n := len(podTemplates(r, np.Spec.PodSelector.MatchLabels)); n != 1 {
+					t.Errorf("NetworkPolicy %s selects %d Deployments, want 1", np.Name, n)
+				}
+			}
+			// The API server must still reach the webhook, and clients the locator.
+			for name, port := range map[string]int{webhookName: 8443, deschedulerName: 8090} {
+				np := r.must(t, "NetworkPolicy", name).typed.(*networkingv1.NetworkPolicy)
+				if len(np.Spec.Ingress) != 1 || len(np.Spec.Ingress[0].Ports) != 1 || np.Spec.Ingress[0].Ports[0].Port.IntValue() != port {
+					t.Errorf("NetworkPolicy %s ingress %+v, want port %d open", name, np.Spec.Ingress, port)
+				}
+			}
+		},
+	},
+}
+
+// TestTemplate renders the chart for each value set and checks what must hold for all of
+// them, then what is particular to each.
+func TestTemplate(t *testing.T) {
+	for _, vs := range valueSets {
+		t.Run(vs.name, func(t *testing.T) {
+			r := render(t, vs.args...)
+			selfSigned := !slices.ContainsFunc(vs.args, func(a string) bool { return strings.HasPrefix(a, "webhook.tls.mode=") })
+			checkCommon(t, r)
+			checkRBAC(t, r, selfSigned)
+			checkPods(t, r)
+			vs.check(t, r)
+		})
+	}
+}
+
+func checkCommon(t *testing.T, r rendered) {
+	t.Helper()
+	crds := r.ofKind("CustomResourceDefinition")
+	if len(crds) != 1 || crds[0].u.GetName() != "migrations.edgemigrate.io" {
+		t.Errorf("CRDs %v, want migrations.edgemigrate.io", crds)
+	}
+	for _, o := range r {
+		if o.u.GetKind() == "CustomResourceDefinition" {
+			continue // crds/ is not templated
+		}
+		if o.typed == nil && !slices.Contains([]string{"Issuer", "Certificate", "ServiceMonitor"}, o.u.GetKind()) {
+			t.Errorf("%s: kind unknown to client-go's scheme", o)
+		}
+		if got := o.u.GetLabels()["app.kubernetes.io/instance"]; got != release {
+			t.Errorf("%s: label app.kubernetes.io/instance=%q, want %q (uninstall and selection rely on it)", o, got, release)
+		}
+		if ns := o.u.GetNamespace(); ns != "" && ns != namespace && key(o) != "kube-system/RoleBinding/"+schedulerName+"-edgemigrate-system-auth-reader" {
+			t.Errorf("%s: in namespace %s, outside the release namespace", o, ns)
+		}
+	}
+	// Services select pods that exist and name ports those pods have.
+	for _, o := range r.ofKind("Service") {
+		svc := o.typed.(*corev1.Service)
+		for _, p := range svc.Spec.Ports {
+			if !serviceWithPort(r, svc.Spec.Selector, p.TargetPort.String()) {
+				t.Errorf("Service %s port %s: no pod template labelled %v has container port %s", svc.Name, p.Name, svc.Spec.Selector, p.TargetPort.String())
+			}
+		}
+	}
+	for _, o := range r.ofKind("PodDisruptionBudget") {
+		sel := unstructuredMap(o.u.Object, "spec", "selector", "matchLabels")
+		if len(podTemplates(r, sel)) != 1 {
+			t.Errorf("%s selects %d Deployments, want 1", o, len(podTemplates(r, sel)))
+		}
+	}
+}
+
+// checkRBAC: every role grants exactly what wantRoles lists; no ClusterRole touches Secrets;
+// every binding is one of wantBindings and binds the component's own ServiceAccount.
+func checkRBAC(t *testing.T, r rendered, selfSigned bool) {
+	t.Helper()
+	want := wantRoles(selfSigned)
+	seen := map[string]bool{}
+	for _, kind := range []string{"ClusterRole", "Role"} {
+		for _, o := range r.ofKind(kind) {
+			var policy []rbacv1.PolicyRule
+			if cr, ok := o.typed.(*rbacv1.ClusterRole); ok {
+				policy = cr.Rules
+				for _, p := range policy {
+					if slices.Contains(p.Resources, "secrets") || slices.Contains(p.Resources, "*") {
+						t.Errorf("ClusterRole %s grants %v on secrets cluster-wide", cr.Name, p.Verbs)
+					}
+				}
+			} else {
+				policy = o.typed.(*rbacv1.Role).Rules
+			}
+			k := key(o)
+			seen[k] = true
+			wantRules, ok := want[k]
+			if !ok {
+				t.Errorf("%s: a role not in the table of allowed roles", k)
+				continue
+			}
+			got := expand(policy)
+			for _, g := range got {
+				if g.verb == "*" || g.resource == "*" || g.group == "*" {
+					t.Errorf("%s: wildcard in %s", k, g)
+				}
+				if !slices.Contains(wantRules, g) {
+					t.Errorf("%s grants %s, which is not in its table", k, g)
+				}
+			}
+			for _, w := range wantRules {
+				if !slices.Contains(got, w) {
+					t.Errorf("%s lacks %s, which the component needs", k, w)
+				}
+			}
+		}
+	}
+	for k := range want {
+		if !seen[k] {
+			t.Errorf("%s not rendered", k)
+		}
+	}
+	bindings := 0
+	for _, kind := range []string{"ClusterRoleBinding", "RoleBinding"} {
+		for _, o := range r.ofKind(kind) {
+			bindings++
+			var ref rbacv1.RoleRef
+			var subjects []rbacv1.Subject
+			switch b := o.typed.(type) {
+			case *rbacv1.ClusterRoleBinding:
+				ref, subjects = b.RoleRef, b.Subjects
+			case *rbacv1.RoleBinding:
+				ref, subjects = b.RoleRef, b.Subjects
+			}
+			w, ok := wantBindings[key(o)]
+			if !ok {
+				t.Errorf("%s: a binding not in the table", key(o))
+				continue
+			}
+			if got := ref.Kind + "/" + ref.Name; got != w.roleRef {
+				t.Errorf("%s grants %s, want %s", key(o), got, w.roleRef)
+			}
+			wantSubject := []rbacv1.Subject{{Kind: "ServiceAccount", Name: w.subject, Namespace: namespace}}
+			if !reflect.DeepEqual(subjects, wantSubject) {
+				t.Errorf("%s binds %+v, want %+v", key(o), subjects, wantSubject)
+			}
+			if _, ok := r.get("ServiceAccount", w.subject); !ok {
+				t.Errorf("%s binds ServiceAccount %s, which is not rendered", key(o), w.subject)
+			}
+		}
+	}
+	if bindings != len(wantBindings) {
+		t.Errorf("%d bindings rendered, want %d", bindings, len(wantBindings))
+	}
+}
+
+// checkPods: every container of every pod is hardened and has resources.
+func checkPods(t *testing.T, r rendered) {
+	t.Helper()
+	specs := map[string]corev1.PodSpec{}
+	for _, o := range r.ofKind("Deployment") {
+		d := o.typed.(*appsv1.Deployment)
+		specs[key(o)] = d.Spec.Template.Spec
+		if !labels.SelectorFromSet(d.Spec.Selector.MatchLabels).Matches(labels.Set(d.Spec.Template.Labels)) {
+			t.Errorf("Deployment %s: selector does not match its pod template", d.Name)
+		}
+		sa := d.Spec.Template.Spec.ServiceAccountName
+		if _, ok := r.get("ServiceAccount", sa); !ok || sa == "" || sa == "default" {
+			t.Errorf("Deployment %s runs as ServiceAccount %q, not one of its own", d.Name, sa)
+		}
+	}
+	for _, o := range r.ofKind("Pod") {
+		specs[key(o)] = o.typed.(*corev1.Pod).Spec
+	}
+	if len(specs) < 3 {
+		t.Fatalf("%d pod specs rendered, want at least the scheduler, webhook and descheduler", len(specs))
+	}
+	for name, spec := range specs {
+		if spec.HostNetwork || spec.HostPID || spec.HostIPC {
+			t.Errorf("%s shares a host namespace", name)
+		}
+		psc := spec.SecurityContext
+		if psc == nil || psc.SeccompProfile == nil || psc.SeccompProfile.Type != corev1.SeccompProfileTypeRuntimeDefault {
+			t.Errorf("%s: want seccompProfile RuntimeDefault", name)
+		}
+		for _, c := range slices.Concat(spec.InitContainers, spec.Containers) {
+			where := name + " container " + c.Name
+			sc := c.SecurityContext
+			if sc == nil {
+				t.Errorf("%s: no securityContext", where)
+				continue
+			}
+			nonRoot := sc.RunAsNonRoot
+			if nonRoot == nil && psc != nil {
+				nonRoot = psc.RunAsNonRoot
+			}
+			if nonRoot == nil || !*nonRoot {
+				t.Errorf("%s: runAsNonRoot not set", where)
+			}
+			if sc.ReadOnlyRootFilesystem == nil || !*sc.ReadOnlyRootFilesystem {
+				t.Errorf("%s: readOnlyRootFilesystem not set", where)
+			}
+			if sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation {
+				t.Errorf("%s: allowPrivilegeEscalation not false", where)
+			}
+			if sc.Privileged != nil && *sc.Privileged {
+				t.Errorf("%s: privileged", where)
+			}
+			if sc.Capabilities == nil || !slices.Contains(sc.Capabilities.Drop, "ALL") || len(sc.Capabilities.Add) != 0 {
+				t.Errorf("%s: capabilities %+v, want drop ALL and add nothing", where, sc.Capabilities)
+			}
+			req := c.Resources.Requests
+			if req.Cpu().IsZero() || req.Memory().IsZero() || c.Resources.Limits.Memory().IsZero() {
+				t.Errorf("%s: resources %+v, want cpu and memory requests and a memory limit", where, c.Resources)
+			}
+		}
+	}
+}
+
+// wantTLSMode checks the webhook's TLS wiring: its args hold flag, its configuration's
+// caBundle is caBundle (base64), and a serving Secret is mounted unless self-signed. It
+// returns the mounted Secret's name.
+func wantTLSMode(t *testing.T, r rendered, flag, caBundle string) string {
+	t.Helper()
+	args := containerArgs(t, r, webhookName, "webhook")
+	if !slices.Contains(args, flag) {
+		t.Errorf("webhook args %q lack %s", args, flag)
+	}
+	mwc := webhookConfig(t, r)
+	if got := base64.StdEncoding.EncodeToString(mwc.Webhooks[0].ClientConfig.CABundle); got != caBundle {
+		t.Errorf("caBundle %q, want %q", got, caBundle)
+	}
+	secrets := secretVolumes(deployment(t, r, webhookName))
+	if flag == "--self-signed" {
+		if len(secrets) != 0 {
+			t.Errorf("self-signed webhook mounts Secrets %q", secrets)
+		}
+		return ""
+	}
+	if len(secrets) != 1 {
+		t.Fatalf("webhook mounts Secrets %q, want one serving Secret", secrets)
+	}
+	return secrets[0]
+}
+
+// TestSchema: bad values are refused before anything is rendered, naming the bad value.
+func TestSchema(t *testing.T) {
+	// Each accepted value shows that its refused neighbours fail for the value itself.
+	for _, ok := range [][]string{
+		{"clusterId=edge-2"}, {"location.latitude=-90", "location.longitude=180"}, {"ledger.backend=remote"},
+		// --set passes decimals as strings, integers as numbers: both are checked.
+		{"location.latitude=-89.999", "location.longitude=-179.5"},
+		{"publicEndpoint=https://edge-1.example.com:30090"},
+	} {
+		var args []string
+		for _, s := range ok {
+			args = append(args, "--set", s)
+		}
+		if _, err := helm(t, templateArgs(args...)...); err != nil {
+			t.Errorf("valid values %v refused: %v", ok, err)
+		}
+	}
+	for _, tc := range []struct {
+		set  []string
+		want string // in the error: where and why
+	}{
+		{[]string{"clusterId=BAD_ID"}, "at '/clusterId': 'BAD_ID' does not match pattern"},
+		{[]string{"clusterId=edge.1"}, "at '/clusterId'"},
+		{[]string{"clusterId=" + strings.Repeat("a", 41)}, "at '/clusterId': maxLength: got 41, want 40"},
+		{[]string{"location.latitude=91"}, "at '/location/latitude': maximum: got 91, want 90"},
+		{[]string{"location.longitude=-180.5"}, "at '/location/longitude': '-180.5' does not match pattern"},
+		{[]string{"location.latitude=90.01"}, "at '/location/latitude'"},
+		{[]string{"coverageRadius=0"}, "at '/coverageRadius'"},
+		{[]string{"ledger.backend=ipfs"}, "at '/ledger/backend': value must be one of 'remote', 'fabric'"},
+		{[]string{"ledger.backend=fabric"}, "at '/ledger/fabric/mspId'"},
+		{[]string{"ledger.backend=fabric", "ledger.fabric.mspId=Org1MSP", "ledger.fabric.peer=no-port"}, "at '/ledger/fabric/peer'"},
+		{[]string{"webhook.tls.mode=vault"}, "at '/webhook/tls/mode'"},
+		{[]string{"webhook.tls.mode=secret", "webhook.tls.secretName=s"}, "at '/webhook/tls/caBundle'"},
+		{[]string{"publicEndpoint=10.0.0.5:8090"}, "at '/publicEndpoint'"},
+		{[]string{"jetson.policy=random"}, "at '/jetson/policy'"},
+		{[]string{"descheduler.offloadAfter=soon"}, "at '/descheduler/offloadAfter'"},
+		{[]string{"clusterID=edge-1"}, "additional properties 'clusterID' not allowed"},
+	} {
+		t.Run(strings.Join(tc.set, ","), func(t *testing.T) {
+			var args []string
+			for _, s := range tc.set {
+				args = append(args, "--set", s)
+			}
+			_, err := helm(t, templateArgs(args...)...)
+			if err == nil {
+				t.Fatalf("accepted")
+			}
+			if !strings.Contains(err.Error(), "values don't meet the specifications of the schema") || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error does not say %q:\n%v", tc.want, err)
+			}
+		})
+	}
+}
+
+// TestLint: helm lint --strict passes for the value sets.
+func TestLint(t *testing.T) {
+	for _, vs := range valueSets {
+		t.Run(vs.name, func(t *testing.T) {
+			out, err := helm(t, append([]string{"lint", "--strict", chartDir}, vs.args...)...)
+			if err != nil {
+				t.Fatalf("%v\n%s", err, out)
+			}
+		})
+	}
+}
+
+// TestSchedulerConfigMatchesManifest: the chart's KubeSchedulerConfiguration is
+// manifests/scheduler-config.yaml but for the lease namespace and the sidecar's address.
+func TestSchedulerConfigMatchesManifest(t *testing.T) {
+	r := render(t)
+	cm := r.must(t, "ConfigMap", schedulerName).typed.(*corev1.ConfigMap)
+	var got schedconfig.KubeSchedulerConfiguration
+	if err := yaml.UnmarshalStrict([]byte(cm.Data["scheduler-config.yaml"]), &got); err != nil {
+		t.Fatalf("decoding the chart's scheduler configuration: %v", err)
+	}
+	want, err := manifests.SchedulerConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want.LeaderElection.ResourceNamespace = namespace
+	want.Extenders[0].URLPrefix = "http://127.0.0.1:8888"
+	if !reflect.DeepEqual(&got, want) {
+		gotYAML, _ := yaml.Marshal(&got)
+		wantYAML, _ := yaml.Marshal(want)
+		t.Errorf("chart's scheduler configuration diverges from manifests/scheduler-config.yaml:\nchart:\n%s\nmanifest (lease namespace and URL rewritten):\n%s", gotYAML, wantYAML)
+	}
+	// The URL reaches the sidecar, and the config file is where the scheduler reads it.
+	if args := containerArgs(t, r, schedulerName, "extender"); !slices.Contains(args, "--listen-address=127.0.0.1:8888") {
+		t.Errorf("extender args %q: not listening where urlPrefix points", args)
+	}
+	d := deployment(t, r, schedulerName)
+	if cmd := d.Spec.Template.Spec.Containers[0].Command; !slices.Contains(cmd, "--config=/etc/edgemigrate-scheduler/scheduler-config.yaml") {
+		t.Errorf("kube-scheduler command %q does not read the ConfigMap", cmd)
+	}
+}
+
+// TestWebhookConfigMatchesManifest: the chart's MutatingWebhookConfiguration (defaults,
+// release edgemigrate in edgemigrate-system) is that of manifests/webhook.yaml.
+func TestWebhookConfigMatchesManifest(t *testing.T) {
+	got := webhookConfig(t, render(t))
+	want, err := manifests.WebhookConfiguration()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Name != want.Name || !reflect.DeepEqual(got.Webhooks, want.Webhooks) {
+		gotYAML, _ := yaml.Marshal(got.Webhooks)
+		wantYAML, _ := yaml.Marshal(want.Webhooks)
+		t.Errorf("chart's MutatingWebhookConfiguration %s diverges from manifests/webhook.yaml's %s:\nchart:\n%s\nmanifest:\n%s", got.Name, want.Name, gotYAML, wantYAML)
+	}
+}
+
+// installYAML is the plain YAML that `make manifests` writes.
+const installYAML = "../../manifests/install/edgemigrate.yaml"
+
+// TestInstallManifestsUpToDate: manifests/install is what `make manifests` renders now.
+func TestInstallManifestsUpToDate(t *testing.T) {
+	data, err := os.ReadFile(installYAML)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The file is a header (comments and the Namespace) followed by helm's output.
+	i := strings.Index(string(data), "\n---\n# Source: ")
+	if i < 0 {
+		t.Fatalf("%s holds no rendered chart", installYAML)
+	}
+	header, body := data[:i+1], data[i+1:]
+	fresh, err := helm(t, templateArgs("--skip-tests")...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(body) != string(fresh) {
+		t.Errorf("%s is stale: run `make manifests`", installYAML)
+	}
+	ns, err := decode(header)
+	if err != nil || len(ns) != 1 || key(ns[0]) != "Namespace/"+namespace {
+		t.Errorf("%s header: want the Namespace %s, got %v (%v)", installYAML, namespace, ns, err)
+	}
+}
+
+// TestCRDMatchesManifest: the chart's crds/ carries manifests/crds unchanged.
+func TestCRDMatchesManifest(t *testing.T) {
+	const name = "edgemigrate.io_migrations.yaml"
+	want, err := os.ReadFile("../../manifests/crds/" + name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile(chartDir + "/crds/" + name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(got) != string(want) {
+		t.Errorf("charts/edgemigrate/crds/%s differs from manifests/crds/%s: run `make manifests`", name, name)
+	}
+}
+
+func deployment(t *testing.T, r rendered, name string) *appsv1.Deployment {
+	t.Helper()
+	return r.must(t, "Deployment", name).typed.(*appsv1.Deployment)
+}
+
+func containerArgs(t *testing.T, r rendered, deploy, container string) []string {
+	t.Helper()
+	for _, c := range deployment(t, r, deploy).Spec.Template.Spec.Containers {
+		if c.Name == container {
+			return c.Args
+		}
+	}
+	t.Fatalf("Deployment %s has no container %s", deploy, container)
+	return nil
+}
+
+func webhookConfig(t *testing.T, r rendered) *admissionregistrationv1.MutatingWebhookConfiguration {
+	t.Helper()
+	return r.must(t, "MutatingWebhookConfiguration", webhookName).typed.(*admissionregistrationv1.MutatingWebhookConfiguration)
+}
+
+func secretVolumes(d *appsv1.Deployment) []string {
+	var out []string
+	for _, v := range d.Spec.Template.Spec.Volumes {
+		if v.Secret != nil {
+			out = append(out, v.Secret.SecretName)
+		}
+	}
+	return out
+}
+
+// podTemplates returns the Deployments' pod templates whose labels sel selects.
+func podTemplates(r rendered, sel map[string]string) []corev1.PodTemplateSpec {
+	var out []corev1.PodTemplateSpec
+	if len(sel) == 0 {
+		return nil
+	}
+	for _, o := range r.ofKind("Deployment") {
+		tpl := o.typed.(*appsv1.Deployment).Spec.Template
+		if labels.SelectorFromSet(sel).Matches(labels.Set(tpl.Labels)) {
+			out = append(out, tpl)
+		}
+	}
+	return out
+}
+
+// serviceWithPort: a pod template selected by sel has a container port named (or numbered) port,
+// or, for ServiceMonitors, a Service labelled sel has a port of that name.
+func serviceWithPort(r rendered, sel map[string]string, port string) bool {
+	for _, tpl := range podTemplates(r, sel) {
+		for _, c := range tpl.Spec.Containers {
+			for _, p := range c.Ports {
+				if p.Name == port || fmt.Sprint(p.ContainerPort) == port {
+					return true
+				}
+			}
+		}
+	}
+	for _, o := range r.ofKind("Service") {
+		svc := o.typed.(*corev1.Service)
+		if len(sel) == 0 || !labels.SelectorFromSet(sel).Matches(labels.Set(svc.Labels)) {
+			continue
+		}
+		for _, p := range svc.Spec.Ports {
+			if p.Name == port {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func unstructuredString(obj map[string]any, path ...string) string {
+	v, _ := walk(obj, path...)
+	s, _ := v.(string)
+	return s
+}
+
+func unstructuredStrings(obj map[string]any, path ...string) []string {
+	v, _ := walk(obj, path...)
+	list, _ := v.([]any)
+	var out []string
+	for _, e := range list {
+		if s, isString := e.(string); isString {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func unstructuredMap(obj map[string]any, path ...string) map[string]string {
+	v, _ := walk(obj, path...)
+	m, _ := v.(map[string]any)
+	out := map[string]string{}
+	for k, e := range maps.All(m) {
+		out[k] = fmt.Sprint(e)
+	}
+	return out
+}
+
+// walk follows keys through maps and decimal indexes through lists.
+func walk(obj any, path ...string) (any, bool) {
+	for _, p := range path {
+		switch v := obj.(type) {
+		case map[string]any:
+			obj = v[p]
+		case []any:
+			var i int
+			if _, err := fmt.Sscan(p, &i); err != nil || i < 0 || i >= len(v) {
+				return nil, false
+			}
+			obj = v[i]
+		default:
+			return nil, false
+		}
+	}
+	return obj, obj != nil
+}
+
+// TestPlacement: a component's own nodeSelector replaces the chart-wide one; chart-wide
+// tolerations reach every component (a control plane of tainted Jetsons).
+func TestPlacement(t *testing.T) {
+	r := render(t, "--set", `scheduler.nodeSelector.kubernetes\.io/arch=amd64`,
+		"--set", "tolerations[0].key=node-role.kubernetes.io/control-plane", "--set", "tolerations[0].effect=NoSchedule")
+	for _, tc := range []struct {
+		deploy string
+		want   map[string]string
+	}{
+		{schedulerName, map[string]string{"kubernetes.io/arch": "amd64"}},
+		{webhookName, map[string]string{"kubernetes.io/os": "linux"}},
+		{deschedulerName, map[string]string{"kubernetes.io/os": "linux"}},
+	} {
+		spec := deployment(t, r, tc.deploy).Spec.Template.Spec
+		if !maps.Equal(spec.NodeSelector, tc.want) {
+			t.Errorf("%s nodeSelector %v, want %v", tc.deploy, spec.NodeSelector, tc.want)
+		}
+		if len(spec.Tolerations) != 1 || spec.Tolerations[0].Key != "node-role.kubernetes.io/control-plane" || spec.Tolerations[0].Effect != corev1.TaintEffectNoSchedule {
+			t.Errorf("%s tolerations %+v, want the control-plane taint", tc.deploy, spec.Tolerations)
+		}
+	}
+}
