@@ -30,6 +30,8 @@ func NewCommand() *cobra.Command {
 		newLedgerCommand(),
 		newWebhookCommand(),
 		newExtenderCommand(),
+		newDeschedulerCommand(),
+		newDemoCommand(),
 	)
 	return root
 }
