@@ -4,7 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"net"
+	"fmt"
+	"io"
 	"net/http"
 	"os/exec"
 	"path/filepath"
@@ -24,6 +25,20 @@ import (
 // TestE2EExtenderCommand runs `edgemigrate extender` as operators do, against the shared
 // cluster: it turns ready once its informers sync, judges a node with the flags given
 // (memory reserve), and exits cleanly on SIGTERM.
+func get(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
 func TestE2EExtenderCommand(t *testing.T) {
 	e := setup(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
@@ -38,15 +53,14 @@ func TestE2EExtenderCommand(t *testing.T) {
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("building edgemigrate: %v\n%s", err, out)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ports, err := localcluster.FreePorts(2)
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr, metricsAddr := fmt.Sprintf("127.0.0.1:%d", ports[0]), fmt.Sprintf("127.0.0.1:%d", ports[1])
 	var logs bytes.Buffer
 	cmd := exec.CommandContext(ctx, bin, "extender", "--kubeconfig", e.cluster.Kubeconfig, "--listen-address", addr,
-		"--memory-reserve", "2Gi", "--policy", "spread", "-v", "2")
+		"--metrics-address", metricsAddr, "--memory-reserve", "2Gi", "--policy", "spread", "-v", "2")
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -78,6 +92,20 @@ func TestE2EExtenderCommand(t *testing.T) {
 	}
 	if want := "unified memory: need 11.0Gi, free 10.0Gi of 14.0Gi on NVIDIA-Jetson-Orin-NX"; res.FailedNodes["command-a"] != want {
 		t.Errorf("filter answered %+v, want command-a rejected with %q", res, want)
+	}
+	// The metrics address serves probes and metrics (the filter above counted), and not the verbs.
+	for path, want := range map[string]int{"/readyz": http.StatusOK, "/filter": http.StatusNotFound} {
+		resp, err := http.Get("http://" + metricsAddr + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("GET %s on the metrics address: %d, want %d", path, resp.StatusCode, want)
+		}
+	}
+	if metrics := get(t, "http://"+metricsAddr+"/metrics"); !strings.Contains(metrics, "edgemigrate_extender_nodes_rejected_total") {
+		t.Errorf("no extender metrics on the metrics address:\n%.500s", metrics)
 	}
 
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {

@@ -230,13 +230,16 @@ var valueSets = []valueSet{
 	},
 	{
 		name: "monitoring and network policies",
-		args: []string{"--set", "serviceMonitor.enabled=true", "--set", "networkPolicy.enabled=true"},
+		args: []string{"--set", "serviceMonitor.enabled=true", "--set", "serviceMonitor.labels.release=prometheus", "--set", "networkPolicy.enabled=true"},
 		check: func(t *testing.T, r rendered) {
 			monitors := r.ofKind("ServiceMonitor")
-			if len(monitors) != 2 {
-				t.Fatalf("%d ServiceMonitors, want 2 (webhook, descheduler)", len(monitors))
+			if len(monitors) != 3 {
+				t.Fatalf("%d ServiceMonitors, want 3 (webhook, descheduler, extender)", len(monitors))
 			}
 			for _, m := range monitors {
+				if m.u.GetLabels()["release"] != "prometheus" {
+					t.Errorf("%s lacks the serviceMonitor.labels: %v", m, m.u.GetLabels())
+				}
 				sel := unstructuredMap(m.u.Object, "spec", "selector", "matchLabels")
 				port := unstructuredString(m.u.Object, "spec", "endpoints", "0", "port")
 				if !serviceWithPort(r, sel, port) {
@@ -254,7 +257,7 @@ var valueSets = []valueSet{
 				}
 			}
 			// The API server must still reach the webhook, and clients the locator.
-			for name, port := range map[string]int{webhookName: 8443, deschedulerName: 8090} {
+			for name, port := range map[string]int{webhookName: 8443, deschedulerName: 8090, schedulerName: 8889} {
 				np := r.must(t, "NetworkPolicy", name).typed.(*networkingv1.NetworkPolicy)
 				if len(np.Spec.Ingress) != 1 || len(np.Spec.Ingress[0].Ports) != 1 || np.Spec.Ingress[0].Ports[0].Port.IntValue() != port {
 					t.Errorf("NetworkPolicy %s ingress %+v, want port %d open", name, np.Spec.Ingress, port)

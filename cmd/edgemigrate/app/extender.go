@@ -20,6 +20,9 @@ import (
 type ExtenderOptions struct {
 	// ListenAddress is where kube-scheduler calls the extender (and where /metrics is).
 	ListenAddress string
+	// MetricsAddress, when set, serves /healthz, /readyz and /metrics alone, for probes and
+	// Prometheus when ListenAddress is loopback (the extender as a scheduler sidecar).
+	MetricsAddress string
 	// Kubeconfig is a kubeconfig path; empty means in-cluster configuration.
 	Kubeconfig string
 	// Jetson are the fit model's settings.
@@ -43,6 +46,7 @@ func NewExtenderOptions() *ExtenderOptions {
 // AddFlags binds the options to flags.
 func (o *ExtenderOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.ListenAddress, "listen-address", o.ListenAddress, "address to serve the extender verbs, /healthz, /readyz and /metrics on")
+	fs.StringVar(&o.MetricsAddress, "metrics-address", o.MetricsAddress, "optional second address serving only /healthz, /readyz and /metrics (for probes and Prometheus when --listen-address is loopback)")
 	fs.StringVar(&o.Kubeconfig, "kubeconfig", o.Kubeconfig, "kubeconfig path; empty for in-cluster configuration")
 	o.Jetson.AddFlags(fs)
 	fs.DurationVar(&o.AssumeTTL, "assume-ttl", o.AssumeTTL, "how long a pod bound by the extender counts against its node before the informer confirms the binding")
@@ -87,7 +91,21 @@ func (o *ExtenderOptions) Run(ctx context.Context) error {
 	}
 	klog.InfoS("Serving scheduler extender", "address", o.ListenAddress, "policy", cfg.Policy,
 		"memoryReserve", o.Jetson.MemoryReserve, "jetsonNodeSelector", o.Jetson.NodeSelector)
-	return serve.ListenAndServe(ctx, o.ListenAddress, ext.Handler(reg), nil)
+	if o.MetricsAddress == "" {
+		return serve.ListenAndServe(ctx, o.ListenAddress, ext.Handler(reg), nil)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errs := make(chan error, 2)
+	go func() { errs <- serve.ListenAndServe(ctx, o.ListenAddress, ext.Handler(reg), nil) }()
+	go func() { errs <- serve.ListenAndServe(ctx, o.MetricsAddress, serve.NewEngine(reg, ext.Ready), nil) }()
+	// Either server ending (a port taken, or ctx) ends both.
+	err = <-errs
+	cancel()
+	if err2 := <-errs; err == nil {
+		err = err2
+	}
+	return err
 }
 
 func newExtenderCommand() *cobra.Command {
