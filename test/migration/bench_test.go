@@ -4,12 +4,15 @@ import (
 	"context"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/tools/cache"
 
 	"github.com/edgemigrate/edgemigrate/chaincode"
 	"github.com/edgemigrate/edgemigrate/ledger"
@@ -151,12 +154,14 @@ func startProbe(s *scenario, car, name string) *probe {
 	for _, e := range s.f.Edges {
 		byURL[e.LocatorURL] = e.ID
 	}
+	// Watched, not listed: the probe must not load the API servers it measures.
+	ready := s.watchReady(ctx, name)
 	go func() {
 		defer close(p.done)
 		for ctx.Err() == nil {
 			// A copy Ready just before or just after the answer: the request would have been
 			// served (the answer and the check cannot be one atomic step).
-			before := s.readyIn(ctx, name)
+			before := ready()
 			start := time.Now()
 			resp, err := client.Get(s.edge("edge-a").LocatorURL + "/v1/clients/" + car + "/redirect/infer")
 			if err != nil {
@@ -167,11 +172,11 @@ func startProbe(s *scenario, car, name string) *probe {
 			p.requests++
 			target := ""
 			for url, id := range byURL {
-				if loc := resp.Header.Get("Location"); len(loc) >= len(url) && loc[:len(url)] == url {
+				if loc := resp.Header.Get("Location"); strings.HasPrefix(loc, url) {
 					target = id
 				}
 			}
-			if resp.StatusCode != http.StatusTemporaryRedirect || (!before[target] && !s.readyIn(ctx, name)[target]) {
+			if resp.StatusCode != http.StatusTemporaryRedirect || (!before[target] && !ready()[target]) {
 				p.failures++
 				s.t.Logf("probe: %d to %q (cluster %q)", resp.StatusCode, resp.Header.Get("Location"), target)
 			}
@@ -187,21 +192,32 @@ func (p *probe) stop() ([]time.Duration, int, int) {
 	return p.redirects, p.failures, p.requests
 }
 
-// readyIn tells, per cluster, whether a Ready copy of the service runs there.
-func (s *scenario) readyIn(ctx context.Context, name string) map[string]bool {
-	out := map[string]bool{}
+// watchReady watches the service's pods in every cluster and returns a function telling,
+// per cluster, whether a Ready copy runs there now.
+func (s *scenario) watchReady(ctx context.Context, name string) func() map[string]bool {
+	stores := map[string]cache.Store{}
 	for _, e := range s.f.Edges {
-		pods, err := e.Client.CoreV1().Pods(s.ns).List(ctx, metav1.ListOptions{LabelSelector: "app=" + name})
-		if err != nil {
-			continue
+		factory := informers.NewSharedInformerFactoryWithOptions(e.Client, 0, informers.WithNamespace(s.ns),
+			informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = "app=" + name }))
+		inf := factory.Core().V1().Pods().Informer()
+		factory.Start(ctx.Done())
+		if !cache.WaitForCacheSync(ctx.Done(), inf.HasSynced) {
+			s.t.Fatalf("watching pods in %s", e.ID)
 		}
-		for _, p := range pods.Items {
-			for _, c := range p.Status.Conditions {
-				if p.DeletionTimestamp == nil && c.Type == "Ready" && c.Status == "True" {
-					out[e.ID] = true
+		stores[e.ID] = inf.GetStore()
+	}
+	return func() map[string]bool {
+		out := map[string]bool{}
+		for id, st := range stores {
+			for _, obj := range st.List() {
+				p := obj.(*corev1.Pod)
+				for _, c := range p.Status.Conditions {
+					if p.DeletionTimestamp == nil && c.Type == corev1.PodReady && c.Status == corev1.ConditionTrue {
+						out[id] = true
+					}
 				}
 			}
 		}
+		return out
 	}
-	return out
 }
