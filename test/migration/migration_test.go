@@ -577,3 +577,36 @@ func TestE2EManual(t *testing.T) {
 		}
 	}
 }
+
+// TestE2EDryRun: with --dry-run the descheduler records what it would do and moves nothing:
+// the Migration stays Pending with reason DryRun, nothing reaches the ledger, and the
+// service keeps running where it is.
+func TestE2EDryRun(t *testing.T) {
+	shared.Require(t) // skips as the other scenarios do
+	f := fleettest.Start(t, localfleet.Options{Clusters: 2, ClientTokens: tokens,
+		Nodes:           func(i int) []*corev1.Node { return []*corev1.Node{localclusterNode(i, 0)} },
+		DeschedulerArgs: []string{"--dry-run", "--resync-interval=2s"}})
+	s := newScenarioOn(t, f)
+	s.drive("car-1", s.at(0))
+	s.create("edge-a", s.service("detector", "car-1", 1, "4Gi"))
+	s.runsOnlyIn("edge-a", "detector", 1)
+	s.drive("car-1", s.at(2000))
+	m := s.migration("edge-a", "detector", v1alpha1.PhasePending)
+	s.waitFor("the Migration to say it is a dry run", func() (bool, error) {
+		got, err := s.migs[0].Get(s.ctx, s.ns, m.Name)
+		return err == nil && got.Status.Reason == "DryRun", err
+	})
+	l, err := f.Ledger(s.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	open, err := l.ListOpenMigrations(s.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(open) != 0 {
+		t.Errorf("a dry run proposed %d migrations to the ledger", len(open))
+	}
+	s.runsOnlyIn("edge-a", "detector", 1)
+}
