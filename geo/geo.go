@@ -92,6 +92,12 @@ func (c Coverage) Left(p Point) bool { return c.Distance(p) > c.RadiusM+c.Hyster
 
 var errPointFormat = errors.New(`want "lat,lon" in decimal degrees, e.g. "35.8880,128.6110"`)
 
+// North returns the point metres north of p along its meridian (south when negative), on
+// the sphere Distance measures on.
+func North(p Point, metres float64) Point {
+	return Point{Lat: p.Lat + metres/(EarthRadiusM*math.Pi/180), Lon: p.Lon}
+}
+
 // ParsePoint reads "lat,lon" in decimal degrees, as given on command lines; spaces around
 // either number are ignored.
 func ParsePoint(s string) (Point, error) {

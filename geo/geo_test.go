@@ -227,3 +227,13 @@ func checkErr(t *testing.T, err error, want string) {
 		t.Errorf("error %q does not contain %q", err, want)
 	}
 }
+
+func TestNorth(t *testing.T) {
+	p := Point{Lat: 35.888, Lon: 128.611}
+	for _, m := range []float64{0, 1, 2000, -1500, 100_000} {
+		q := North(p, m)
+		if q.Lon != p.Lon || math.Abs(Distance(p, q)-math.Abs(m)) > 1e-6*math.Max(1, math.Abs(m)) || (m > 0) != (q.Lat > p.Lat) {
+			t.Errorf("North(%v, %v) = %v, %v m away", p, m, q, Distance(p, q))
+		}
+	}
+}

@@ -2,7 +2,6 @@ package localfleet
 
 import (
 	"fmt"
-	"math"
 
 	"github.com/edgemigrate/edgemigrate/geo"
 )
@@ -13,13 +12,10 @@ const (
 	// briefly by two.
 	SiteSpacingM = 2000.0
 	SiteRadiusM  = 1200.0
-
-	// originLat, originLon is the first default site (Daegu, where the BloSM testbed stood).
-	originLat = 35.8880
-	originLon = 128.6110
-	// metresPerDegreeLat along a meridian, on the sphere geo measures distances on.
-	metresPerDegreeLat = geo.EarthRadiusM * math.Pi / 180
 )
+
+// origin is the first default site (Daegu, where the BloSM testbed stood).
+var origin = geo.Point{Lat: 35.8880, Lon: 128.6110}
 
 // DefaultSites returns n sites named edge-a, edge-b, … on a north-south line SiteSpacingM
 // apart, each covering SiteRadiusM.
@@ -28,8 +24,8 @@ func DefaultSites(n int) []Site {
 	for i := range sites {
 		sites[i] = Site{
 			ID:      SiteID(i),
-			Lat:     originLat + float64(i)*SiteSpacingM/metresPerDegreeLat,
-			Lon:     originLon,
+			Lat:     geo.North(origin, float64(i)*SiteSpacingM).Lat,
+			Lon:     origin.Lon,
 			RadiusM: SiteRadiusM,
 		}
 	}

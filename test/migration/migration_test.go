@@ -103,8 +103,7 @@ func (s *scenario) edge(id string) *localfleet.Edge { return s.edges[id] }
 
 // at returns the point metres north of edge-a's site, on the line of the sites.
 func (s *scenario) at(metresNorth float64) geo.Point {
-	a := s.f.Edges[0]
-	return geo.Point{Lat: a.Lat + metresNorth/(geo.EarthRadiusM*3.141592653589793/180), Lon: a.Lon}
+	return geo.North(s.f.Edges[0].Point(), metresNorth)
 }
 
 // drive reports the car's position to every cluster's locator, as a car does to the road
