@@ -13,13 +13,13 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/klog/v2"
 
 	"github.com/edgemigrate/edgemigrate/api"
+	"github.com/edgemigrate/edgemigrate/api/generated/clientset/versioned"
+	migrationinformers "github.com/edgemigrate/edgemigrate/api/generated/informers/externalversions/api/v1alpha1"
 	"github.com/edgemigrate/edgemigrate/api/v1alpha1"
 	"github.com/edgemigrate/edgemigrate/chaincode"
 	"github.com/edgemigrate/edgemigrate/dashboard"
@@ -67,22 +67,15 @@ func newCollector(f *localfleet.Fleet, l ledger.Ledger, narr *narrator) (*collec
 	c := &collector{narr: narr, ledger: l, records: map[string]*record{}, triggered: map[string]time.Time{}}
 	for _, e := range f.Edges {
 		factory := informers.NewSharedInformerFactory(e.Client, 0)
-		mc, err := v1alpha1.NewClient(e.Config)
+		mc, err := versioned.NewForConfig(e.Config)
 		if err != nil {
 			return nil, fmt.Errorf("creating the Migration client of %s: %w", e.ID, err)
 		}
 		w := &edgeWatch{
-			edge:  e,
-			nodes: factory.Core().V1().Nodes().Informer(),
-			pods:  factory.Core().V1().Pods().Informer(),
-			migrations: cache.NewSharedIndexInformer(&cache.ListWatch{
-				ListWithContextFunc: func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
-					return mc.List(ctx, metav1.NamespaceAll, opts)
-				},
-				WatchFuncWithContext: func(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error) {
-					return mc.Watch(ctx, metav1.NamespaceAll, opts)
-				},
-			}, &v1alpha1.Migration{}, 0, cache.Indexers{}),
+			edge:       e,
+			nodes:      factory.Core().V1().Nodes().Informer(),
+			pods:       factory.Core().V1().Pods().Informer(),
+			migrations: migrationinformers.NewMigrationInformer(mc, metav1.NamespaceAll, 0, cache.Indexers{}),
 		}
 		id := e.ID
 		observe := func(obj any) {

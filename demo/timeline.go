@@ -48,13 +48,13 @@ var timelineSteps = []struct{ step, words string }{
 // ledger's events (when, to millisecond precision).
 type record struct {
 	id          string
-	reason      string
+	reason      v1alpha1.MigrationReason
 	source      string
 	destination string
 	namespace   string
 	kind, name  string
 	clientID    string
-	phase       string
+	phase       v1alpha1.MigrationPhase
 	statusWhy   string // status reason, e.g. NoDestination
 	message     string
 	// triggered is when the source's Migration object first appeared: the trigger.
@@ -128,7 +128,7 @@ func (r *record) timelineLine() string {
 		}
 	}
 	if r.phase != v1alpha1.PhaseCompleted {
-		fmt.Fprintf(&b, "  %s", strings.ToUpper(r.phase))
+		fmt.Fprintf(&b, "  %s", strings.ToUpper(string(r.phase)))
 		if why := strings.TrimSpace(r.statusWhy + ": " + r.message); why != ":" {
 			fmt.Fprintf(&b, " (%s)", strings.Trim(why, ": "))
 		}
@@ -151,16 +151,16 @@ func formatDuration(d time.Duration) string {
 // dashboardMigration is the record as the dashboard's timeline draws it.
 func (r *record) dashboardMigration() dashboard.Migration {
 	m := dashboard.Migration{
-		ID: r.id, Reason: r.reason, Source: r.source, Destination: r.destination, Phase: r.phase,
+		ID: r.id, Reason: string(r.reason), Source: r.source, Destination: r.destination, Phase: string(r.phase),
 		Workload: r.workload(), Message: r.message, Started: r.started(),
 	}
 	if m.Phase == "" {
-		m.Phase = v1alpha1.PhasePending
+		m.Phase = string(v1alpha1.PhasePending)
 	}
 	// The object's phase may lag the ledger's Completed event by a status write; the
 	// dashboard shows a migration as completed only once both agree, like the terminal.
-	if m.Phase == v1alpha1.PhaseCompleted && !r.final() {
-		m.Phase = v1alpha1.PhaseReady
+	if m.Phase == string(v1alpha1.PhaseCompleted) && !r.final() {
+		m.Phase = string(v1alpha1.PhaseReady)
 	}
 	for _, s := range timelineSteps {
 		if d, ok := r.offset(s.step); ok {

@@ -79,7 +79,7 @@ func TestRecordFinal(t *testing.T) {
 			if got := tc.r.final(); got != tc.want {
 				t.Errorf("final() = %v, want %v", got, tc.want)
 			}
-			if got := tc.r.dashboardMigration().Phase == v1alpha1.PhaseCompleted; got && !tc.want {
+			if got := tc.r.dashboardMigration().Phase == string(v1alpha1.PhaseCompleted); got && !tc.want {
 				t.Errorf("dashboard shows %s as Completed before it is final", tc.name)
 			}
 		})
@@ -88,7 +88,7 @@ func TestRecordFinal(t *testing.T) {
 
 func TestDashboardMigrationSteps(t *testing.T) {
 	m := completed("m1").dashboardMigration()
-	if m.Workload != "Deployment/demo/detector" || m.Phase != v1alpha1.PhaseCompleted || !m.Started.Equal(t0) {
+	if m.Workload != "Deployment/demo/detector" || m.Phase != string(v1alpha1.PhaseCompleted) || !m.Started.Equal(t0) {
 		t.Fatalf("migration %+v", m)
 	}
 	var phases []string
@@ -161,7 +161,7 @@ func TestCollectorPrintsEachMigrationOnce(t *testing.T) {
 	if len(st.Ledger) != 5 {
 		t.Errorf("dashboard ledger has %d events, want 5 (no CapacityReported): %+v", len(st.Ledger), st.Ledger)
 	}
-	if len(st.Migrations) != 1 || st.Migrations[0].Source != "edge-a" || st.Migrations[0].Phase != v1alpha1.PhaseCompleted {
+	if len(st.Migrations) != 1 || st.Migrations[0].Source != "edge-a" || st.Migrations[0].Phase != string(v1alpha1.PhaseCompleted) {
 		t.Errorf("dashboard migrations %+v", st.Migrations)
 	}
 	r, ok := c.finished(t0, func(r *record) bool { return r.name == "detector" })

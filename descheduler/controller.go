@@ -9,28 +9,29 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	appslisters "k8s.io/client-go/listers/apps/v1"
 	corelisters "k8s.io/client-go/listers/core/v1"
-	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/klog/v2"
+	"k8s.io/utils/clock"
 
 	"github.com/edgemigrate/edgemigrate/api"
+	"github.com/edgemigrate/edgemigrate/api/generated/clientset/versioned"
+	migrationinformers "github.com/edgemigrate/edgemigrate/api/generated/informers/externalversions"
 	"github.com/edgemigrate/edgemigrate/api/v1alpha1"
 	"github.com/edgemigrate/edgemigrate/extender"
 	"github.com/edgemigrate/edgemigrate/geo"
-	"github.com/edgemigrate/edgemigrate/jetson"
 	"github.com/edgemigrate/edgemigrate/ledger"
 )
 
@@ -43,92 +44,126 @@ const (
 	indexPodClient = "client"
 )
 
+// Guards and pacing.
+const (
+	// workers reconcile the queue in parallel.
+	workers = 4
+	// retryBase and retryMax bound the backoff of a key whose reconcile failed.
+	retryBase, retryMax = 100 * time.Millisecond, 10 * time.Second
+	// usageAssumeTTL is how long a bid's assumed use of a node is kept without a pod event:
+	// the extender's assume cache, here only fed by the informers.
+	usageAssumeTTL = 30 * time.Second
+	// migrationCacheTTL keeps this process's own status writes ahead of a lagging informer.
+	migrationCacheTTL = time.Minute
+	// clientCheckInterval is how often every client's position is checked against the
+	// coverage; location updates also check their client at once (OnLocation).
+	clientCheckInterval = 500 * time.Millisecond
+	// checkpointSaveInterval batches the ledger checkpoint's writes.
+	checkpointSaveInterval = 2 * time.Second
+)
+
 // Controller is one cluster's descheduler.
 type Controller struct {
-	o        *Options
-	id       string
-	site     geo.Point
-	coverage geo.Coverage
-	jetson   jetson.Config
-	policy   jetson.Policy
-
+	cfg     *Config
 	kube    kubernetes.Interface
-	migs    *v1alpha1.Client
+	migs    versioned.Interface
 	ledger  ledger.Ledger
+	clock   clock.WithTicker
 	metrics *metrics
+	// locations are the clients' last reported positions.
+	locations LocationSource
 
-	factory     informers.SharedInformerFactory
-	pods        corelisters.PodLister
-	podIndex    cache.Indexer
-	deployments appslisters.DeploymentLister
-	migInformer cache.SharedIndexInformer
-	usage       *extender.Cache
-	synced      []cache.InformerSynced
+	kubeInformers informers.SharedInformerFactory
+	migInformers  migrationinformers.SharedInformerFactory
+	pods          corelisters.PodLister
+	podIndex      cache.Indexer
+	deployments   appslisters.DeploymentLister
+	migIndexer    cache.Indexer
+	// migrations reads the informer's Migrations, or this process's later write of one the
+	// informer has not shown yet, so a reconcile does not start from a stale copy.
+	migrations cache.MutationCache
+	usage      *extender.Cache
+	synced     []cache.InformerSynced
 
-	queue    workqueue.TypedRateLimitingInterface[string]
-	recorder record.EventRecorder
-
-	// Locations are the clients' last reported positions.
-	locations locationSource
+	queue       workqueue.TypedRateLimitingInterface[queueKey]
+	broadcaster record.EventBroadcaster
+	recorder    record.EventRecorder
 
 	// registered is set once the cluster is on the ledger: before that, other clusters'
 	// decisions do not wait for its bid, so it must not take clients (readiness).
 	registered atomic.Bool
-	// written holds the Migrations this process last wrote, which the informer may not
-	// have seen yet, so the next reconcile does not start from a stale copy.
-	written sync.Map
 
 	mu sync.Mutex
 	// creating guards against starting a second migration for a workload before the
 	// informer shows the first.
 	creating map[string]time.Time
-	now      func() time.Time
 }
 
-// locationSource is the client locator's memory of where each client is.
-type locationSource interface {
+// LocationSource is the client locator's memory of where each client is.
+type LocationSource interface {
 	Location(clientID string) (geo.Point, bool)
 }
 
-// Queue keys: a Migration object, or a migration on the ledger.
+// Deps are what the controller works with. The caller builds them: the controller builds
+// no client of its own, so tests hand it fakes, the embedded ledger and a fake clock.
+type Deps struct {
+	Kube       kubernetes.Interface
+	Migrations versioned.Interface
+	Ledger     ledger.Ledger
+	Clock      clock.WithTicker
+	Locations  LocationSource
+	// Registerer takes the controller's metrics.
+	Registerer prometheus.Registerer
+}
+
+// keyKind says what a queue key names.
+type keyKind int
+
 const (
-	keyObject = "obj:"
-	keyLedger = "ledger:"
+	// keyMigration: a Migration object, Namespace/Name.
+	keyMigration keyKind = iota
+	// keyLedger: a migration on the ledger; Name is its id.
+	keyLedger
+	// keyPendingPod: an opted-in pod that may have to be offloaded, Namespace/Name.
+	keyPendingPod
 )
 
-func objectKey(namespace, name string) string { return keyObject + namespace + "/" + name }
+// queueKey is one unit of work.
+type queueKey struct {
+	Kind            keyKind
+	Namespace, Name string
+}
+
+func (k queueKey) String() string {
+	return [...]string{"migration", "ledger", "pod"}[k.Kind] + ":" + cache.NewObjectName(k.Namespace, k.Name).String()
+}
+
+func migrationKey(m *v1alpha1.Migration) queueKey {
+	return queueKey{Kind: keyMigration, Namespace: m.Namespace, Name: m.Name}
+}
 
 // Ready reports whether the controller runs and is registered on the ledger.
 func (c *Controller) Ready() bool { return c.registered.Load() }
 
-// New builds a controller; Run starts it.
-func New(o *Options, cfg *rest.Config, l ledger.Ledger, locations locationSource, m *metrics) (*Controller, error) {
-	site, err := geo.ParsePoint(o.Location)
-	if err != nil {
-		return nil, fmt.Errorf("--location: %w", err)
+// New builds a controller from its configuration and dependencies; Run starts it.
+func New(cfg *Config, d Deps) (*Controller, error) {
+	if d.Kube == nil || d.Migrations == nil || d.Ledger == nil || d.Locations == nil || d.Registerer == nil {
+		return nil, fmt.Errorf("descheduler.New: every dependency but the clock is required")
 	}
-	jc, policy, err := o.Jetson.Parse()
-	if err != nil {
-		return nil, err
+	if d.Clock == nil {
+		d.Clock = clock.RealClock{}
 	}
-	kube, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		return nil, fmt.Errorf("creating the Kubernetes client: %w", err)
-	}
-	migs, err := v1alpha1.NewClient(cfg)
+	m, err := newMetrics(d.Registerer, d.Clock)
 	if err != nil {
 		return nil, err
 	}
 	c := &Controller{
-		o: o, id: o.ClusterID, site: site, jetson: jc, policy: policy,
-		coverage: geo.Coverage{Center: site, RadiusM: o.CoverageRadius, HysteresisM: o.CoverageHysteresis},
-		kube:     kube, migs: migs, ledger: l, metrics: m, locations: locations,
-		usage: extender.NewCache(jc, 30*time.Second),
+		cfg: cfg, kube: d.Kube, migs: d.Migrations, ledger: d.Ledger, clock: d.Clock, metrics: m, locations: d.Locations,
+		usage: extender.NewCache(cfg.Jetson, usageAssumeTTL),
 		queue: workqueue.NewTypedRateLimitingQueueWithConfig(
-			workqueue.NewTypedItemExponentialFailureRateLimiter[string](100*time.Millisecond, 10*time.Second),
-			workqueue.TypedRateLimitingQueueConfig[string]{Name: "migrations"}),
+			workqueue.NewTypedItemExponentialFailureRateLimiter[queueKey](retryBase, retryMax),
+			workqueue.TypedRateLimitingQueueConfig[queueKey]{Name: "migrations", Clock: d.Clock}),
 		creating: map[string]time.Time{},
-		now:      time.Now,
 	}
 
 	s := runtime.NewScheme()
@@ -138,23 +173,17 @@ func New(o *Options, cfg *rest.Config, l ledger.Ledger, locations locationSource
 	if err := v1alpha1.AddToScheme(s); err != nil {
 		return nil, err
 	}
-	broadcaster := record.NewBroadcaster()
-	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: kube.CoreV1().Events("")})
-	c.recorder = broadcaster.NewRecorder(s, corev1.EventSource{Component: "edgemigrate-descheduler", Host: o.ClusterID})
+	c.broadcaster = record.NewBroadcaster()
+	c.recorder = c.broadcaster.NewRecorder(s, corev1.EventSource{Component: "edgemigrate-descheduler", Host: cfg.ClusterID})
 
-	c.factory = informers.NewSharedInformerFactory(kube, 0)
-	podInformer := c.factory.Core().V1().Pods()
-	if err := podInformer.Informer().AddIndexers(cache.Indexers{indexPodClient: func(obj any) ([]string, error) {
-		if p, ok := obj.(*corev1.Pod); ok && p.Annotations[api.AnnotationClientID] != "" {
-			return []string{p.Annotations[api.AnnotationClientID]}, nil
-		}
-		return nil, nil
-	}}); err != nil {
+	c.kubeInformers = informers.NewSharedInformerFactory(d.Kube, 0)
+	podInformer := c.kubeInformers.Core().V1().Pods()
+	if err := podInformer.Informer().AddIndexers(cache.Indexers{indexPodClient: podsByClient}); err != nil {
 		return nil, err
 	}
 	c.pods, c.podIndex = podInformer.Lister(), podInformer.Informer().GetIndexer()
-	c.deployments = c.factory.Apps().V1().Deployments().Lister()
-	nodeInformer := c.factory.Core().V1().Nodes().Informer()
+	c.deployments = c.kubeInformers.Apps().V1().Deployments().Lister()
+	nodeInformer := c.kubeInformers.Core().V1().Nodes().Informer()
 	if _, err := nodeInformer.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(obj any) { c.usage.SetNode(obj.(*corev1.Node)) },
 		UpdateFunc: func(_, obj any) { c.usage.SetNode(obj.(*corev1.Node)) },
@@ -178,42 +207,24 @@ func New(o *Options, cfg *rest.Config, l ledger.Ledger, locations locationSource
 	}); err != nil {
 		return nil, err
 	}
-	if _, err := c.factory.Apps().V1().Deployments().Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+	deployInformer := c.kubeInformers.Apps().V1().Deployments().Informer()
+	if _, err := deployInformer.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		UpdateFunc: func(_, obj any) {
-			c.enqueueMigrationsOfWorkload(obj.(*appsv1.Deployment).Namespace, v1alpha1.KindDeployment, obj.(*appsv1.Deployment).Name)
+			d := obj.(*appsv1.Deployment)
+			c.enqueueMigrationsOfWorkload(d.Namespace, v1alpha1.KindDeployment, d.Name)
 		},
 	}); err != nil {
 		return nil, err
 	}
 
-	c.migInformer = cache.NewSharedIndexInformer(
-		&cache.ListWatch{
-			ListWithContextFunc: func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
-				return migs.List(ctx, metav1.NamespaceAll, opts)
-			},
-			WatchFuncWithContext: func(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error) {
-				return migs.Watch(ctx, metav1.NamespaceAll, opts)
-			},
-		},
-		&v1alpha1.Migration{}, 0, cache.Indexers{
-			indexLedgerID: func(obj any) ([]string, error) {
-				if id := ledgerIDOf(obj.(*v1alpha1.Migration)); id != "" {
-					return []string{id}, nil
-				}
-				return nil, nil
-			},
-			indexWorkload: func(obj any) ([]string, error) {
-				m := obj.(*v1alpha1.Migration)
-				return []string{workloadKey(m.Namespace, m.Spec.Workload.Kind, m.Spec.Workload.Name)}, nil
-			},
-			indexClient: func(obj any) ([]string, error) {
-				if id := obj.(*v1alpha1.Migration).Spec.ClientID; id != "" {
-					return []string{id}, nil
-				}
-				return nil, nil
-			},
-		})
-	if _, err := c.migInformer.AddEventHandler(cache.ResourceEventHandlerFuncs{
+	c.migInformers = migrationinformers.NewSharedInformerFactory(d.Migrations, 0)
+	migInformer := c.migInformers.Edgemigrate().V1alpha1().Migrations().Informer()
+	if err := migInformer.AddIndexers(migrationIndexers); err != nil {
+		return nil, err
+	}
+	c.migIndexer = migInformer.GetIndexer()
+	c.migrations = cache.NewIntegerResourceVersionMutationCache(klog.Background(), migInformer.GetStore(), c.migIndexer, migrationCacheTTL, false)
+	if _, err := migInformer.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc: func(obj any) {
 			c.forgetCreating(obj.(*v1alpha1.Migration))
 			c.enqueueMigration(obj)
@@ -222,9 +233,36 @@ func New(o *Options, cfg *rest.Config, l ledger.Ledger, locations locationSource
 	}); err != nil {
 		return nil, err
 	}
-	c.synced = []cache.InformerSynced{podInformer.Informer().HasSynced, nodeInformer.HasSynced,
-		c.factory.Apps().V1().Deployments().Informer().HasSynced, c.migInformer.HasSynced}
+	c.synced = []cache.InformerSynced{podInformer.Informer().HasSynced, nodeInformer.HasSynced, deployInformer.HasSynced, migInformer.HasSynced}
 	return c, nil
+}
+
+// podsByClient indexes pods by the client they serve.
+func podsByClient(obj any) ([]string, error) {
+	if p, ok := obj.(*corev1.Pod); ok && p.Annotations[api.AnnotationClientID] != "" {
+		return []string{p.Annotations[api.AnnotationClientID]}, nil
+	}
+	return nil, nil
+}
+
+// migrationIndexers index Migrations by ledger id, workload and client.
+var migrationIndexers = cache.Indexers{
+	indexLedgerID: func(obj any) ([]string, error) {
+		if id := ledgerIDOf(obj.(*v1alpha1.Migration)); id != "" {
+			return []string{id}, nil
+		}
+		return nil, nil
+	},
+	indexWorkload: func(obj any) ([]string, error) {
+		m := obj.(*v1alpha1.Migration)
+		return []string{workloadKey(m.Namespace, m.Spec.Workload.Kind, m.Spec.Workload.Name)}, nil
+	},
+	indexClient: func(obj any) ([]string, error) {
+		if id := obj.(*v1alpha1.Migration).Spec.ClientID; id != "" {
+			return []string{id}, nil
+		}
+		return nil, nil
+	},
 }
 
 func unwrap(obj any) any {
@@ -251,19 +289,18 @@ func (c *Controller) sourceLedgerID(m *v1alpha1.Migration) string {
 	if len(uid) > 12 {
 		uid = uid[:12]
 	}
-	return c.id + "-" + uid
+	return c.cfg.ClusterID + "-" + uid
 }
 
 func (c *Controller) enqueueMigration(obj any) {
 	if m, ok := obj.(*v1alpha1.Migration); ok {
-		c.queue.Add(objectKey(m.Namespace, m.Name))
+		c.queue.Add(migrationKey(m))
 	}
 }
 
 func (c *Controller) enqueueMigrationsOfWorkload(namespace, kind, name string) {
-	objs, _ := c.migInformer.GetIndexer().ByIndex(indexWorkload, workloadKey(namespace, kind, name))
-	for _, obj := range objs {
-		if m := obj.(*v1alpha1.Migration); !m.Final() {
+	for _, m := range c.migrationsByIndex(indexWorkload, workloadKey(namespace, kind, name)) {
+		if !m.Final() {
 			c.enqueueMigration(m)
 		}
 	}
@@ -280,6 +317,7 @@ func (c *Controller) enqueueMigrationsOfPod(p *corev1.Pod) {
 func (c *Controller) onPod(p *corev1.Pod) {
 	c.usage.SetPod(p)
 	c.enqueueMigrationsOfPod(p)
+	c.enqueueOffload(p)
 }
 
 // splitWorkload parses the webhook's edgemigrate.io/workload, Kind/namespace/name.
@@ -296,9 +334,14 @@ func splitWorkload(s string) (kind, namespace, name string, ok bool) {
 
 // Run starts the informers and the loops and returns when ctx ends.
 func (c *Controller) Run(ctx context.Context) error {
+	logger := klog.FromContext(ctx)
 	defer c.queue.ShutDown()
-	c.factory.Start(ctx.Done())
-	go c.migInformer.Run(ctx.Done())
+	c.broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: c.kube.CoreV1().Events("")})
+	defer c.broadcaster.Shutdown()
+	c.kubeInformers.Start(ctx.Done())
+	c.migInformers.Start(ctx.Done())
+	defer c.kubeInformers.Shutdown()
+	defer c.migInformers.Shutdown()
 	if !cache.WaitForCacheSync(ctx.Done(), c.synced...) {
 		return fmt.Errorf("waiting for the informers to sync: %w", ctx.Err())
 	}
@@ -306,16 +349,22 @@ func (c *Controller) Run(ctx context.Context) error {
 		return err
 	}
 	c.registered.Store(true)
-	klog.InfoS("Descheduler running", "cluster", c.id, "site", c.site, "coverageRadiusM", c.o.CoverageRadius,
-		"endpoint", c.o.PublicEndpoint, "dryRun", c.o.DryRun)
+	logger.Info("Descheduler running", "cluster", c.cfg.ClusterID, "site", c.cfg.Coverage.Center, "coverageRadiusM", c.cfg.Coverage.RadiusM,
+		"endpoint", c.cfg.PublicEndpoint, "dryRun", c.cfg.DryRun)
 	var wg sync.WaitGroup
-	for _, loop := range []func(context.Context){c.watchLedger, c.resyncLoop, c.triggerLoop, c.capacityLoop} {
-		wg.Add(1)
-		go func() { defer wg.Done(); loop(ctx) }()
+	for _, loop := range []struct {
+		name string
+		run  func(context.Context)
+	}{
+		{"ledger-events", c.watchLedger},
+		{"resync", func(ctx context.Context) { wait.UntilWithContext(ctx, c.resync, c.cfg.ResyncInterval) }},
+		{"clients", func(ctx context.Context) { wait.UntilWithContext(ctx, c.checkClients, clientCheckInterval) }},
+		{"capacity", func(ctx context.Context) { wait.UntilWithContext(ctx, c.reportCapacity, c.cfg.CapacityReportInterval) }},
+	} {
+		wg.Go(func() { loop.run(klog.NewContext(ctx, klog.LoggerWithName(logger, loop.name))) })
 	}
-	for range 4 {
-		wg.Add(1)
-		go func() { defer wg.Done(); c.worker(ctx) }()
+	for i := range workers {
+		wg.Go(func() { c.worker(klog.NewContext(ctx, klog.LoggerWithValues(logger, "worker", i))) })
 	}
 	<-ctx.Done()
 	c.queue.ShutDown()
@@ -324,79 +373,65 @@ func (c *Controller) Run(ctx context.Context) error {
 }
 
 func (c *Controller) worker(ctx context.Context) {
-	for {
-		key, quit := c.queue.Get()
-		if quit {
-			return
-		}
-		requeue, err := c.sync(ctx, key)
-		switch {
-		case err != nil:
-			klog.ErrorS(err, "Reconciling; will retry", "key", key)
-			c.queue.AddRateLimited(key)
-		case requeue > 0:
-			c.queue.Forget(key)
-			c.queue.AddAfter(key, requeue)
-		default:
-			c.queue.Forget(key)
-		}
-		c.queue.Done(key)
+	for c.processNext(ctx) {
 	}
 }
 
-func (c *Controller) sync(ctx context.Context, key string) (time.Duration, error) {
+// processNext reconciles one key; false once the queue shuts down.
+func (c *Controller) processNext(ctx context.Context) bool {
+	key, quit := c.queue.Get()
+	if quit {
+		return false
+	}
+	defer c.queue.Done(key)
+	logger := klog.LoggerWithValues(klog.FromContext(ctx), "key", key)
+	requeue, err := c.sync(klog.NewContext(ctx, logger), key)
 	switch {
-	case strings.HasPrefix(key, keyLedger):
-		return c.syncLedger(ctx, strings.TrimPrefix(key, keyLedger))
-	case strings.HasPrefix(key, keyObject):
-		ns, name, _ := strings.Cut(strings.TrimPrefix(key, keyObject), "/")
-		obj, exists, err := c.migInformer.GetIndexer().GetByKey(ns + "/" + name)
-		if err != nil || !exists {
-			return 0, err
-		}
-		m := obj.(*v1alpha1.Migration)
-		if w, ok := c.written.Load(key); ok && w.(*v1alpha1.Migration).UID == m.UID &&
-			compareResourceVersions(w.(*v1alpha1.Migration).ResourceVersion, m.ResourceVersion) > 0 {
-			m = w.(*v1alpha1.Migration)
-		} else {
-			c.written.Delete(key)
-		}
-		m = m.DeepCopy()
-		if m.Final() {
-			return 0, nil
-		}
-		if m.Spec.LedgerID != "" {
-			return c.syncDestination(ctx, m)
-		}
-		return c.syncSource(ctx, m)
+	case err != nil:
+		logger.Error(err, "Reconciling; will retry")
+		c.queue.AddRateLimited(key)
+	case requeue > 0:
+		c.queue.Forget(key)
+		c.queue.AddAfter(key, requeue)
+	default:
+		c.queue.Forget(key)
 	}
-	return 0, nil
+	return true
 }
 
-// resyncLoop reconciles every open ledger migration and every open Migration object now and
-// then, so that a lost event or a crash costs at most one interval.
-func (c *Controller) resyncLoop(ctx context.Context) {
-	t := time.NewTicker(c.o.ResyncInterval)
-	defer t.Stop()
-	for {
-		c.resync(ctx)
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+// sync reconciles one key and says when to look again (0: on the next event).
+func (c *Controller) sync(ctx context.Context, key queueKey) (time.Duration, error) {
+	switch key.Kind {
+	case keyLedger:
+		return c.syncLedger(ctx, key.Name)
+	case keyPendingPod:
+		return c.syncPendingPod(ctx, key.Namespace, key.Name)
 	}
+	obj, exists, err := c.migrations.GetByKey(cache.NewObjectName(key.Namespace, key.Name).String())
+	if err != nil || !exists {
+		return 0, err
+	}
+	m := obj.(*v1alpha1.Migration).DeepCopy()
+	if m.Final() {
+		return 0, nil
+	}
+	if m.Spec.LedgerID != "" {
+		return c.syncDestination(ctx, m)
+	}
+	return c.syncSource(ctx, m)
 }
 
+// resync reconciles every open ledger migration and every open Migration object, so that
+// a lost event or a crash costs at most one interval.
 func (c *Controller) resync(ctx context.Context) {
 	open, err := c.ledger.ListOpenMigrations(ctx)
 	if err != nil {
-		klog.ErrorS(err, "Listing open migrations on the ledger")
+		klog.FromContext(ctx).Error(err, "Listing open migrations on the ledger")
 	}
 	for _, m := range open {
-		c.queue.Add(keyLedger + m.ID)
+		c.queue.Add(queueKey{Kind: keyLedger, Name: m.ID})
 	}
-	for _, obj := range c.migInformer.GetStore().List() {
+	for _, obj := range c.migIndexer.List() {
 		if m := obj.(*v1alpha1.Migration); !m.Final() {
 			c.enqueueMigration(m)
 		}
@@ -405,7 +440,7 @@ func (c *Controller) resync(ctx context.Context) {
 
 // migrationsByIndex returns the Migrations of an index value, oldest first.
 func (c *Controller) migrationsByIndex(index, value string) []*v1alpha1.Migration {
-	objs, _ := c.migInformer.GetIndexer().ByIndex(index, value)
+	objs, _ := c.migrations.ByIndex(index, value)
 	out := make([]*v1alpha1.Migration, 0, len(objs))
 	for _, obj := range objs {
 		out = append(out, obj.(*v1alpha1.Migration))
@@ -419,8 +454,9 @@ func (c *Controller) migrationsByIndex(index, value string) []*v1alpha1.Migratio
 	return out
 }
 
-// compareResourceVersions orders resource versions that are, on every API server backed by
-// etcd, decimal revision numbers.
+// compareResourceVersions orders objects created in the same second (creation timestamps
+// have one-second resolution; a car can come back faster). Resource versions are opaque to
+// clients, but on every API server backed by etcd they are decimal revisions, increasing.
 func compareResourceVersions(a, b string) int {
 	if len(a) != len(b) {
 		return len(a) - len(b)

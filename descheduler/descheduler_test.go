@@ -6,10 +6,9 @@ import (
 	"testing"
 	"time"
 
-	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/tools/cache"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/utils/ptr"
 
 	"github.com/edgemigrate/edgemigrate/api"
@@ -17,8 +16,6 @@ import (
 	"github.com/edgemigrate/edgemigrate/jetson"
 	"github.com/edgemigrate/edgemigrate/locator"
 )
-
-const gi = int64(1) << 30
 
 func TestPlaceReplicas(t *testing.T) {
 	xavier := jetson.Capacity{Jetson: true, Model: "NVIDIA-Jetson-AGX-Xavier", CPUMilli: 8000, Memory: 32 * gi, GPUSlots: 1}
@@ -98,34 +95,78 @@ func TestOptionsValidate(t *testing.T) {
 	}
 }
 
-// The manifest that travels on the ledger keeps what the user wrote and drops what describes
-// one cluster's copy, so the destination's webhook and controllers write their own.
+// The manifest that travels on the ledger, as snapshot takes it from the cluster, keeps what
+// the user wrote and drops what describes one cluster's copy, so the destination's webhook,
+// scheduler and controllers write their own.
 func TestManifestRoundTrip(t *testing.T) {
-	d := &appsv1.Deployment{
-		ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "ns", UID: "u1", ResourceVersion: "7", Labels: map[string]string{"app": "web"},
-			Annotations: map[string]string{"team": "vision", api.AnnotationMigratedTo: "edge-b", "deployment.kubernetes.io/revision": "3"}},
-		Spec: appsv1.DeploymentSpec{Replicas: ptr.To[int32](3), Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{
-			Annotations: map[string]string{api.AnnotationClientID: "car-1", api.AnnotationSourceCluster: "edge-a"}}}},
+	d := deployment("web", 3, "4Gi")
+	d.ResourceVersion = "7"
+	d.Annotations = map[string]string{"team": "vision", api.AnnotationMigratedTo: "edge-b", "deployment.kubernetes.io/revision": "3"}
+	d.Spec.Template.Annotations[api.AnnotationSourceCluster] = "edge-a"
+	unscaled := deployment("batch", 1, "1Gi")
+	unscaled.Spec.Replicas = nil
+	p := barePod("solo")
+	p.Spec.Priority, p.Spec.PriorityClassName = ptr.To[int32](1000), "inference"
+	p.Annotations[api.AnnotationDemand] = "cpu=500m"
+	running := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "web-0", Namespace: testNamespace, Labels: map[string]string{"app": "web"},
+		Annotations: map[string]string{api.AnnotationImageSize: "1234"}},
+		Status: corev1.PodStatus{Phase: corev1.PodRunning, PodIP: "10.1.2.3"}}
+	cl := newWorld(t).newCluster("edge-a", nil, d, unscaled, p, running)
+	cl.settle()
+
+	roundTrip := func(kind, name string) (*workloadManifest, *corev1.Pod, int32, string) {
+		t.Helper()
+		w, rep, replicas, err := cl.c.snapshot(v1alpha1.WorkloadReference{Kind: kind, Name: name}, testNamespace)
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, err := json.Marshal(w)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := decodeManifest(string(data))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got, rep, replicas, string(data)
 	}
-	w := workloadManifest{Kind: v1alpha1.KindDeployment, Deployment: &appsv1.Deployment{ObjectMeta: cleanMeta(d.ObjectMeta), Spec: d.Spec}}
-	w.Deployment.Spec.Template.ObjectMeta = cleanMeta(w.Deployment.Spec.Template.ObjectMeta)
-	data, err := json.Marshal(w)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got, err := decodeManifest(string(data))
-	if err != nil {
-		t.Fatal(err)
-	}
+
+	got, rep, replicas, spec := roundTrip(v1alpha1.KindDeployment, "web")
 	meta := got.Deployment.ObjectMeta
-	if meta.UID != "" || meta.ResourceVersion != "" || meta.Annotations["team"] != "vision" || len(meta.Annotations) != 1 {
+	if meta.UID != "" || meta.ResourceVersion != "" || meta.Generation != 0 || meta.Annotations["team"] != "vision" || len(meta.Annotations) != 1 {
 		t.Errorf("metadata not cleaned: %+v", meta)
 	}
-	if specReplicas(string(data)) != 3 || clientOfSpec(string(data)) != "car-1" {
-		t.Errorf("replicas %d client %q; want 3 and car-1", specReplicas(string(data)), clientOfSpec(string(data)))
+	if replicas != 3 || specReplicas(spec) != 3 || clientOfSpec(spec) != "car-1" {
+		t.Errorf("replicas %d (spec %d), client %q; want 3 and car-1", replicas, specReplicas(spec), clientOfSpec(spec))
 	}
-	if _, ok := got.Deployment.Spec.Template.Annotations[api.AnnotationSourceCluster]; ok {
-		t.Error("the pod template kept the source cluster annotation")
+	for _, k := range []string{api.AnnotationSourceCluster, api.AnnotationWorkload} {
+		if _, ok := got.Deployment.Spec.Template.Annotations[k]; ok {
+			t.Errorf("the pod template kept %s", k)
+		}
+	}
+	if rep.Status.PodIP != "10.1.2.3" || rep.Annotations[api.AnnotationImageSize] != "1234" {
+		t.Errorf("the representative pod is not the running one: %+v", rep)
+	}
+	if _, _, replicas, spec := roundTrip(v1alpha1.KindDeployment, "batch"); replicas != 1 || specReplicas(spec) != 1 {
+		t.Errorf("a Deployment without replicas moves %d (spec %d), want 1", replicas, specReplicas(spec))
+	}
+
+	got, _, replicas, _ = roundTrip(v1alpha1.KindPod, "solo")
+	if got.Pod.Spec.NodeName != "" || got.Pod.Spec.Priority != nil || got.Pod.Spec.PriorityClassName != "inference" || replicas != 1 {
+		t.Errorf("pod spec: node %q priority %v class %q replicas %d; want no node, no priority, the class kept, 1",
+			got.Pod.Spec.NodeName, got.Pod.Spec.Priority, got.Pod.Spec.PriorityClassName, replicas)
+	}
+	for _, k := range []string{api.AnnotationDemand, api.AnnotationWorkload} {
+		if _, ok := got.Pod.Annotations[k]; ok {
+			t.Errorf("the pod kept %s", k)
+		}
+	}
+	if got.Pod.Annotations[api.AnnotationClientID] != "car-1" {
+		t.Errorf("the pod lost its client: %v", got.Pod.Annotations)
+	}
+
+	if _, _, _, err := cl.c.snapshot(v1alpha1.WorkloadReference{Kind: "StatefulSet", Name: "db"}, testNamespace); err == nil {
+		t.Error("snapshot of a StatefulSet succeeded")
 	}
 	for _, bad := range []string{"", "{", `{"kind":"Deployment"}`, `{"kind":"StatefulSet","pod":{}}`} {
 		if _, err := decodeManifest(bad); err == nil {
@@ -138,7 +179,7 @@ func TestManifestRoundTrip(t *testing.T) {
 }
 
 func TestSourceLedgerID(t *testing.T) {
-	c := &Controller{id: strings.Repeat("e", 40)}
+	c := &Controller{cfg: &Config{ClusterID: strings.Repeat("e", 40)}}
 	id := c.sourceLedgerID(&v1alpha1.Migration{ObjectMeta: metav1.ObjectMeta{UID: "0f2c1c4e-5b7d-4c8e-9a3b-2d1e0f9a8b7c"}})
 	if id != strings.Repeat("e", 40)+"-0f2c1c4e5b7d" || len(id) > 63 {
 		t.Errorf("ledger id %q", id)
@@ -149,27 +190,19 @@ func TestSourceLedgerID(t *testing.T) {
 // while a copy runs here, else where the latest completed migration sent the client.
 func TestResolve(t *testing.T) {
 	newController := func(migs []*v1alpha1.Migration, pods []*corev1.Pod) *Controller {
-		c := &Controller{id: "edge-a", o: &Options{PublicEndpoint: "http://a"}}
-		c.migInformer = cache.NewSharedIndexInformer(&cache.ListWatch{}, &v1alpha1.Migration{}, 0, cache.Indexers{
-			indexClient: func(obj any) ([]string, error) { return []string{obj.(*v1alpha1.Migration).Spec.ClientID}, nil },
-		})
+		var objs []runtime.Object
 		for _, m := range migs {
-			if err := c.migInformer.GetIndexer().Add(m); err != nil {
-				t.Fatal(err)
-			}
+			objs = append(objs, m)
 		}
-		c.podIndex = cache.NewIndexer(cache.MetaNamespaceKeyFunc, cache.Indexers{indexPodClient: func(obj any) ([]string, error) {
-			return []string{obj.(*corev1.Pod).Annotations[api.AnnotationClientID]}, nil
-		}})
 		for _, p := range pods {
-			if err := c.podIndex.Add(p); err != nil {
-				t.Fatal(err)
-			}
+			objs = append(objs, p)
 		}
-		return c
+		cl := newWorld(t).newCluster("edge-a", func(c *Config) { c.PublicEndpoint = "http://a" }, objs...)
+		cl.settle()
+		return cl.c
 	}
 	at := func(s int) metav1.Time { return metav1.NewTime(time.Unix(1_800_000_000+int64(s), 0)) }
-	mig := func(name, role, phase, dest string, created int) *v1alpha1.Migration {
+	mig := func(name string, role v1alpha1.MigrationRole, phase v1alpha1.MigrationPhase, dest string, created int) *v1alpha1.Migration {
 		return &v1alpha1.Migration{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "ns", CreationTimestamp: at(created), ResourceVersion: "1"},
 			Spec:   v1alpha1.MigrationSpec{ClientID: "car-1"},
 			Status: v1alpha1.MigrationStatus{Role: role, Phase: phase, Destination: dest, DestinationEndpoint: "http://" + dest}}

@@ -17,6 +17,9 @@ import (
 	"github.com/edgemigrate/edgemigrate/chaincode"
 )
 
+// readyRequeue: the destination's copy is starting; pod events requeue sooner.
+const readyRequeue = time.Second
+
 func equalStatus(a, b v1alpha1.MigrationStatus) bool { return apiequality.Semantic.DeepEqual(a, b) }
 
 // createDestinationMigration records that the ledger chose this cluster: a Migration named
@@ -31,20 +34,20 @@ func (c *Controller) createDestinationMigration(ctx context.Context, lm *chainco
 	}
 	m := &v1alpha1.Migration{
 		ObjectMeta: metav1.ObjectMeta{Name: lm.ID, Namespace: ns},
-		Spec: v1alpha1.MigrationSpec{Workload: v1alpha1.WorkloadReference{Kind: kind, Name: name}, Reason: lm.Reason, LedgerID: lm.ID,
+		Spec: v1alpha1.MigrationSpec{Workload: v1alpha1.WorkloadReference{Kind: kind, Name: name}, Reason: v1alpha1.MigrationReason(lm.Reason), LedgerID: lm.ID,
 			ClientID: clientOfSpec(lm.Spec)},
 	}
 	if l := lm.ClientLocation; l != nil {
 		m.Spec.ClientLocation = &v1alpha1.Location{Lat: l.Lat, Lon: l.Lon}
 	}
-	created, err := c.migs.Create(ctx, m)
+	created, err := c.migs.EdgemigrateV1alpha1().Migrations(ns).Create(ctx, m, metav1.CreateOptions{})
 	if apierrors.IsAlreadyExists(err) {
 		return nil
 	}
 	if err != nil {
 		return fmt.Errorf("creating destination Migration %s/%s: %w", ns, lm.ID, err)
 	}
-	klog.InfoS("Chosen as destination", "migration", klog.KObj(created), "ledgerID", lm.ID, "source", lm.Source, "workload", lm.Workload)
+	klog.FromContext(ctx).Info("Chosen as destination", "migration", klog.KObj(created), "ledgerID", lm.ID, "source", lm.Source, "workload", lm.Workload)
 	// Seed the informer-less path: the Add event enqueues it as well.
 	c.enqueueMigration(created)
 	return nil
@@ -68,16 +71,16 @@ func clientOfSpec(spec string) string {
 func (c *Controller) syncDestination(ctx context.Context, m *v1alpha1.Migration) (time.Duration, error) {
 	id := m.Spec.LedgerID
 	logger := klog.FromContext(ctx).WithValues("migration", klog.KObj(m), "ledgerID", id)
-	start := c.now()
+	start := c.clock.Now()
 	lm, err := c.ledger.GetMigration(ctx, id)
 	c.metrics.ledgerCall("GetMigration", start, err)
 	if err != nil {
 		return 0, err
 	}
 	if m.Status.Role == "" {
-		now := metav1.NewTime(c.now())
+		now := metav1.NewTime(c.clock.Now())
 		m.Status = v1alpha1.MigrationStatus{Role: v1alpha1.RoleDestination, Phase: v1alpha1.PhaseCreating, LedgerID: id,
-			Source: lm.Source, Destination: c.id, StartTime: &now, Replicas: specReplicas(lm.Spec)}
+			Source: lm.Source, Destination: c.cfg.ClusterID, StartTime: &now, Replicas: specReplicas(lm.Spec)}
 		return 0, c.writeStatus(ctx, m)
 	}
 	c.copyBids(m, lm)
@@ -85,10 +88,10 @@ func (c *Controller) syncDestination(ctx context.Context, m *v1alpha1.Migration)
 	if err != nil {
 		return 0, c.giveUp(ctx, logger, m, lm, nil, err.Error())
 	}
-	chosen := lm.Decision != nil && lm.Decision.Destination == c.id
+	chosen := lm.Decision != nil && lm.Decision.Destination == c.cfg.ClusterID
 	switch {
 	case lm.State == chaincode.StateCompleted && chosen:
-		now := metav1.NewTime(c.now())
+		now := metav1.NewTime(c.clock.Now())
 		m.Status.CompletionTime = &now
 		logger.Info("Completed: the service runs here", "source", lm.Source)
 		c.recorder.Eventf(m, corev1.EventTypeNormal, "Completed", "%s removed its copy; the service runs here", lm.Source)
@@ -108,7 +111,7 @@ func (c *Controller) syncDestination(ctx context.Context, m *v1alpha1.Migration)
 		return 0, c.setPhase(ctx, m, v1alpha1.PhaseReady, "Ready", "waiting for "+lm.Source+" to remove its copy")
 	}
 	// Decided for this cluster.
-	if c.o.DryRun {
+	if c.cfg.DryRun {
 		return 0, c.giveUp(ctx, logger, m, lm, w, "dry run: not creating the workload")
 	}
 	ready, err := c.ensureCreated(ctx, w, id, lm.Source)
@@ -120,21 +123,21 @@ func (c *Controller) syncDestination(ctx context.Context, m *v1alpha1.Migration)
 		return 0, err
 	}
 	if !ready {
-		if c.now().After(m.Status.StartTime.Add(c.o.DestinationReadyTimeout)) {
-			return 0, c.giveUp(ctx, logger, m, lm, w, fmt.Sprintf("not Ready within --destination-ready-timeout %s", c.o.DestinationReadyTimeout))
+		if c.clock.Now().After(m.Status.StartTime.Add(c.cfg.DestinationReadyTimeout)) {
+			return 0, c.giveUp(ctx, logger, m, lm, w, fmt.Sprintf("not Ready within --destination-ready-timeout %s", c.cfg.DestinationReadyTimeout))
 		}
 		if err := c.setPhase(ctx, m, v1alpha1.PhaseCreating, "WaitingForReady", "waiting for the workload to be Ready"); err != nil {
 			return 0, err
 		}
-		return time.Second, nil // pod events requeue sooner
+		return readyRequeue, nil // pod events requeue sooner
 	}
-	start = c.now()
-	_, err = c.ledger.ReportReady(ctx, id, c.id)
+	start = c.clock.Now()
+	_, err = c.ledger.ReportReady(ctx, id, c.cfg.ClusterID)
 	c.metrics.ledgerCall("ReportReady", start, err)
 	if err != nil && chaincode.CodeOf(err) != chaincode.CodeConflict {
 		return 0, fmt.Errorf("reporting %s ready: %w", id, err)
 	}
-	now := metav1.NewTime(c.now())
+	now := metav1.NewTime(c.clock.Now())
 	m.Status.ReadyTime = &now
 	logger.Info("Workload ready; reported to the ledger", "workload", lm.Workload, "source", lm.Source)
 	c.recorder.Eventf(m, corev1.EventTypeNormal, "Ready", "%s is Ready here", lm.Workload)
@@ -158,8 +161,8 @@ func (c *Controller) giveUp(ctx context.Context, logger klog.Logger, m *v1alpha1
 }
 
 func (c *Controller) reportFailed(ctx context.Context, id, reason string) error {
-	start := c.now()
-	_, err := c.ledger.ReportFailed(ctx, id, c.id, truncate(reason, chaincode.MaxTextLength))
+	start := c.clock.Now()
+	_, err := c.ledger.ReportFailed(ctx, id, c.cfg.ClusterID, truncate(reason, chaincode.MaxTextLength))
 	c.metrics.ledgerCall("ReportFailed", start, err)
 	if err != nil && chaincode.CodeOf(err) != chaincode.CodeConflict && chaincode.CodeOf(err) != chaincode.CodeForbidden {
 		return fmt.Errorf("reporting %s failed: %w", id, err)

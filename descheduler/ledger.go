@@ -5,11 +5,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strconv"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/klog/v2"
 
 	"github.com/edgemigrate/edgemigrate/chaincode"
@@ -24,16 +27,16 @@ const checkpointConfigMap = "edgemigrate-ledger-checkpoint"
 // register records this cluster on the ledger (and refreshes its site, endpoint and capacity).
 func (c *Controller) register(ctx context.Context) error {
 	capacity, _ := c.capacity()
-	start := c.now()
+	start := c.clock.Now()
 	_, err := c.ledger.RegisterCluster(ctx, chaincode.ClusterRegistration{
-		ID: c.id, Location: chaincode.Location{Lat: c.site.Lat, Lon: c.site.Lon},
-		CoverageRadiusM: c.o.CoverageRadius, Capacity: capacity, Endpoint: c.o.PublicEndpoint,
+		ID: c.cfg.ClusterID, Location: chaincode.Location{Lat: c.cfg.Coverage.Center.Lat, Lon: c.cfg.Coverage.Center.Lon},
+		CoverageRadiusM: c.cfg.Coverage.RadiusM, Capacity: capacity, Endpoint: c.cfg.PublicEndpoint,
 	})
 	c.metrics.ledgerCall("RegisterCluster", start, err)
 	if err != nil {
-		return fmt.Errorf("registering cluster %s on the ledger: %w", c.id, err)
+		return fmt.Errorf("registering cluster %s on the ledger: %w", c.cfg.ClusterID, err)
 	}
-	klog.InfoS("Registered on the ledger", "cluster", c.id, "capacity", capacity)
+	klog.FromContext(ctx).Info("Registered on the ledger", "cluster", c.cfg.ClusterID, "capacity", capacity)
 	return nil
 }
 
@@ -68,84 +71,81 @@ func (c *Controller) nodeNames() []string {
 	return names
 }
 
-func (c *Controller) capacityLoop(ctx context.Context) {
-	t := time.NewTicker(c.o.CapacityReportInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		_, free := c.capacity()
-		start := c.now()
-		_, err := c.ledger.ReportCapacity(ctx, c.id, free)
-		c.metrics.ledgerCall("ReportCapacity", start, err)
-		if err != nil {
-			klog.ErrorS(err, "Reporting capacity to the ledger", "cluster", c.id)
-		}
+// reportCapacity reports the free capacity to the ledger; it also keeps the cluster live
+// for bidding.
+func (c *Controller) reportCapacity(ctx context.Context) {
+	_, free := c.capacity()
+	start := c.clock.Now()
+	_, err := c.ledger.ReportCapacity(ctx, c.cfg.ClusterID, free)
+	c.metrics.ledgerCall("ReportCapacity", start, err)
+	if err != nil {
+		klog.FromContext(ctx).Error(err, "Reporting capacity to the ledger", "cluster", c.cfg.ClusterID)
 	}
 }
 
 // watchLedger turns ledger events into work: each event names a migration to reconcile.
+// The position reached is saved every checkpointSaveInterval.
 func (c *Controller) watchLedger(ctx context.Context) {
+	logger := klog.FromContext(ctx)
 	after := c.loadCheckpoint(ctx)
 	events, err := c.ledger.Events(ctx, after)
 	if err != nil {
-		klog.ErrorS(err, "Subscribing to ledger events; relying on resync")
+		logger.Error(err, "Subscribing to ledger events; relying on resync")
 		return
 	}
-	saved := after
-	var last ledger.Checkpoint
-	t := time.NewTicker(2 * time.Second)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
+	var mu sync.Mutex
+	last, saved := after, after
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go wait.UntilWithContext(ctx, func(ctx context.Context) {
+		mu.Lock()
+		cp := last
+		mu.Unlock()
+		if cp == saved {
 			return
-		case ev, ok := <-events:
-			if !ok {
-				return
-			}
-			if ev.MigrationID != "" {
-				klog.V(4).InfoS("Ledger event", "event", ev.Type, "migration", ev.MigrationID, "state", ev.State, "cluster", ev.ClusterID)
-				c.queue.Add(keyLedger + ev.MigrationID)
-			}
-			last = ev.Checkpoint
-		case <-t.C:
-			if last != saved {
-				if err := c.saveCheckpoint(ctx, last); err != nil {
-					klog.ErrorS(err, "Saving the ledger checkpoint")
-					continue
-				}
-				saved = last
-			}
 		}
+		if err := c.saveCheckpoint(ctx, cp); err != nil {
+			logger.Error(err, "Saving the ledger checkpoint")
+			return
+		}
+		saved = cp
+	}, checkpointSaveInterval)
+	for ev := range events {
+		if ev.MigrationID != "" {
+			logger.V(4).Info("Ledger event", "event", ev.Type, "migration", ev.MigrationID, "state", ev.State, "cluster", ev.ClusterID)
+			c.queue.Add(queueKey{Kind: keyLedger, Name: ev.MigrationID})
+		}
+		mu.Lock()
+		last = ev.Checkpoint
+		mu.Unlock()
 	}
 }
 
 func (c *Controller) loadCheckpoint(ctx context.Context) ledger.Checkpoint {
 	var cp ledger.Checkpoint
-	cm, err := c.kube.CoreV1().ConfigMaps(c.o.Namespace).Get(ctx, checkpointConfigMap, metav1.GetOptions{})
+	cm, err := c.kube.CoreV1().ConfigMaps(c.cfg.Namespace).Get(ctx, checkpointConfigMap, metav1.GetOptions{})
 	if err != nil {
 		if !apierrors.IsNotFound(err) {
-			klog.ErrorS(err, "Reading the ledger checkpoint; replaying the event stream")
+			klog.FromContext(ctx).Error(err, "Reading the ledger checkpoint; replaying the event stream")
 		}
 		return cp
 	}
-	if err := json.Unmarshal([]byte(cm.Data[c.id]), &cp); err != nil {
-		klog.ErrorS(err, "Decoding the ledger checkpoint; replaying the event stream")
+	if err := json.Unmarshal([]byte(cm.Data[c.cfg.ClusterID]), &cp); err != nil {
+		klog.FromContext(ctx).Error(err, "Decoding the ledger checkpoint; replaying the event stream")
 	}
 	return cp
 }
 
 func (c *Controller) saveCheckpoint(ctx context.Context, cp ledger.Checkpoint) error {
-	data, _ := json.Marshal(cp)
-	cms := c.kube.CoreV1().ConfigMaps(c.o.Namespace)
+	data, err := json.Marshal(cp)
+	if err != nil {
+		return fmt.Errorf("encoding the ledger checkpoint: %w", err)
+	}
+	cms := c.kube.CoreV1().ConfigMaps(c.cfg.Namespace)
 	cm, err := cms.Get(ctx, checkpointConfigMap, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
-		_, err = cms.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: checkpointConfigMap, Namespace: c.o.Namespace},
-			Data: map[string]string{c.id: string(data)}}, metav1.CreateOptions{})
+		_, err = cms.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: checkpointConfigMap, Namespace: c.cfg.Namespace},
+			Data: map[string]string{c.cfg.ClusterID: string(data)}}, metav1.CreateOptions{})
 		return err
 	}
 	if err != nil {
@@ -154,7 +154,7 @@ func (c *Controller) saveCheckpoint(ctx context.Context, cp ledger.Checkpoint) e
 	if cm.Data == nil {
 		cm.Data = map[string]string{}
 	}
-	cm.Data[c.id] = string(data)
+	cm.Data[c.cfg.ClusterID] = string(data)
 	_, err = cms.Update(ctx, cm, metav1.UpdateOptions{})
 	return err
 }
@@ -162,7 +162,7 @@ func (c *Controller) saveCheckpoint(ctx context.Context, cp ledger.Checkpoint) e
 // syncLedger handles a migration seen on the ledger: bid on others' proposals, take up the
 // destination's part when chosen, and hand the rest to the Migration objects it concerns.
 func (c *Controller) syncLedger(ctx context.Context, id string) (time.Duration, error) {
-	start := c.now()
+	start := c.clock.Now()
 	lm, err := c.ledger.GetMigration(ctx, id)
 	c.metrics.ledgerCall("GetMigration", start, err)
 	if err != nil {
@@ -174,13 +174,13 @@ func (c *Controller) syncLedger(ctx context.Context, id string) (time.Duration, 
 	for _, m := range c.migrationsByIndex(indexLedgerID, id) {
 		c.enqueueMigration(m)
 	}
-	if lm.Source == c.id {
+	if lm.Source == c.cfg.ClusterID {
 		return 0, nil
 	}
-	if lm.State == chaincode.StateProposed && !slices.ContainsFunc(lm.Bids, func(b chaincode.Bid) bool { return b.ClusterID == c.id }) {
+	if lm.State == chaincode.StateProposed && !slices.ContainsFunc(lm.Bids, func(b chaincode.Bid) bool { return b.ClusterID == c.cfg.ClusterID }) {
 		return 0, c.bid(ctx, lm)
 	}
-	chosen := lm.Decision != nil && lm.Decision.Destination == c.id
+	chosen := lm.Decision != nil && lm.Decision.Destination == c.cfg.ClusterID
 	if chosen && (lm.State == chaincode.StateDecided || lm.State == chaincode.StateReady) && len(c.migrationsByIndex(indexLedgerID, id)) == 0 {
 		return 0, c.createDestinationMigration(ctx, lm)
 	}
@@ -189,16 +189,17 @@ func (c *Controller) syncLedger(ctx context.Context, id string) (time.Duration, 
 
 // bid evaluates a proposal against this cluster and submits the result.
 func (c *Controller) bid(ctx context.Context, lm *chaincode.Migration) error {
-	if c.o.DryRun {
-		klog.InfoS("Dry run: not bidding", "migration", lm.ID, "source", lm.Source)
+	logger := klog.FromContext(ctx)
+	if c.cfg.DryRun {
+		logger.Info("Dry run: not bidding", "migration", lm.ID, "source", lm.Source)
 		return nil
 	}
 	d := jetson.Demand{CPUMilli: lm.Metadata.CPUMilli, Memory: lm.Metadata.MemoryBytes, GPUMemory: lm.Metadata.GPUMemoryBytes, GPUSlots: lm.Metadata.GPUSlots}
 	replicas := specReplicas(lm.Spec)
 	ev := c.evaluate(d, replicas)
-	covers := lm.ClientLocation != nil && c.coverage.Covers(pointOf(*lm.ClientLocation))
-	in := chaincode.BidInput{ClusterID: c.id, CanHost: ev.canHost, CoversClient: covers, Score: float64(ev.score)}
-	start := c.now()
+	covers := lm.ClientLocation != nil && c.cfg.Coverage.Covers(pointOf(*lm.ClientLocation))
+	in := chaincode.BidInput{ClusterID: c.cfg.ClusterID, CanHost: ev.canHost, CoversClient: covers, Score: float64(ev.score)}
+	start := c.clock.Now()
 	_, err := c.ledger.SubmitBid(ctx, lm.ID, in)
 	c.metrics.ledgerCall("SubmitBid", start, err)
 	if err != nil {
@@ -207,17 +208,10 @@ func (c *Controller) bid(ctx context.Context, lm *chaincode.Migration) error {
 		}
 		return fmt.Errorf("bidding on migration %s: %w", lm.ID, err)
 	}
-	c.metrics.bids.WithLabelValues(boolLabel(ev.canHost), boolLabel(covers)).Inc()
-	klog.InfoS("Bid", "migration", lm.ID, "source", lm.Source, "workload", lm.Workload, "replicas", replicas,
+	c.metrics.bids.WithLabelValues(strconv.FormatBool(ev.canHost), strconv.FormatBool(covers)).Inc()
+	logger.Info("Bid", "migration", lm.ID, "source", lm.Source, "workload", lm.Workload, "replicas", replicas,
 		"demand", d.String(), "canHost", ev.canHost, "coversClient", covers, "score", ev.score, "why", ev.reason)
 	return nil
-}
-
-func boolLabel(b bool) string {
-	if b {
-		return "true"
-	}
-	return "false"
 }
 
 // evaluation is what this cluster can offer a workload.
@@ -244,7 +238,7 @@ func (c *Controller) evaluate(d jetson.Demand, replicas int32) evaluation {
 			nodes = append(nodes, node{name, capa, used})
 		}
 	}
-	return placeReplicas(c.policy, len(nodes), func(i int) (jetson.Capacity, *jetson.Demand) { return nodes[i].capa, &nodes[i].used }, d, replicas)
+	return placeReplicas(c.cfg.Policy, len(nodes), func(i int) (jetson.Capacity, *jetson.Demand) { return nodes[i].capa, &nodes[i].used }, d, replicas)
 }
 
 // placeReplicas is evaluate's pure core: n nodes given by at (capacity, and use that the

@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"k8s.io/utils/clock"
 
 	"github.com/edgemigrate/edgemigrate/api/v1alpha1"
 	"github.com/edgemigrate/edgemigrate/chaincode"
@@ -16,10 +17,12 @@ type metrics struct {
 	triggers   *prometheus.CounterVec
 	ledger     *prometheus.HistogramVec
 	leader     prometheus.Gauge
+	clock      clock.PassiveClock
 }
 
-func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+func newMetrics(reg prometheus.Registerer, clk clock.PassiveClock) (*metrics, error) {
 	m := &metrics{
+		clock: clk,
 		migrations: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "edgemigrate_migrations_total",
 			Help: "Migrations this cluster started, by reason and result (Completed, Failed, Aborted)."}, []string{"reason", "result"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "edgemigrate_migration_duration_seconds",
@@ -51,16 +54,16 @@ func (m *metrics) ledgerCall(op string, start time.Time, err error) {
 			result = string(code)
 		}
 	}
-	m.ledger.WithLabelValues(op, result).Observe(time.Since(start).Seconds())
+	m.ledger.WithLabelValues(op, result).Observe(m.clock.Since(start).Seconds())
 }
 
 // phase records the time from trigger to a phase, once per process and phase change.
 func (m *metrics) phase(mig *v1alpha1.Migration, phase string) {
 	if mig.Status.StartTime != nil && mig.Status.Role == v1alpha1.RoleSource {
-		m.duration.WithLabelValues(phase).Observe(time.Since(mig.Status.StartTime.Time).Seconds())
+		m.duration.WithLabelValues(phase).Observe(m.clock.Since(mig.Status.StartTime.Time).Seconds())
 	}
 }
 
-func (m *metrics) finished(mig *v1alpha1.Migration, phase string) {
-	m.migrations.WithLabelValues(mig.Spec.Reason, phase).Inc()
+func (m *metrics) finished(mig *v1alpha1.Migration, phase v1alpha1.MigrationPhase) {
+	m.migrations.WithLabelValues(string(mig.Spec.Reason), string(phase)).Inc()
 }

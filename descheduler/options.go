@@ -9,6 +9,12 @@ import (
 	"time"
 
 	"github.com/spf13/pflag"
+	"k8s.io/client-go/tools/leaderelection"
+	"k8s.io/client-go/tools/leaderelection/resourcelock"
+	componentbaseconfig "k8s.io/component-base/config"
+	"k8s.io/component-base/config/options"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/edgemigrate/edgemigrate/api"
 	"github.com/edgemigrate/edgemigrate/geo"
@@ -49,8 +55,10 @@ type Options struct {
 	// ClientTokensSecret holds one bearer token per client id.
 	ClientTokensSecret string
 
-	LeaderElect                                                         bool
-	LeaseDuration, RenewDeadline, RetryPeriod                           time.Duration
+	// LeaderElection: --leader-elect and --leader-elect-*, as every Kubernetes controller
+	// has them. The Lease defaults to LeaseName-<cluster id> in --namespace.
+	LeaderElection componentbaseconfig.LeaderElectionConfiguration
+
 	DryRun                                                              bool
 	MaxConcurrentMigrations                                             int
 	OffloadAfter, BidTimeout, MigrationTimeout, DestinationReadyTimeout time.Duration
@@ -68,18 +76,21 @@ func NewOptions() *Options {
 		ns = api.SystemNamespace
 	}
 	return &Options{
-		Namespace:               ns,
-		CoverageRadius:          1000,
-		CoverageHysteresis:      100,
-		ListenAddress:           ":8090",
-		LedgerBackend:           BackendRemote,
-		FabricChannel:           "edgemigrate",
-		FabricChaincode:         "edgemigrate",
-		ClientTokensSecret:      api.ClientTokensSecret,
-		LeaderElect:             true,
-		LeaseDuration:           15 * time.Second,
-		RenewDeadline:           10 * time.Second,
-		RetryPeriod:             2 * time.Second,
+		Namespace:          ns,
+		CoverageRadius:     1000,
+		CoverageHysteresis: 100,
+		ListenAddress:      ":8090",
+		LedgerBackend:      BackendRemote,
+		FabricChannel:      "edgemigrate",
+		FabricChaincode:    "edgemigrate",
+		ClientTokensSecret: api.ClientTokensSecret,
+		LeaderElection: componentbaseconfig.LeaderElectionConfiguration{
+			LeaderElect:   true,
+			LeaseDuration: metav1.Duration{Duration: 15 * time.Second},
+			RenewDeadline: metav1.Duration{Duration: 10 * time.Second},
+			RetryPeriod:   metav1.Duration{Duration: 2 * time.Second},
+			ResourceLock:  resourcelock.LeasesResourceLock,
+		},
 		MaxConcurrentMigrations: 4,
 		OffloadAfter:            2 * time.Second,
 		BidTimeout:              2 * time.Second,
@@ -114,10 +125,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.FabricChannel, "fabric-channel", o.FabricChannel, "fabric: channel name")
 	fs.StringVar(&o.FabricChaincode, "fabric-chaincode", o.FabricChaincode, "fabric: chaincode name")
 	fs.StringVar(&o.ClientTokensSecret, "client-tokens-secret", o.ClientTokensSecret, "Secret in --namespace mapping client id to its bearer token")
-	fs.BoolVar(&o.LeaderElect, "leader-elect", o.LeaderElect, "run only while holding the Lease, so that replicas take over from each other")
-	fs.DurationVar(&o.LeaseDuration, "leader-elect-lease-duration", o.LeaseDuration, "how long a Lease lasts without renewal")
-	fs.DurationVar(&o.RenewDeadline, "leader-elect-renew-deadline", o.RenewDeadline, "how long the leader retries renewing before giving up")
-	fs.DurationVar(&o.RetryPeriod, "leader-elect-retry-period", o.RetryPeriod, "how often candidates try to acquire or renew the Lease")
+	options.BindLeaderElectionFlags(&o.LeaderElection, fs)
 	fs.BoolVar(&o.DryRun, "dry-run", o.DryRun, "decide and record Migrations, but neither propose, bid nor move anything")
 	fs.IntVar(&o.MaxConcurrentMigrations, "max-concurrent-migrations", o.MaxConcurrentMigrations, "most source migrations in flight at once; more wait Pending")
 	fs.DurationVar(&o.OffloadAfter, "offload-after", o.OffloadAfter, "how long an opted-in pod may stay unschedulable before its workload is offloaded")
@@ -182,5 +190,73 @@ func (o *Options) Validate() error {
 	if o.SchedulerName == "" {
 		add("--scheduler-name must not be empty")
 	}
+	if le := o.LeaderElection; le.LeaderElect {
+		if le.ResourceLock != resourcelock.LeasesResourceLock {
+			add("--leader-elect-resource-lock %q: want %s", le.ResourceLock, resourcelock.LeasesResourceLock)
+		}
+		// What leaderelection.NewLeaderElector would refuse with a panic.
+		if le.RetryPeriod.Duration <= 0 || le.RenewDeadline.Duration <= time.Duration(leaderelection.JitterFactor*float64(le.RetryPeriod.Duration)) ||
+			le.LeaseDuration.Duration <= le.RenewDeadline.Duration {
+			add("--leader-elect-lease-duration %s, --leader-elect-renew-deadline %s, --leader-elect-retry-period %s: want lease > renew deadline > %v × retry period > 0",
+				le.LeaseDuration.Duration, le.RenewDeadline.Duration, le.RetryPeriod.Duration, leaderelection.JitterFactor)
+		}
+	}
 	return errors.Join(errs...)
+}
+
+// Config is the descheduler's runtime configuration: Options validated and parsed once.
+// The controller reads only this.
+type Config struct {
+	// ClusterID is this cluster's id on the ledger.
+	ClusterID string
+	// Namespace is the descheduler's own (the ledger checkpoint lives there).
+	Namespace string
+	// Coverage is the cluster's site and the area where it serves clients.
+	Coverage geo.Coverage
+	// PublicEndpoint is where clients reach this cluster's locator.
+	PublicEndpoint string
+	// LeaderElection has its Lease's name and namespace filled in.
+	LeaderElection componentbaseconfig.LeaderElectionConfiguration
+
+	DryRun                  bool
+	MaxConcurrentMigrations int
+	OffloadAfter            time.Duration
+	BidTimeout              time.Duration
+	MigrationTimeout        time.Duration
+	DestinationReadyTimeout time.Duration
+	CapacityReportInterval  time.Duration
+	ResyncInterval          time.Duration
+	Jetson                  jetson.Config
+	Policy                  jetson.Policy
+	SchedulerName           string
+}
+
+// Config validates the options and returns the runtime configuration.
+func (o *Options) Config() (*Config, error) {
+	if err := o.Validate(); err != nil {
+		return nil, err
+	}
+	site, err := geo.ParsePoint(o.Location)
+	if err != nil {
+		return nil, fmt.Errorf("--location: %w", err)
+	}
+	jc, policy, err := o.Jetson.Parse()
+	if err != nil {
+		return nil, err
+	}
+	le := o.LeaderElection
+	if le.ResourceName == "" {
+		le.ResourceName = LeaseName + "-" + o.ClusterID
+	}
+	if le.ResourceNamespace == "" {
+		le.ResourceNamespace = o.Namespace
+	}
+	return &Config{
+		ClusterID: o.ClusterID, Namespace: o.Namespace, PublicEndpoint: o.PublicEndpoint, LeaderElection: le,
+		Coverage: geo.Coverage{Center: site, RadiusM: o.CoverageRadius, HysteresisM: o.CoverageHysteresis},
+		DryRun:   o.DryRun, MaxConcurrentMigrations: o.MaxConcurrentMigrations,
+		OffloadAfter: o.OffloadAfter, BidTimeout: o.BidTimeout, MigrationTimeout: o.MigrationTimeout,
+		DestinationReadyTimeout: o.DestinationReadyTimeout, CapacityReportInterval: o.CapacityReportInterval,
+		ResyncInterval: o.ResyncInterval, Jetson: jc, Policy: policy, SchedulerName: o.SchedulerName,
+	}, nil
 }

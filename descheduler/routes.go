@@ -11,7 +11,7 @@ import (
 // migration from here has a Ready destination, here while a copy of it runs here, else
 // wherever the latest completed migration from here sent it.
 func (c *Controller) Resolve(clientID string) (locator.Route, bool) {
-	here := locator.Route{Cluster: c.id, Endpoint: c.o.PublicEndpoint}
+	here := locator.Route{Cluster: c.cfg.ClusterID, Endpoint: c.cfg.PublicEndpoint}
 	migs := c.migrationsByIndex(indexClient, clientID)
 	var moved *v1alpha1.Migration
 	for i := len(migs) - 1; i >= 0; i-- {

@@ -16,7 +16,9 @@ import (
 	"k8s.io/client-go/tools/leaderelection"
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
 	"k8s.io/klog/v2"
+	"k8s.io/utils/clock"
 
+	"github.com/edgemigrate/edgemigrate/api/generated/clientset/versioned"
 	"github.com/edgemigrate/edgemigrate/geo"
 	"github.com/edgemigrate/edgemigrate/ledger"
 	"github.com/edgemigrate/edgemigrate/ledger/fabric"
@@ -28,6 +30,9 @@ import (
 // LeaseName is the descheduler's leader-election Lease in its namespace.
 const LeaseName = "edgemigrate-descheduler"
 
+// Kubernetes client rates: a migration's steps come in bursts.
+const clientQPS, clientBurst = 50, 100
+
 // Run connects to the cluster and the ledger, serves the locator and, while it holds the
 // Lease, runs the controller. It returns when ctx ends or leadership is lost.
 func Run(ctx context.Context, o *Options) error {
@@ -38,7 +43,7 @@ func Run(ctx context.Context, o *Options) error {
 	if err != nil {
 		return fmt.Errorf("loading kubeconfig %q: %w", o.Kubeconfig, err)
 	}
-	cfg.QPS, cfg.Burst = 50, 100
+	cfg.QPS, cfg.Burst = clientQPS, clientBurst
 	ln, err := net.Listen("tcp", o.ListenAddress)
 	if err != nil {
 		return fmt.Errorf("listening on %s: %w", o.ListenAddress, err)
@@ -47,24 +52,27 @@ func Run(ctx context.Context, o *Options) error {
 }
 
 // Serve is Run on a given listener and configuration.
-func Serve(ctx context.Context, o *Options, cfg *rest.Config, ln net.Listener) error {
-	if err := o.Validate(); err != nil {
+func Serve(ctx context.Context, o *Options, restCfg *rest.Config, ln net.Listener) error {
+	cfg, err := o.Config()
+	if err != nil {
 		return err
 	}
+	logger := klog.FromContext(ctx).WithName("descheduler")
+	ctx = klog.NewContext(ctx, logger)
 	l, err := dialLedger(ctx, o)
 	if err != nil {
 		return err
 	}
 	defer l.Close()
-	kube, err := kubernetes.NewForConfig(cfg)
+	kube, err := kubernetes.NewForConfig(restCfg)
 	if err != nil {
 		return fmt.Errorf("creating the Kubernetes client: %w", err)
 	}
-	reg := serve.NewRegistry()
-	m, err := newMetrics(reg)
+	migs, err := versioned.NewForConfig(restCfg)
 	if err != nil {
-		return err
+		return fmt.Errorf("creating the Migration client: %w", err)
 	}
+	reg := serve.NewRegistry()
 	tokens, err := locator.NewSecretTokens(kube, o.Namespace, o.ClientTokensSecret)
 	if err != nil {
 		return err
@@ -86,7 +94,7 @@ func Serve(ctx context.Context, o *Options, cfg *rest.Config, ln net.Listener) e
 		}),
 		OnLocation: func(ctx context.Context, id string, p geo.Point) {
 			if c := ctrl.Load(); c != nil {
-				c.OnLocation(ctx, id, p)
+				c.OnLocation(klog.NewContext(ctx, logger), id, p)
 			}
 		},
 		Registerer: reg,
@@ -94,7 +102,8 @@ func Serve(ctx context.Context, o *Options, cfg *rest.Config, ln net.Listener) e
 	if err != nil {
 		return err
 	}
-	c, err := New(o, cfg, l, locationsOf{loc.Locations()}, m)
+	c, err := New(cfg, Deps{Kube: kube, Migrations: migs, Ledger: l, Clock: clock.RealClock{},
+		Locations: locationsOf{loc.Locations()}, Registerer: reg})
 	if err != nil {
 		return err
 	}
@@ -117,20 +126,21 @@ func Serve(ctx context.Context, o *Options, cfg *rest.Config, ln net.Listener) e
 
 	lead := func(ctx context.Context) {
 		leading.Store(true)
-		m.leader.Set(1)
+		c.metrics.leader.Set(1)
 		ctrl.Store(c)
 		if err := c.Run(ctx); err != nil {
-			klog.ErrorS(err, "Descheduler stopped")
+			logger.Error(err, "Descheduler stopped")
 		}
 	}
-	if !o.LeaderElect {
+	le := cfg.LeaderElection
+	if !le.LeaderElect {
 		lead(ctx)
 		cancel()
 		return <-serveErr
 	}
 	host, _ := os.Hostname()
 	identity := host + "_" + uuid.NewString()
-	lock, err := resourcelock.New(resourcelock.LeasesResourceLock, o.Namespace, LeaseName+"-"+o.ClusterID,
+	lock, err := resourcelock.New(le.ResourceLock, le.ResourceNamespace, le.ResourceName,
 		kube.CoreV1(), kube.CoordinationV1(), resourcelock.ResourceLockConfig{Identity: identity})
 	if err != nil {
 		return fmt.Errorf("creating the leader-election lock: %w", err)
@@ -138,17 +148,17 @@ func Serve(ctx context.Context, o *Options, cfg *rest.Config, ln net.Listener) e
 	lost := make(chan struct{})
 	leaderelection.RunOrDie(ctx, leaderelection.LeaderElectionConfig{
 		Lock: lock, ReleaseOnCancel: true, Name: "edgemigrate-descheduler",
-		LeaseDuration: o.LeaseDuration, RenewDeadline: o.RenewDeadline, RetryPeriod: o.RetryPeriod,
+		LeaseDuration: le.LeaseDuration.Duration, RenewDeadline: le.RenewDeadline.Duration, RetryPeriod: le.RetryPeriod.Duration,
 		Callbacks: leaderelection.LeaderCallbacks{
 			OnStartedLeading: lead,
 			OnStoppedLeading: func() {
 				leading.Store(false)
-				m.leader.Set(0)
+				c.metrics.leader.Set(0)
 				close(lost)
 			},
 			OnNewLeader: func(id string) {
 				if id != identity {
-					klog.InfoS("Another replica leads", "leader", id)
+					logger.Info("Another replica leads", "leader", id)
 				}
 			},
 		},

@@ -11,17 +11,28 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/cache"
 	"k8s.io/klog/v2"
+	"k8s.io/utils/ptr"
 
 	"github.com/edgemigrate/edgemigrate/api"
 	"github.com/edgemigrate/edgemigrate/api/v1alpha1"
 	"github.com/edgemigrate/edgemigrate/chaincode"
 )
 
-// Condition types and reasons on Migrations.
+// reasonEvictionBlocked: a PodDisruptionBudget keeps the source's pod.
+const reasonEvictionBlocked = "EvictionBlocked"
+
+// Requeue delays of the source's steps; events usually come sooner.
 const (
-	ConditionSourceRemoved = "SourceRemoved"
-	reasonEvictionBlocked  = "EvictionBlocked"
+	// bidsRequeue: a bid event requeues sooner.
+	bidsRequeue = 250 * time.Millisecond
+	// queuedRequeue: a Migration waiting for a free --max-concurrent-migrations slot.
+	queuedRequeue = time.Second
+	// removalRequeue: the local copy is going; pod events requeue sooner.
+	removalRequeue = 500 * time.Millisecond
+	// evictionBlockedRequeue: a PodDisruptionBudget refused the eviction.
+	evictionBlockedRequeue = 5 * time.Second
 )
 
 // syncSource drives a Migration of a workload of this cluster: propose, decide, and once the
@@ -30,14 +41,14 @@ const (
 func (c *Controller) syncSource(ctx context.Context, m *v1alpha1.Migration) (time.Duration, error) {
 	logger := klog.FromContext(ctx).WithValues("migration", klog.KObj(m))
 	if m.Status.Role == "" {
-		now := metav1.NewTime(c.now())
+		now := metav1.NewTime(c.clock.Now())
 		m.Status = v1alpha1.MigrationStatus{Role: v1alpha1.RoleSource, Phase: v1alpha1.PhasePending,
-			LedgerID: c.sourceLedgerID(m), Source: c.id, StartTime: &now}
+			LedgerID: c.sourceLedgerID(m), Source: c.cfg.ClusterID, StartTime: &now}
 		return 0, c.writeStatus(ctx, m)
 	}
 	id := m.Status.LedgerID
 	logger = logger.WithValues("ledgerID", id)
-	start := c.now()
+	start := c.clock.Now()
 	lm, err := c.ledger.GetMigration(ctx, id)
 	c.metrics.ledgerCall("GetMigration", start, err)
 	if chaincode.CodeOf(err) == chaincode.CodeNotFound {
@@ -52,12 +63,12 @@ func (c *Controller) syncSource(ctx context.Context, m *v1alpha1.Migration) (tim
 		if c.expired(m) {
 			return 0, c.abort(ctx, m, "no decision before --migration-timeout")
 		}
-		start := c.now()
+		start := c.clock.Now()
 		lm, err = c.ledger.Decide(ctx, id)
 		c.metrics.ledgerCall("Decide", start, err)
 		if chaincode.CodeOf(err) == chaincode.CodeNotYet {
 			// A bid event requeues sooner.
-			return 250 * time.Millisecond, c.setPhase(ctx, m, v1alpha1.PhaseProposed, "WaitingForBids", "waiting for bids")
+			return bidsRequeue, c.setPhase(ctx, m, v1alpha1.PhaseProposed, "WaitingForBids", "waiting for bids")
 		}
 		if chaincode.CodeOf(err) == chaincode.CodeConflict {
 			return 0, nil // decided meanwhile: its event requeues
@@ -77,11 +88,11 @@ func (c *Controller) propose(ctx context.Context, logger klog.Logger, m *v1alpha
 	if c.expired(m) {
 		return 0, c.finish(ctx, m, v1alpha1.PhaseAborted, "Timeout", "not proposed before --migration-timeout")
 	}
-	if c.o.DryRun {
+	if c.cfg.DryRun {
 		return 0, c.setPhase(ctx, m, v1alpha1.PhasePending, "DryRun", "dry run: would propose this migration to the ledger")
 	}
-	if n := c.inFlight(); n >= c.o.MaxConcurrentMigrations {
-		return time.Second, c.setPhase(ctx, m, v1alpha1.PhasePending, "Queued",
+	if n := c.inFlight(); n >= c.cfg.MaxConcurrentMigrations {
+		return queuedRequeue, c.setPhase(ctx, m, v1alpha1.PhasePending, "Queued",
 			fmt.Sprintf("%d migrations in flight, the most --max-concurrent-migrations allows", n))
 	}
 	p, replicas, err := c.proposal(m, m.Status.LedgerID)
@@ -91,7 +102,7 @@ func (c *Controller) propose(ctx context.Context, logger klog.Logger, m *v1alpha
 	if err != nil {
 		return 0, c.finish(ctx, m, v1alpha1.PhaseFailed, "InvalidWorkload", err.Error())
 	}
-	start := c.now()
+	start := c.clock.Now()
 	_, err = c.ledger.ProposeMigration(ctx, p)
 	c.metrics.ledgerCall("ProposeMigration", start, err)
 	if err != nil && chaincode.CodeOf(err) != chaincode.CodeConflict {
@@ -100,18 +111,18 @@ func (c *Controller) propose(ctx context.Context, logger klog.Logger, m *v1alpha
 		}
 		return 0, fmt.Errorf("proposing %s: %w", m.Status.LedgerID, err)
 	}
-	now := metav1.NewTime(c.now())
+	now := metav1.NewTime(c.clock.Now())
 	m.Status.ProposedTime, m.Status.Replicas = &now, replicas
 	c.metrics.phase(m, "proposed")
 	logger.Info("Proposed", "workload", p.Workload, "reason", p.Reason, "replicas", replicas, "deadline", p.Deadline)
 	c.recorder.Eventf(m, corev1.EventTypeNormal, "Proposed", "Proposed %s on the ledger as %s; bids close at %s", p.Workload, p.ID, p.Deadline)
-	return c.o.BidTimeout, c.setPhase(ctx, m, v1alpha1.PhaseProposed, "WaitingForBids", "waiting for bids")
+	return c.cfg.BidTimeout, c.setPhase(ctx, m, v1alpha1.PhaseProposed, "WaitingForBids", "waiting for bids")
 }
 
 // inFlight counts source migrations past Pending and not final.
 func (c *Controller) inFlight() int {
 	n := 0
-	for _, obj := range c.migInformer.GetStore().List() {
+	for _, obj := range c.migIndexer.List() {
 		m := obj.(*v1alpha1.Migration)
 		if m.Status.Role == v1alpha1.RoleSource && !m.Final() && m.Status.Phase != v1alpha1.PhasePending && m.Status.Phase != "" {
 			n++
@@ -121,7 +132,7 @@ func (c *Controller) inFlight() int {
 }
 
 func (c *Controller) expired(m *v1alpha1.Migration) bool {
-	return m.Status.StartTime != nil && c.now().After(m.Status.StartTime.Add(c.o.MigrationTimeout))
+	return m.Status.StartTime != nil && c.clock.Now().After(m.Status.StartTime.Add(c.cfg.MigrationTimeout))
 }
 
 func (c *Controller) copyBids(m *v1alpha1.Migration, lm *chaincode.Migration) {
@@ -152,7 +163,7 @@ func (c *Controller) afterDecision(ctx context.Context, logger klog.Logger, m *v
 		if err != nil || !gone {
 			return wait, err
 		}
-		start := c.now()
+		start := c.clock.Now()
 		_, err = c.ledger.Complete(ctx, lm.ID)
 		c.metrics.ledgerCall("Complete", start, err)
 		if err != nil && chaincode.CodeOf(err) != chaincode.CodeConflict {
@@ -183,14 +194,14 @@ func (c *Controller) followLedger(ctx context.Context, logger klog.Logger, m *v1
 				return fmt.Errorf("reading destination cluster %s: %w", dest, err)
 			}
 			m.Status.DestinationEndpoint = cl.Endpoint
-			now := metav1.NewTime(c.now())
+			now := metav1.NewTime(c.clock.Now())
 			m.Status.DecidedTime = &now
 			c.metrics.phase(m, "decided")
 			logger.Info("Decided", "destination", dest, "score", lm.Decision.Score, "bids", len(lm.Bids), "excluded", lm.Excluded)
 			c.recorder.Eventf(m, corev1.EventTypeNormal, "Decided", "The ledger chose %s (score %v) among %d bids", dest, lm.Decision.Score, len(lm.Bids))
 		}
 		if lm.State == chaincode.StateReady {
-			now := metav1.NewTime(c.now())
+			now := metav1.NewTime(c.clock.Now())
 			m.Status.ReadyTime = &now
 			c.metrics.phase(m, "ready")
 			logger.Info("Destination ready; sending the client there and removing the local copy", "destination", dest)
@@ -219,7 +230,7 @@ func (c *Controller) removeSource(ctx context.Context, logger klog.Logger, m *v1
 		if err != nil {
 			return false, 0, err
 		}
-		if ptrValue(d.Spec.Replicas, 1) != 0 || d.Annotations[api.AnnotationMigratedTo] != m.Status.Destination {
+		if ptr.Deref(d.Spec.Replicas, 1) != 0 || d.Annotations[api.AnnotationMigratedTo] != m.Status.Destination {
 			patch := fmt.Sprintf(`{"metadata":{"annotations":{%q:%q,%q:%q}},"spec":{"replicas":0}}`,
 				api.AnnotationMigratedTo, m.Status.Destination, api.AnnotationMigrationID, m.Status.LedgerID)
 			if _, err := c.kube.AppsV1().Deployments(ns).Patch(ctx, name, "application/merge-patch+json", []byte(patch), metav1.PatchOptions{}); err != nil {
@@ -232,7 +243,7 @@ func (c *Controller) removeSource(ctx context.Context, logger klog.Logger, m *v1
 			return false, 0, err
 		}
 		if len(pods) > 0 {
-			return false, 500 * time.Millisecond, nil // the pod informer requeues sooner
+			return false, removalRequeue, nil // the pod informer requeues sooner
 		}
 	case v1alpha1.KindPod:
 		p, err := c.pods.Pods(ns).Get(name)
@@ -249,13 +260,13 @@ func (c *Controller) removeSource(ctx context.Context, logger klog.Logger, m *v1
 			switch {
 			case apierrors.IsTooManyRequests(err):
 				msg := "a PodDisruptionBudget blocks the eviction; retrying: " + err.Error()
-				if cond := meta.FindStatusCondition(m.Status.Conditions, ConditionSourceRemoved); cond == nil || cond.Reason != reasonEvictionBlocked {
+				if cond := meta.FindStatusCondition(m.Status.Conditions, v1alpha1.ConditionSourceRemoved); cond == nil || cond.Reason != reasonEvictionBlocked {
 					c.recorder.Event(m, corev1.EventTypeWarning, reasonEvictionBlocked, msg)
 					c.recorder.Event(p, corev1.EventTypeWarning, reasonEvictionBlocked, "Migration "+m.Name+": "+msg)
 				}
-				meta.SetStatusCondition(&m.Status.Conditions, metav1.Condition{Type: ConditionSourceRemoved, Status: metav1.ConditionFalse,
-					Reason: reasonEvictionBlocked, Message: msg})
-				return false, 5 * time.Second, c.writeStatus(ctx, m)
+				meta.SetStatusCondition(&m.Status.Conditions, metav1.Condition{Type: v1alpha1.ConditionSourceRemoved, Status: metav1.ConditionFalse,
+					Reason: reasonEvictionBlocked, Message: msg, LastTransitionTime: metav1.NewTime(c.clock.Now())})
+				return false, evictionBlockedRequeue, c.writeStatus(ctx, m)
 			case apierrors.IsNotFound(err), apierrors.IsConflict(err):
 			case err != nil:
 				return false, 0, fmt.Errorf("evicting pod %s/%s: %w", ns, name, err)
@@ -263,23 +274,23 @@ func (c *Controller) removeSource(ctx context.Context, logger klog.Logger, m *v1
 				logger.Info("Evicted the local pod", "pod", klog.KObj(p))
 			}
 		}
-		return false, 500 * time.Millisecond, nil
+		return false, removalRequeue, nil
 	}
 	return true, 0, nil
 }
 
 func (c *Controller) complete(ctx context.Context, logger klog.Logger, m *v1alpha1.Migration) error {
-	meta.SetStatusCondition(&m.Status.Conditions, metav1.Condition{Type: ConditionSourceRemoved, Status: metav1.ConditionTrue,
-		Reason: "Removed", Message: "the local copy is gone"})
+	meta.SetStatusCondition(&m.Status.Conditions, metav1.Condition{Type: v1alpha1.ConditionSourceRemoved, Status: metav1.ConditionTrue,
+		Reason: "Removed", Message: "the local copy is gone", LastTransitionTime: metav1.NewTime(c.clock.Now())})
 	c.metrics.phase(m, "completed")
-	logger.Info("Completed", "destination", m.Status.Destination, "duration", c.now().Sub(m.Status.StartTime.Time))
+	logger.Info("Completed", "destination", m.Status.Destination, "duration", c.clock.Since(m.Status.StartTime.Time))
 	c.recorder.Eventf(m, corev1.EventTypeNormal, "Completed", "%s %s now runs in %s", m.Spec.Workload.Kind, m.Spec.Workload.Name, m.Status.Destination)
 	return c.finish(ctx, m, v1alpha1.PhaseCompleted, "Completed", "the service runs in "+m.Status.Destination)
 }
 
 // abort gives up on the ledger; the destination cleans up on the Aborted event.
 func (c *Controller) abort(ctx context.Context, m *v1alpha1.Migration, reason string) error {
-	start := c.now()
+	start := c.clock.Now()
 	_, err := c.ledger.Abort(ctx, m.Status.LedgerID, reason)
 	c.metrics.ledgerCall("Abort", start, err)
 	if err != nil && chaincode.CodeOf(err) != chaincode.CodeConflict {
@@ -290,9 +301,9 @@ func (c *Controller) abort(ctx context.Context, m *v1alpha1.Migration, reason st
 }
 
 // finish sets a final phase.
-func (c *Controller) finish(ctx context.Context, m *v1alpha1.Migration, phase, reason, msg string) error {
+func (c *Controller) finish(ctx context.Context, m *v1alpha1.Migration, phase v1alpha1.MigrationPhase, reason, msg string) error {
 	if m.Status.CompletionTime == nil {
-		now := metav1.NewTime(c.now())
+		now := metav1.NewTime(c.clock.Now())
 		m.Status.CompletionTime = &now
 	}
 	if m.Status.Role == v1alpha1.RoleSource && m.Status.Phase != phase {
@@ -301,25 +312,36 @@ func (c *Controller) finish(ctx context.Context, m *v1alpha1.Migration, phase, r
 	return c.setPhase(ctx, m, phase, reason, msg)
 }
 
-func (c *Controller) setPhase(ctx context.Context, m *v1alpha1.Migration, phase, reason, msg string) error {
+func (c *Controller) setPhase(ctx context.Context, m *v1alpha1.Migration, phase v1alpha1.MigrationPhase, reason, msg string) error {
 	if m.Status.Phase != phase {
-		klog.InfoS("Migration phase", "migration", klog.KObj(m), "ledgerID", ledgerIDOf(m), "role", m.Status.Role,
+		klog.FromContext(ctx).Info("Migration phase", "migration", klog.KObj(m), "ledgerID", ledgerIDOf(m), "role", m.Status.Role,
 			"from", m.Status.Phase, "to", phase, "reason", reason, "message", msg)
 	}
 	m.Status.Phase, m.Status.Reason, m.Status.Message = phase, reason, msg
 	return c.writeStatus(ctx, m)
 }
 
-// writeStatus writes the status unless the informer's copy already says the same.
+// writeStatus writes the status, with its observed generation and Ready condition, unless
+// the latest copy this process knows already says the same.
 func (c *Controller) writeStatus(ctx context.Context, m *v1alpha1.Migration) error {
-	if obj, ok, _ := c.migInformer.GetIndexer().Get(m); ok && equalStatus(obj.(*v1alpha1.Migration).Status, m.Status) {
+	m.Status.ObservedGeneration = m.Generation
+	ready := metav1.Condition{Type: v1alpha1.ConditionReady, Status: metav1.ConditionFalse, Reason: m.Status.Reason, Message: m.Status.Message,
+		ObservedGeneration: m.Generation, LastTransitionTime: metav1.NewTime(c.clock.Now())}
+	if ready.Reason == "" {
+		ready.Reason = string(m.Status.Phase)
+	}
+	if m.Status.Phase == v1alpha1.PhaseReady || m.Status.Phase == v1alpha1.PhaseCompleted {
+		ready.Status = metav1.ConditionTrue
+	}
+	meta.SetStatusCondition(&m.Status.Conditions, ready)
+	if obj, ok, _ := c.migrations.GetByKey(cache.MetaObjectToName(m).String()); ok && equalStatus(obj.(*v1alpha1.Migration).Status, m.Status) {
 		return nil
 	}
-	out, err := c.migs.UpdateStatus(ctx, m)
+	out, err := c.migs.EdgemigrateV1alpha1().Migrations(m.Namespace).UpdateStatus(ctx, m, metav1.UpdateOptions{})
 	if err != nil {
 		return fmt.Errorf("writing the status of Migration %s/%s: %w", m.Namespace, m.Name, err)
 	}
-	c.written.Store(objectKey(out.Namespace, out.Name), out)
+	c.migrations.Mutation(out)
 	return nil
 }
 

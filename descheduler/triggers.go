@@ -9,61 +9,68 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/klog/v2"
+	"k8s.io/utils/ptr"
 
 	"github.com/edgemigrate/edgemigrate/api"
 	"github.com/edgemigrate/edgemigrate/api/v1alpha1"
 	"github.com/edgemigrate/edgemigrate/geo"
 )
 
-// retryAfterFailure keeps a trigger from starting the same doomed migration again and again
-// when no cluster can take the workload; the failed Migration and its Event say why.
-const retryAfterFailure = 30 * time.Second
+const (
+	// retryAfterFailure keeps a trigger from starting the same doomed migration again and
+	// again when no cluster can take the workload; the failed Migration and its Event say why.
+	retryAfterFailure = 30 * time.Second
+	// creatingGuard is how long a created Migration may take to show in the informer before
+	// a trigger may create another for the same workload.
+	creatingGuard = 30 * time.Second
+	// offloadRecheck is how often a pod that stays unschedulable is looked at again while its
+	// workload moves, so that it is offloaded again if that migration fails.
+	offloadRecheck = time.Second
+)
 
-// triggerLoop looks for unschedulable opted-in pods, and for clients out of coverage, twice
-// a second. Location updates also check their client at once (OnLocation).
-func (c *Controller) triggerLoop(ctx context.Context) {
-	t := time.NewTicker(500 * time.Millisecond)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		c.checkOffload(ctx)
-		for _, client := range c.podIndex.ListIndexFuncValues(indexPodClient) {
-			c.checkClient(ctx, client)
-		}
+// enqueueOffload schedules an opted-in pod that the Jetson fit left unschedulable for its
+// --offload-after: pod events drive the offload trigger, nothing lists every pod.
+func (c *Controller) enqueueOffload(p *corev1.Pod) {
+	if since, _, ok := c.offloadCandidate(p); ok {
+		c.queue.AddAfter(queueKey{Kind: keyPendingPod, Namespace: p.Namespace, Name: p.Name}, c.cfg.OffloadAfter-c.clock.Since(since))
 	}
 }
 
-// checkOffload starts an InsufficientResources migration for each opted-in workload with a
-// pod that the Jetson fit has left unschedulable for longer than --offload-after.
-func (c *Controller) checkOffload(ctx context.Context) {
-	pods, err := c.pods.List(labels.Everything())
+// offloadCandidate reports whether p is an opted-in, migratable pod of this cluster's
+// scheduler that cannot be scheduled, since when, and its workload.
+func (c *Controller) offloadCandidate(p *corev1.Pod) (time.Time, v1alpha1.WorkloadReference, bool) {
+	if p.Spec.SchedulerName != c.cfg.SchedulerName || p.Spec.NodeName != "" || p.Status.Phase != corev1.PodPending ||
+		p.DeletionTimestamp != nil || p.Annotations[api.AnnotationNotMigratable] != "" {
+		return time.Time{}, v1alpha1.WorkloadReference{}, false
+	}
+	since, ok := unschedulableSince(p)
+	if !ok {
+		return time.Time{}, v1alpha1.WorkloadReference{}, false
+	}
+	ref, ok := workloadOf(p)
+	return since, ref, ok
+}
+
+// syncPendingPod starts an InsufficientResources migration for the workload of a pod
+// unschedulable for longer than --offload-after.
+func (c *Controller) syncPendingPod(ctx context.Context, namespace, name string) (time.Duration, error) {
+	p, err := c.pods.Pods(namespace).Get(name)
+	if apierrors.IsNotFound(err) {
+		return 0, nil
+	}
 	if err != nil {
-		return
+		return 0, err
 	}
-	for _, p := range pods {
-		if p.Spec.SchedulerName != c.o.SchedulerName || p.Spec.NodeName != "" || p.Status.Phase != corev1.PodPending || p.DeletionTimestamp != nil {
-			continue
-		}
-		since, ok := unschedulableSince(p)
-		if !ok || c.now().Sub(since) < c.o.OffloadAfter {
-			continue
-		}
-		if p.Annotations[api.AnnotationNotMigratable] != "" {
-			continue
-		}
-		ref, ok := workloadOf(p)
-		if !ok {
-			continue
-		}
-		c.startMigration(ctx, p, ref, v1alpha1.ReasonInsufficientResources, "", nil,
-			fmt.Sprintf("pod %s unschedulable since %s", p.Name, since.Format(time.RFC3339)))
+	since, ref, ok := c.offloadCandidate(p)
+	if !ok {
+		return 0, nil
 	}
+	if wait := c.cfg.OffloadAfter - c.clock.Since(since); wait > 0 {
+		return wait, nil
+	}
+	return c.startMigration(ctx, p, ref, v1alpha1.ReasonInsufficientResources, "", nil,
+		fmt.Sprintf("pod %s unschedulable since %s", p.Name, since.Format(time.RFC3339)))
 }
 
 func unschedulableSince(p *corev1.Pod) (time.Time, bool) {
@@ -88,11 +95,18 @@ func (c *Controller) OnLocation(ctx context.Context, clientID string, _ geo.Poin
 	c.checkClient(ctx, clientID)
 }
 
+// checkClients checks every client served here against the coverage.
+func (c *Controller) checkClients(ctx context.Context) {
+	for _, client := range c.podIndex.ListIndexFuncValues(indexPodClient) {
+		c.checkClient(ctx, client)
+	}
+}
+
 // checkClient starts a ClientMobility migration for each workload serving the client here,
 // once the client is beyond the coverage radius plus the hysteresis.
 func (c *Controller) checkClient(ctx context.Context, clientID string) {
 	loc, ok := c.locations.Location(clientID)
-	if !ok || !c.coverage.Left(loc) {
+	if !ok || !c.cfg.Coverage.Left(loc) {
 		return
 	}
 	objs, _ := c.podIndex.ByIndex(indexPodClient, clientID)
@@ -105,34 +119,41 @@ func (c *Controller) checkClient(ctx context.Context, clientID string) {
 		if !ok {
 			continue
 		}
-		c.startMigration(ctx, p, ref, v1alpha1.ReasonClientMobility, clientID, &loc,
-			fmt.Sprintf("client %s is %.0f m away, beyond the %.0f m coverage", clientID, c.coverage.Distance(loc), c.o.CoverageRadius))
+		_, err := c.startMigration(ctx, p, ref, v1alpha1.ReasonClientMobility, clientID, &loc,
+			fmt.Sprintf("client %s is %.0f m away, beyond the %.0f m coverage", clientID, c.cfg.Coverage.Distance(loc), c.cfg.Coverage.RadiusM))
+		if err != nil {
+			klog.FromContext(ctx).Error(err, "Starting a migration", "client", clientID)
+		}
 	}
 }
 
 // startMigration creates a source Migration for a workload unless one is open, one failed
-// recently, or the workload has already left.
-func (c *Controller) startMigration(ctx context.Context, p *corev1.Pod, ref v1alpha1.WorkloadReference, reason, clientID string, loc *geo.Point, why string) {
+// recently, or the workload has already left. It says when the trigger should look again.
+func (c *Controller) startMigration(ctx context.Context, p *corev1.Pod, ref v1alpha1.WorkloadReference, reason v1alpha1.MigrationReason,
+	clientID string, loc *geo.Point, why string) (time.Duration, error) {
+	logger := klog.FromContext(ctx)
 	key := workloadKey(p.Namespace, ref.Kind, ref.Name)
 	for _, m := range c.migrationsByIndex(indexWorkload, key) {
 		if !m.Final() {
-			return // moving already, or arriving here
+			return offloadRecheck, nil // moving already, or arriving here
 		}
-		if m.Status.Phase != v1alpha1.PhaseCompleted && m.Status.CompletionTime != nil && c.now().Sub(m.Status.CompletionTime.Time) < retryAfterFailure {
-			return
+		if m.Status.Phase != v1alpha1.PhaseCompleted && m.Status.CompletionTime != nil {
+			if wait := retryAfterFailure - c.clock.Since(m.Status.CompletionTime.Time); wait > 0 {
+				return wait, nil
+			}
 		}
 	}
 	if ref.Kind == v1alpha1.KindDeployment {
-		if d, err := c.deployments.Deployments(p.Namespace).Get(ref.Name); err != nil || ptrValue(d.Spec.Replicas, 1) == 0 {
-			return
+		if d, err := c.deployments.Deployments(p.Namespace).Get(ref.Name); err != nil || ptr.Deref(d.Spec.Replicas, 1) == 0 {
+			return offloadRecheck, nil // not in the informer yet, or moved away already
 		}
 	}
 	c.mu.Lock()
-	if t, ok := c.creating[key]; ok && c.now().Sub(t) < 30*time.Second {
+	if t, ok := c.creating[key]; ok && c.clock.Since(t) < creatingGuard {
 		c.mu.Unlock()
-		return
+		return offloadRecheck, nil
 	}
-	c.creating[key] = c.now()
+	c.creating[key] = c.clock.Now()
 	c.mu.Unlock()
 
 	m := &v1alpha1.Migration{
@@ -142,18 +163,18 @@ func (c *Controller) startMigration(ctx context.Context, p *corev1.Pod, ref v1al
 	if loc != nil {
 		m.Spec.ClientLocation = &v1alpha1.Location{Lat: loc.Lat, Lon: loc.Lon}
 	}
-	created, err := c.migs.Create(ctx, m)
+	created, err := c.migs.EdgemigrateV1alpha1().Migrations(p.Namespace).Create(ctx, m, metav1.CreateOptions{})
 	if err != nil {
 		c.mu.Lock()
 		delete(c.creating, key)
 		c.mu.Unlock()
-		klog.ErrorS(err, "Creating a Migration", "workload", key, "reason", reason)
-		return
+		return 0, fmt.Errorf("creating a %s Migration of %s: %w", reason, key, err)
 	}
 	c.pruneHistory(ctx, key)
-	c.metrics.triggers.WithLabelValues(reason).Inc()
-	klog.InfoS("Migration triggered", "migration", klog.KObj(created), "workload", key, "reason", reason, "why", why)
+	c.metrics.triggers.WithLabelValues(string(reason)).Inc()
+	logger.Info("Migration triggered", "migration", klog.KObj(created), "workload", key, "reason", reason, "why", why)
 	c.recorder.Eventf(p, corev1.EventTypeNormal, "MigrationTriggered", "Migration %s (%s): %s", created.Name, reason, why)
+	return offloadRecheck, nil
 }
 
 // keepFinished is how many finished Migrations of a workload stay for people to read: a
@@ -169,8 +190,8 @@ func (c *Controller) pruneHistory(ctx context.Context, key string) {
 		}
 	}
 	for _, m := range finished[:max(0, len(finished)-keepFinished)] {
-		if err := c.migs.Delete(ctx, m.Namespace, m.Name); err != nil && !apierrors.IsNotFound(err) {
-			klog.ErrorS(err, "Deleting an old Migration", "migration", klog.KObj(m))
+		if err := c.migs.EdgemigrateV1alpha1().Migrations(m.Namespace).Delete(ctx, m.Name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+			klog.FromContext(ctx).Error(err, "Deleting an old Migration", "migration", klog.KObj(m))
 		}
 	}
 }

@@ -12,6 +12,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/utils/ptr"
 
 	"github.com/edgemigrate/edgemigrate/api"
 	"github.com/edgemigrate/edgemigrate/api/v1alpha1"
@@ -67,7 +68,7 @@ func (c *Controller) snapshot(ref v1alpha1.WorkloadReference, namespace string) 
 		if err != nil {
 			return nil, nil, 0, err
 		}
-		replicas := ptrValue(d.Spec.Replicas, 1)
+		replicas := ptr.Deref(d.Spec.Replicas, 1)
 		copyD := &appsv1.Deployment{
 			TypeMeta:   metav1.TypeMeta{APIVersion: "apps/v1", Kind: "Deployment"},
 			ObjectMeta: cleanMeta(d.ObjectMeta),
@@ -109,13 +110,6 @@ func selectorOf(d *appsv1.Deployment) labels.Selector {
 	return sel
 }
 
-func ptrValue[T any](p *T, def T) T {
-	if p == nil {
-		return def
-	}
-	return *p
-}
-
 // proposal builds the ledger proposal of a source Migration.
 func (c *Controller) proposal(m *v1alpha1.Migration, id string) (chaincode.Proposal, int32, error) {
 	manifest, rep, replicas, err := c.snapshot(m.Spec.Workload, m.Namespace)
@@ -144,9 +138,9 @@ func (c *Controller) proposal(m *v1alpha1.Migration, id string) (chaincode.Propo
 	if n, err := strconv.ParseInt(rep.Annotations[api.AnnotationImageSize], 10, 64); err == nil && n > 0 {
 		meta.ImageSizeBytes = n
 	}
-	p := chaincode.Proposal{ID: id, Source: c.id, Workload: workloadKey(m.Namespace, m.Spec.Workload.Kind, m.Spec.Workload.Name),
-		Spec: string(spec), Metadata: meta, Reason: m.Spec.Reason,
-		Deadline: c.now().Add(c.o.BidTimeout).UTC().Format("2006-01-02T15:04:05.999999999Z07:00")}
+	p := chaincode.Proposal{ID: id, Source: c.cfg.ClusterID, Workload: workloadKey(m.Namespace, m.Spec.Workload.Kind, m.Spec.Workload.Name),
+		Spec: string(spec), Metadata: meta, Reason: string(m.Spec.Reason),
+		Deadline: c.clock.Now().Add(c.cfg.BidTimeout).UTC().Format(time.RFC3339Nano)}
 	if l := m.Spec.ClientLocation; l != nil {
 		p.ClientLocation = &chaincode.Location{Lat: l.Lat, Lon: l.Lon}
 	}
@@ -175,7 +169,7 @@ func specReplicas(spec string) int32 {
 	if err != nil || w.Deployment == nil {
 		return 1
 	}
-	return ptrValue(w.Deployment.Spec.Replicas, 1)
+	return ptr.Deref(w.Deployment.Spec.Replicas, 1)
 }
 
 // ensureCreated creates the migrated workload in this cluster, or takes over a copy that an
@@ -207,7 +201,7 @@ func (c *Controller) ensureCreated(ctx context.Context, w *workloadManifest, id,
 		case err != nil:
 			return false, err
 		case have.Annotations[api.AnnotationMigrationID] == id:
-		case have.Annotations[api.AnnotationMigratedTo] != "" && ptrValue(have.Spec.Replicas, 1) == 0:
+		case have.Annotations[api.AnnotationMigratedTo] != "" && ptr.Deref(have.Spec.Replicas, 1) == 0:
 			// The service left this cluster earlier and comes back: scale its old copy up.
 			have.Spec = want.Spec
 			delete(have.Annotations, api.AnnotationMigratedTo)
@@ -218,8 +212,8 @@ func (c *Controller) ensureCreated(ctx context.Context, w *workloadManifest, id,
 		default:
 			return false, errConflict{fmt.Sprintf("a different Deployment %s/%s already runs here", want.Namespace, want.Name)}
 		}
-		return have.Status.ObservedGeneration >= have.Generation && have.Status.ReadyReplicas >= ptrValue(have.Spec.Replicas, 1) &&
-			have.Status.UpdatedReplicas >= ptrValue(have.Spec.Replicas, 1), nil
+		return have.Status.ObservedGeneration >= have.Generation && have.Status.ReadyReplicas >= ptr.Deref(have.Spec.Replicas, 1) &&
+			have.Status.UpdatedReplicas >= ptr.Deref(have.Spec.Replicas, 1), nil
 	case v1alpha1.KindPod:
 		want := w.Pod.DeepCopy()
 		if err := c.ensureNamespace(ctx, want.Namespace); err != nil {

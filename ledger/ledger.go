@@ -1,8 +1,9 @@
 // Package ledger is the client side of the migration ledger: one interface, Ledger, that the
-// descheduler uses whatever the backend. Backends: ledger/embedded (the default: the
-// contract in-process, persisted in a bbolt file), ledger/remote (an embedded ledger served
-// over HTTP, shared by several processes) and ledger/fabric (a Hyperledger Fabric channel
-// through fabric-gateway). Every Ledger acts as one identity, as a Fabric client does: the
+// descheduler uses whatever the backend. Backends: ledger/embedded (the contract in-process,
+// persisted in a bbolt file: what `edgemigrate ledger` serves and tests use), ledger/remote
+// (an embedded ledger served over HTTP, shared by several processes: the descheduler's
+// default) and ledger/fabric (a Hyperledger Fabric channel through fabric-gateway). The
+// descheduler dials remote or fabric only: each cluster runs apart from the ledger. Every Ledger acts as one identity, as a Fabric client does: the
 // contract checks each call against the MSP of that identity.
 package ledger
 

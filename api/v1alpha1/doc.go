@@ -1,5 +1,12 @@
 // Package v1alpha1 is the edgemigrate.io/v1alpha1 API: the Migration custom resource that
 // the descheduler of each cluster uses to track a migration it takes part in.
+//
+// The deepcopy functions, the CRD (manifests/crds/) and the typed clientset, listers and
+// informers (api/generated/) are generated from the markers here by `make generate`.
+//
+// +kubebuilder:object:generate=true
+// +groupName=edgemigrate.io
+// +groupGoName=Edgemigrate
 package v1alpha1
 
 import (
@@ -16,8 +23,10 @@ const Version = "v1alpha1"
 // SchemeGroupVersion is edgemigrate.io/v1alpha1.
 var SchemeGroupVersion = schema.GroupVersion{Group: api.Group, Version: Version}
 
-// Resource is the plural resource name of Migration.
-const Resource = "migrations"
+// Resource qualifies a resource of this group, as the generated listers need.
+func Resource(resource string) schema.GroupResource {
+	return SchemeGroupVersion.WithResource(resource).GroupResource()
+}
 
 var (
 	// SchemeBuilder registers this package's types.

@@ -30,6 +30,7 @@ import (
 	extenderv1 "k8s.io/kube-scheduler/extender/v1"
 
 	"github.com/edgemigrate/edgemigrate/api"
+	edgemigratev1alpha1 "github.com/edgemigrate/edgemigrate/api/generated/clientset/versioned/typed/api/v1alpha1"
 	"github.com/edgemigrate/edgemigrate/api/v1alpha1"
 	"github.com/edgemigrate/edgemigrate/cmd/edgemigrate/app"
 	"github.com/edgemigrate/edgemigrate/descheduler"
@@ -275,20 +276,20 @@ func TestE2EHelmInstall(t *testing.T) {
 			t.Errorf("cluster %s not registered: %v", do.ClusterID, err)
 		}
 		ns := clustertest.Namespace(t, c, nil)
-		migs, err := v1alpha1.NewClient(c.Config)
+		migs, err := edgemigratev1alpha1.NewForConfig(c.Config)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := migs.Create(ctx, &v1alpha1.Migration{ObjectMeta: metav1.ObjectMeta{Name: "ghost", Namespace: ns},
-			Spec: v1alpha1.MigrationSpec{Workload: v1alpha1.WorkloadReference{Kind: v1alpha1.KindPod, Name: "ghost"}, Reason: v1alpha1.ReasonManual}}); err != nil {
+		if _, err := migs.Migrations(ns).Create(ctx, &v1alpha1.Migration{ObjectMeta: metav1.ObjectMeta{Name: "ghost", Namespace: ns},
+			Spec: v1alpha1.MigrationSpec{Workload: v1alpha1.WorkloadReference{Kind: v1alpha1.KindPod, Name: "ghost"}, Reason: v1alpha1.ReasonManual}}, metav1.CreateOptions{}); err != nil {
 			t.Fatal(err)
 		}
 		err = wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
-			m, err := migs.Get(ctx, ns, "ghost")
+			m, err := migs.Migrations(ns).Get(ctx, "ghost", metav1.GetOptions{})
 			return err == nil && m.Status.Phase == v1alpha1.PhaseFailed && m.Status.Reason == "WorkloadNotFound", nil
 		})
 		if err != nil {
-			m, _ := migs.Get(ctx, ns, "ghost")
+			m, _ := migs.Migrations(ns).Get(ctx, "ghost", metav1.GetOptions{})
 			t.Fatalf("the Migration of a missing pod did not fail as WorkloadNotFound: %v (status %+v)", err, m.Status)
 		}
 	})

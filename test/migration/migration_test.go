@@ -26,6 +26,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/edgemigrate/edgemigrate/api"
+	edgemigratev1alpha1 "github.com/edgemigrate/edgemigrate/api/generated/clientset/versioned/typed/api/v1alpha1"
 	"github.com/edgemigrate/edgemigrate/api/v1alpha1"
 	"github.com/edgemigrate/edgemigrate/geo"
 	"github.com/edgemigrate/edgemigrate/localcluster"
@@ -69,7 +70,7 @@ type scenario struct {
 	ctx   context.Context
 	f     *localfleet.Fleet
 	ns    string
-	migs  []*v1alpha1.Client
+	migs  []edgemigratev1alpha1.EdgemigrateV1alpha1Interface
 	edges map[string]*localfleet.Edge
 }
 
@@ -80,7 +81,7 @@ func newScenarioOn(t testing.TB, f *localfleet.Fleet) *scenario {
 	t.Cleanup(cancel)
 	s := &scenario{t: t, ctx: ctx, f: f, ns: "mig-" + rand.String(6), edges: map[string]*localfleet.Edge{}}
 	for _, e := range f.Edges {
-		c, err := v1alpha1.NewClient(e.Config)
+		c, err := edgemigratev1alpha1.NewForConfig(e.Config)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -129,7 +130,7 @@ func (s *scenario) waitFor(what string, cond func() (bool, error)) {
 func (s *scenario) state() string {
 	var b strings.Builder
 	for i, e := range s.f.Edges {
-		list, _ := s.migs[i].List(context.Background(), s.ns, metav1.ListOptions{})
+		list, _ := s.migs[i].Migrations(s.ns).List(context.Background(), metav1.ListOptions{})
 		if list != nil {
 			for _, m := range list.Items {
 				fmt.Fprintf(&b, "%s: migration %s role=%s phase=%s reason=%s dest=%s msg=%q bids=%v excluded=%v\n", e.ID, m.Name,
@@ -179,11 +180,11 @@ func (s *scenario) runsOnlyIn(id, name string, replicas int) {
 }
 
 // migration waits for a source Migration of the workload in cluster id to reach phase.
-func (s *scenario) migration(id, workload, phase string) *v1alpha1.Migration {
+func (s *scenario) migration(id, workload string, phase v1alpha1.MigrationPhase) *v1alpha1.Migration {
 	s.t.Helper()
 	var found *v1alpha1.Migration
 	s.waitFor(fmt.Sprintf("a source migration of %s in %s in phase %s", workload, id, phase), func() (bool, error) {
-		list, err := s.migs[s.index(id)].List(s.ctx, s.ns, metav1.ListOptions{})
+		list, err := s.migs[s.index(id)].Migrations(s.ns).List(s.ctx, metav1.ListOptions{})
 		if err != nil {
 			return false, err
 		}
@@ -437,7 +438,7 @@ func TestE2EPodDisruptionBudget(t *testing.T) {
 	s.drive("car-3", s.at(2000))
 	blocked := s.migration("edge-a", "planner", v1alpha1.PhaseReady)
 	s.waitFor("the Migration to say the budget blocks the eviction", func() (bool, error) {
-		m, err := s.migs[0].Get(s.ctx, s.ns, blocked.Name)
+		m, err := s.migs[0].Migrations(s.ns).Get(s.ctx, blocked.Name, metav1.GetOptions{})
 		if err != nil {
 			return false, err
 		}
@@ -465,8 +466,8 @@ func TestE2EPodDisruptionBudget(t *testing.T) {
 func TestE2ECrash(t *testing.T) {
 	for i, tc := range []struct {
 		kill  string // which cluster's descheduler
-		role  string
-		phase string
+		role  v1alpha1.MigrationRole
+		phase v1alpha1.MigrationPhase
 	}{
 		{"edge-a", v1alpha1.RoleSource, v1alpha1.PhaseProposed},
 		{"edge-a", v1alpha1.RoleSource, v1alpha1.PhaseDecided},
@@ -474,7 +475,7 @@ func TestE2ECrash(t *testing.T) {
 		{"edge-b", v1alpha1.RoleDestination, v1alpha1.PhaseCreating},
 		{"edge-b", v1alpha1.RoleDestination, v1alpha1.PhaseReady},
 	} {
-		t.Run(tc.kill+"-"+tc.role+"-"+tc.phase, func(t *testing.T) {
+		t.Run(tc.kill+"-"+string(tc.role)+"-"+string(tc.phase), func(t *testing.T) {
 			s := newScenario(t)
 			car := fmt.Sprintf("car-%d", 5+i)
 			name := "crash"
@@ -483,7 +484,7 @@ func TestE2ECrash(t *testing.T) {
 			s.runsOnlyIn("edge-a", name, 1)
 
 			// Watch rather than poll: a phase may last only milliseconds.
-			w, err := s.migs[s.index(tc.kill)].Watch(s.ctx, s.ns, metav1.ListOptions{})
+			w, err := s.migs[s.index(tc.kill)].Migrations(s.ns).Watch(s.ctx, metav1.ListOptions{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -528,7 +529,7 @@ func TestE2EManual(t *testing.T) {
 	s.runsOnlyIn("edge-a", "batch", 2)
 	m := &v1alpha1.Migration{ObjectMeta: metav1.ObjectMeta{Name: "move-batch", Namespace: s.ns},
 		Spec: v1alpha1.MigrationSpec{Workload: v1alpha1.WorkloadReference{Kind: v1alpha1.KindDeployment, Name: "batch"}, Reason: v1alpha1.ReasonManual}}
-	if _, err := s.migs[0].Create(s.ctx, m); err != nil {
+	if _, err := s.migs[0].Migrations(m.Namespace).Create(s.ctx, m, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	done := s.migration("edge-a", "batch", v1alpha1.PhaseCompleted)
@@ -554,7 +555,7 @@ func TestE2EManual(t *testing.T) {
 	// A Migration that names no workload of this cluster fails with the reason.
 	ghost := &v1alpha1.Migration{ObjectMeta: metav1.ObjectMeta{Name: "move-ghost", Namespace: s.ns},
 		Spec: v1alpha1.MigrationSpec{Workload: v1alpha1.WorkloadReference{Kind: v1alpha1.KindPod, Name: "ghost"}, Reason: v1alpha1.ReasonManual}}
-	if _, err := s.migs[0].Create(s.ctx, ghost); err != nil {
+	if _, err := s.migs[0].Migrations(ghost.Namespace).Create(s.ctx, ghost, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	failed := s.migration("edge-a", "ghost", v1alpha1.PhaseFailed)
@@ -571,7 +572,7 @@ func TestE2EManual(t *testing.T) {
 		{v1alpha1.MigrationSpec{Workload: v1alpha1.WorkloadReference{Kind: v1alpha1.KindPod, Name: "x"}, Reason: "Because"}, "Because"},
 	} {
 		bad := &v1alpha1.Migration{ObjectMeta: metav1.ObjectMeta{GenerateName: "bad-", Namespace: s.ns}, Spec: tc.spec}
-		if _, err := s.migs[0].Create(s.ctx, bad); err == nil || !strings.Contains(err.Error(), tc.want) {
+		if _, err := s.migs[0].Migrations(bad.Namespace).Create(s.ctx, bad, metav1.CreateOptions{}); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("creating an invalid Migration %+v: %v; want an error naming %q", tc.spec, err, tc.want)
 		}
 	}
@@ -592,7 +593,7 @@ func TestE2EDryRun(t *testing.T) {
 	s.drive("car-1", s.at(2000))
 	m := s.migration("edge-a", "detector", v1alpha1.PhasePending)
 	s.waitFor("the Migration to say it is a dry run", func() (bool, error) {
-		got, err := s.migs[0].Get(s.ctx, s.ns, m.Name)
+		got, err := s.migs[0].Migrations(s.ns).Get(s.ctx, m.Name, metav1.GetOptions{})
 		return err == nil && got.Status.Reason == "DryRun", err
 	})
 	l, err := f.Ledger(s.ctx)
