@@ -78,7 +78,13 @@ type cluster struct {
 	evictionBlocked atomic.Bool
 	// noKubelet leaves migrated copies starting forever.
 	noKubelet bool
-	stop      context.CancelFunc
+	// twice runs every reconcile a second time at once.
+	twice bool
+	// crashAt, when a Migration first satisfies it, replaces the controller with a fresh
+	// one, as a crash and restart would.
+	crashAt  func(*v1alpha1.Migration) bool
+	restarts int
+	stop     context.CancelFunc
 }
 
 type locations struct{ m map[string]geo.Point }
@@ -112,10 +118,10 @@ func testConfig(id string) *Config {
 	}
 }
 
-// jetsonNode is an AGX Xavier with nothing on it.
+// jetsonNode is an AGX Xavier with nothing on it, its GPU time-sliced four ways.
 func jetsonNode(name string) *corev1.Node {
 	r := corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("8"), corev1.ResourceMemory: resource.MustParse("32Gi"),
-		corev1.ResourcePods: resource.MustParse("110"), api.ResourceGPU: resource.MustParse("1")}
+		corev1.ResourcePods: resource.MustParse("110"), api.ResourceGPU: resource.MustParse("4")}
 	return &corev1.Node{
 		ObjectMeta: metav1.ObjectMeta{Name: name, UID: types.UID("uid-" + name),
 			Labels: map[string]string{api.LabelGPUProduct: "NVIDIA-Jetson-AGX-Xavier", corev1.LabelArchStable: "arm64"}},
@@ -161,7 +167,15 @@ func (w *world) newCluster(id string, mutate func(*Config), objs ...runtime.Obje
 	cl := &cluster{w: w, id: id, cfg: cfg, kube: kubefake.NewClientset(kubeObjs...), migs: migfake.NewSimpleClientset(migObjs...),
 		ledger: w.store.Client("MSP-" + id), locations: &locations{m: map[string]geo.Point{}}}
 	cl.addReactors()
-	c, err := New(cfg, Deps{Kube: cl.kube, Migrations: cl.migs, Ledger: cl.ledger, Clock: w.clock, Locations: cl.locations,
+	cl.start()
+	w.clusters = append(w.clusters, cl)
+	return cl
+}
+
+// start builds the cluster's controller and starts its informers.
+func (cl *cluster) start() {
+	w := cl.w
+	c, err := New(cl.cfg, Deps{Kube: cl.kube, Migrations: cl.migs, Ledger: cl.ledger, Clock: w.clock, Locations: cl.locations,
 		Registerer: prometheus.NewRegistry()})
 	if err != nil {
 		w.t.Fatal(err)
@@ -175,8 +189,45 @@ func (w *world) newCluster(id string, mutate func(*Config), objs ...runtime.Obje
 	if !cache.WaitForCacheSync(ctx.Done(), c.synced...) {
 		w.t.Fatal("informers did not sync")
 	}
-	w.clusters = append(w.clusters, cl)
-	return cl
+}
+
+// restart replaces the controller with a fresh one on the same API servers and ledger.
+func (cl *cluster) restart() {
+	cl.w.t.Helper()
+	cl.stop()
+	cl.restarts++
+	cl.start()
+	if err := cl.c.register(cl.w.ctx); err != nil {
+		cl.w.t.Fatal(err)
+	}
+	cl.c.registered.Store(true)
+	cl.settle()
+}
+
+// crashIfDue restarts the controller the first time a Migration satisfies crashAt.
+func (cl *cluster) crashIfDue() bool {
+	if cl.crashAt == nil || cl.restarts > 0 {
+		return false
+	}
+	list, _ := cl.migs.EdgemigrateV1alpha1().Migrations("").List(cl.w.ctx, metav1.ListOptions{})
+	for i := range list.Items {
+		if cl.crashAt(&list.Items[i]) {
+			cl.restart()
+			return true
+		}
+	}
+	return false
+}
+
+// waitQueued waits until the queue holds a key whose delay has passed.
+func (cl *cluster) waitQueued() {
+	cl.w.t.Helper()
+	err := wait.PollUntilContextTimeout(cl.w.ctx, time.Millisecond, 10*time.Second, true, func(context.Context) (bool, error) {
+		return cl.c.queue.Len() > 0, nil
+	})
+	if err != nil {
+		cl.w.t.Fatalf("%s: nothing queued", cl.id)
+	}
 }
 
 // addReactors gives the fake API server what a real one does and the tests need: names
@@ -281,13 +332,17 @@ func (cl *cluster) drain() {
 			return
 		}
 		key, _ := cl.c.queue.Get()
-		_, err := cl.c.sync(cl.w.ctx, key)
+		for range map[bool]int{false: 1, true: 2}[cl.twice] {
+			if _, err := cl.c.sync(cl.w.ctx, key); err != nil {
+				cl.w.t.Logf("%s: sync %s: %v", cl.id, key, err)
+			}
+			cl.settle()
+		}
 		cl.c.queue.Forget(key)
 		cl.c.queue.Done(key)
-		if err != nil {
-			cl.w.t.Logf("%s: sync %s: %v", cl.id, key, err)
+		if cl.crashIfDue() {
+			return
 		}
-		cl.settle()
 	}
 	cl.w.t.Fatalf("%s: the queue never drained", cl.id)
 }
@@ -352,7 +407,7 @@ func (cl *cluster) playControllers() {
 	}
 }
 
-// migrations returns the cluster's Migrations of a role, oldest first.
+// migrations returns the cluster's Migrations of a role ("" for all), oldest first.
 func (cl *cluster) migrations(role v1alpha1.MigrationRole) []v1alpha1.Migration {
 	list, err := cl.migs.EdgemigrateV1alpha1().Migrations("").List(cl.w.ctx, metav1.ListOptions{})
 	if err != nil {
@@ -360,7 +415,7 @@ func (cl *cluster) migrations(role v1alpha1.MigrationRole) []v1alpha1.Migration 
 	}
 	var out []v1alpha1.Migration
 	for _, m := range list.Items {
-		if m.Status.Role == role || (role == "" && m.Status.Role == "") {
+		if role == "" || m.Status.Role == role {
 			out = append(out, m)
 		}
 	}
