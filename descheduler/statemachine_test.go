@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -89,6 +90,12 @@ func TestPhases(t *testing.T) {
 			}
 			if lm := w.ledgerMigration(src.Status.LedgerID); lm.State != chaincode.StateCompleted {
 				t.Errorf("ledger state %s", lm.State)
+			}
+			if got := testutil.ToFloat64(a.c.metrics.migrations.WithLabelValues(string(v1alpha1.ReasonManual), string(v1alpha1.PhaseCompleted))); got != 1 {
+				t.Errorf("edge-a counted %v completed migrations, want 1", got)
+			}
+			if got := testutil.ToFloat64(b.c.metrics.bids.WithLabelValues("true", "false")); got != 1 {
+				t.Errorf("edge-b counted %v bids, want 1", got)
 			}
 			if wl.kind == v1alpha1.KindDeployment {
 				d, _ := a.kube.AppsV1().Deployments(testNamespace).Get(w.ctx, "svc", metav1.GetOptions{})

@@ -190,12 +190,13 @@ func (l *Locator) observe(route string) gin.HandlerFunc {
 func (l *Locator) putLocation(c *gin.Context) {
 	id := c.Param("id")
 	ip := c.RemoteIP() // not ClientIP: X-Forwarded-For is the spoofer's to choose
+	logger := klog.FromContext(c.Request.Context())
 	refuse := func(code int, reason, message string) {
 		logID := id
 		if len(logID) > maxClientIDLength {
 			logID = logID[:maxClientIDLength] + "..."
 		}
-		klog.V(2).InfoS("Refused client location", "client", logID, "remoteIP", ip, "status", code, "reason", reason)
+		logger.V(2).Info("Refused client location", "client", logID, "remoteIP", ip, "status", code, "reason", reason)
 		c.AbortWithStatusJSON(code, gin.H{"error": message})
 	}
 	if err := validateClientID(id); err != nil {
@@ -232,7 +233,7 @@ func (l *Locator) putLocation(c *gin.Context) {
 		return
 	}
 	l.locations.set(id, Location{Point: p, Time: now})
-	klog.V(4).InfoS("Accepted client location", "client", id, "lat", p.Lat, "lon", p.Lon)
+	logger.V(4).Info("Accepted client location", "client", id, "lat", p.Lat, "lon", p.Lon)
 	l.opts.OnLocation(c.Request.Context(), id, p)
 	c.Status(http.StatusNoContent)
 }

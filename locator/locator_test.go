@@ -5,16 +5,17 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/edgemigrate/edgemigrate/geo"
 	"github.com/edgemigrate/edgemigrate/serve"
@@ -219,7 +220,7 @@ func TestPutLocation(t *testing.T) {
 			}
 			results := map[string]float64{}
 			for _, r := range []string{resultAccepted, resultUnauthorized, resultInvalid, resultRateLimited} {
-				results[r] = value(t, f.loc.metrics.updates.WithLabelValues(r))
+				results[r] = testutil.ToFloat64(f.loc.metrics.updates.WithLabelValues(r))
 			}
 			f.advance(time.Second)
 
@@ -238,7 +239,7 @@ func TestPutLocation(t *testing.T) {
 				if r == tt.wantResult {
 					want++
 				}
-				if got := value(t, f.loc.metrics.updates.WithLabelValues(r)); got != want {
+				if got := testutil.ToFloat64(f.loc.metrics.updates.WithLabelValues(r)); got != want {
 					t.Errorf("location_updates_total{result=%q} = %v, want %v", r, got, want)
 				}
 			}
@@ -307,7 +308,7 @@ func TestClientRateLimit(t *testing.T) {
 	if calls := f.takeCalls(); len(calls) != 2 {
 		t.Errorf("OnLocation called %d times, want 2 (not for the refused report)", len(calls))
 	}
-	if got := value(t, f.loc.metrics.updates.WithLabelValues(resultRateLimited)); got != 1 {
+	if got := testutil.ToFloat64(f.loc.metrics.updates.WithLabelValues(resultRateLimited)); got != 1 {
 		t.Errorf("ratelimited updates = %v, want 1", got)
 	}
 	// The limit is per client: another car is not affected.
@@ -360,10 +361,10 @@ func TestFailedAuthLimitPerIP(t *testing.T) {
 	if rec := f.put(t, put{id: "car-b", auth: "Bearer token-b", body: body(busan), remote: spoofer}); rec.Code != 204 {
 		t.Errorf("spoofer's address after the bucket refilled: %d %s", rec.Code, rec.Body)
 	}
-	if got := value(t, f.loc.metrics.updates.WithLabelValues(resultRateLimited)); got != 1 {
+	if got := testutil.ToFloat64(f.loc.metrics.updates.WithLabelValues(resultRateLimited)); got != 1 {
 		t.Errorf("ratelimited updates = %v, want 1", got)
 	}
-	if got := value(t, f.loc.metrics.updates.WithLabelValues(resultUnauthorized)); got != 3 {
+	if got := testutil.ToFloat64(f.loc.metrics.updates.WithLabelValues(resultUnauthorized)); got != 3 {
 		t.Errorf("unauthorized updates = %v, want 3", got)
 	}
 }
@@ -393,7 +394,7 @@ func TestGetEndpoint(t *testing.T) {
 			}
 		})
 	}
-	if got := value(t, f.loc.metrics.requests.WithLabelValues(routeEndpoint, "404")); got != 2 {
+	if got := testutil.ToFloat64(f.loc.metrics.requests.WithLabelValues(routeEndpoint, "404")); got != 2 {
 		t.Errorf("requests_total{route=endpoint,code=404} = %v, want 2", got)
 	}
 }
@@ -469,25 +470,54 @@ func TestMetricsExposed(t *testing.T) {
 	f.put(t, put{id: "car-a", auth: "Bearer token-a", body: body(busan)})
 	f.put(t, put{id: "car-a", auth: "Bearer nope", body: body(busan)})
 	f.handler.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/v1/clients/car-a/redirect/x", nil))
-	want := []string{
-		`edgemigrate_locator_requests_total{code="204",route="location"} 1`,
-		`edgemigrate_locator_requests_total{code="307",route="redirect"} 1`,
-		`edgemigrate_locator_requests_total{code="401",route="location"} 1`,
-		`edgemigrate_locator_location_updates_total{result="accepted"} 1`,
-		`edgemigrate_locator_location_updates_total{result="invalid"} 0`,
-		`edgemigrate_locator_location_updates_total{result="ratelimited"} 0`,
-		`edgemigrate_locator_location_updates_total{result="unauthorized"} 1`,
-		`edgemigrate_locator_request_duration_seconds{route="endpoint"} 0`,
-		`edgemigrate_locator_request_duration_seconds{route="location"} 2`,
-		`edgemigrate_locator_request_duration_seconds{route="redirect"} 1`,
+	want := `
+# HELP edgemigrate_locator_location_updates_total ` + help(t, f.reg, "edgemigrate_locator_location_updates_total") + `
+# TYPE edgemigrate_locator_location_updates_total counter
+edgemigrate_locator_location_updates_total{result="accepted"} 1
+edgemigrate_locator_location_updates_total{result="invalid"} 0
+edgemigrate_locator_location_updates_total{result="ratelimited"} 0
+edgemigrate_locator_location_updates_total{result="unauthorized"} 1
+# HELP edgemigrate_locator_requests_total ` + help(t, f.reg, "edgemigrate_locator_requests_total") + `
+# TYPE edgemigrate_locator_requests_total counter
+edgemigrate_locator_requests_total{code="204",route="location"} 1
+edgemigrate_locator_requests_total{code="307",route="redirect"} 1
+edgemigrate_locator_requests_total{code="401",route="location"} 1
+`
+	if err := testutil.GatherAndCompare(f.reg, strings.NewReader(want),
+		"edgemigrate_locator_requests_total", "edgemigrate_locator_location_updates_total"); err != nil {
+		t.Error(err)
 	}
-	var got []string
-	for _, name := range []string{"edgemigrate_locator_requests_total", "edgemigrate_locator_location_updates_total", "edgemigrate_locator_request_duration_seconds"} {
-		got = append(got, gathered(t, f.reg, name)...)
+	counts := map[string]uint64{}
+	families, err := f.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
 	}
-	if !slices.Equal(got, want) {
-		t.Errorf("metrics:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	for _, fam := range families {
+		if fam.GetName() == "edgemigrate_locator_request_duration_seconds" {
+			for _, m := range fam.GetMetric() {
+				counts[m.GetLabel()[0].GetValue()] = m.GetHistogram().GetSampleCount()
+			}
+		}
 	}
+	if want := map[string]uint64{"endpoint": 0, "location": 2, "redirect": 1}; !maps.Equal(counts, want) {
+		t.Errorf("request durations observed %v, want %v", counts, want)
+	}
+}
+
+// help is a metric family's help text, so the expected exposition does not repeat it.
+func help(t *testing.T, reg prometheus.Gatherer, name string) string {
+	t.Helper()
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, fam := range families {
+		if fam.GetName() == name {
+			return fam.GetHelp()
+		}
+	}
+	t.Fatalf("no metric %s", name)
+	return ""
 }
 
 func TestClient(t *testing.T) {

@@ -44,6 +44,8 @@ type SecretTokens struct {
 	tokens atomic.Pointer[map[string]string]
 
 	startOnce sync.Once
+	// logger is Run's, for the informer's handlers.
+	logger klog.Logger
 }
 
 // NewSecretTokens returns tokens read from the Secret namespace/name. Call Run to start
@@ -52,7 +54,7 @@ func NewSecretTokens(client kubernetes.Interface, namespace, name string) (*Secr
 	if namespace == "" || name == "" {
 		return nil, fmt.Errorf("token secret needs a namespace and a name, got %q/%q", namespace, name)
 	}
-	s := &SecretTokens{namespace: namespace, name: name}
+	s := &SecretTokens{namespace: namespace, name: name, logger: klog.Background()}
 	empty := map[string]string{}
 	s.tokens.Store(&empty)
 	s.factory = informers.NewSharedInformerFactoryWithOptions(client, 0,
@@ -73,7 +75,10 @@ func NewSecretTokens(client kubernetes.Interface, namespace, name string) (*Secr
 
 // Run follows the Secret until ctx ends.
 func (s *SecretTokens) Run(ctx context.Context) {
-	s.startOnce.Do(func() { s.factory.Start(ctx.Done()) })
+	s.startOnce.Do(func() {
+		s.logger = klog.FromContext(ctx)
+		s.factory.Start(ctx.Done())
+	})
 	<-ctx.Done()
 	s.factory.Shutdown()
 }
@@ -109,7 +114,7 @@ func (s *SecretTokens) update(obj any) {
 		}
 	}
 	s.tokens.Store(&tokens)
-	klog.V(2).InfoS("Loaded client tokens", "secret", klog.KObj(secret), "clients", len(tokens))
+	s.logger.V(2).Info("Loaded client tokens", "secret", klog.KObj(secret), "clients", len(tokens))
 }
 
 func (s *SecretTokens) remove(obj any) {
@@ -119,5 +124,5 @@ func (s *SecretTokens) remove(obj any) {
 	}
 	empty := map[string]string{}
 	s.tokens.Store(&empty)
-	klog.InfoS("Client token secret deleted: no client can report its location", "secret", klog.KObj(secret))
+	s.logger.Info("Client token secret deleted: no client can report its location", "secret", klog.KObj(secret))
 }
