@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -170,9 +171,10 @@ func (c *Controller) reportFailed(ctx context.Context, id, reason string) error 
 	return nil
 }
 
+// truncate keeps at most n bytes of s, never half a character.
 func truncate(s string, n int) string {
 	if len(s) <= n {
 		return s
 	}
-	return s[:n]
+	return strings.ToValidUTF8(s[:n], "")
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -40,7 +41,7 @@ var localAnnotations = []string{
 func cleanMeta(m metav1.ObjectMeta) metav1.ObjectMeta {
 	out := metav1.ObjectMeta{Name: m.Name, Namespace: m.Namespace, Labels: m.Labels}
 	for k, v := range m.Annotations {
-		if !isLocalAnnotation(k) {
+		if !slices.Contains(localAnnotations, k) {
 			if out.Annotations == nil {
 				out.Annotations = map[string]string{}
 			}
@@ -48,15 +49,6 @@ func cleanMeta(m metav1.ObjectMeta) metav1.ObjectMeta {
 		}
 	}
 	return out
-}
-
-func isLocalAnnotation(k string) bool {
-	for _, l := range localAnnotations {
-		if k == l {
-			return true
-		}
-	}
-	return false
 }
 
 // snapshot reads a workload and returns its manifest, a representative pod (for its demand
