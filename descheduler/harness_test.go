@@ -24,6 +24,7 @@ import (
 	kubefake "k8s.io/client-go/kubernetes/fake"
 	clienttesting "k8s.io/client-go/testing"
 	"k8s.io/client-go/tools/cache"
+	"k8s.io/utils/clock"
 	clocktesting "k8s.io/utils/clock/testing"
 	"k8s.io/utils/ptr"
 
@@ -62,6 +63,8 @@ type world struct {
 	clock    *clocktesting.FakeClock
 	store    *embedded.Store
 	clusters []*cluster
+	// realClock gives the controllers the real clock, for tests of Run.
+	realClock bool
 }
 
 // cluster is one edge cluster: its API servers, its controller, and its clients' locations.
@@ -175,7 +178,11 @@ func (w *world) newCluster(id string, mutate func(*Config), objs ...runtime.Obje
 // start builds the cluster's controller and starts its informers.
 func (cl *cluster) start() {
 	w := cl.w
-	c, err := New(cl.cfg, Deps{Kube: cl.kube, Migrations: cl.migs, Ledger: cl.ledger, Clock: w.clock, Locations: cl.locations,
+	var clk clock.WithTicker = w.clock
+	if w.realClock {
+		clk = clock.RealClock{}
+	}
+	c, err := New(cl.cfg, Deps{Kube: cl.kube, Migrations: cl.migs, Ledger: cl.ledger, Clock: clk, Locations: cl.locations,
 		Registerer: prometheus.NewRegistry()})
 	if err != nil {
 		w.t.Fatal(err)

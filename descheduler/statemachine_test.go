@@ -1,6 +1,7 @@
 package descheduler
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -13,11 +14,13 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/wait"
 	clienttesting "k8s.io/client-go/testing"
 
 	"github.com/edgemigrate/edgemigrate/api"
 	"github.com/edgemigrate/edgemigrate/api/v1alpha1"
 	"github.com/edgemigrate/edgemigrate/chaincode"
+	"github.com/edgemigrate/edgemigrate/ledger"
 )
 
 // phases records every phase each Migration of a cluster was written with, in order.
@@ -465,3 +468,66 @@ func TestTriggers(t *testing.T) {
 }
 
 func final(m v1alpha1.Migration) bool { return m.Final() }
+
+// TestRun: two controllers run as the binary runs them (informers, workers, the ledger's
+// event stream, the periodic loops, the real clock) and move a service; the position in
+// the ledger's event stream is saved.
+func TestRun(t *testing.T) {
+	w := newWorld(t)
+	w.realClock = true
+	fast := func(c *Config) {
+		c.ResyncInterval, c.CapacityReportInterval = 100*time.Millisecond, 100*time.Millisecond
+	}
+	// Both on the ledger first: a proposal decided before edge-b registers gets no bid.
+	a := w.addCluster("edge-a", fast, deployment("svc", 1, "2Gi"), manual(v1alpha1.KindDeployment, "svc"))
+	b := w.addCluster("edge-b", fast)
+	ctx, stop := context.WithCancel(w.ctx)
+	done := make(chan error, 2)
+	for _, cl := range []*cluster{a, b} {
+		go func() { done <- cl.c.Run(ctx) }()
+	}
+	// The harness started the informers under each cluster's own context: Run's Shutdown
+	// waits for them.
+	shutdown := func() {
+		stop()
+		a.stop()
+		b.stop()
+	}
+	stopped := false
+	defer func() {
+		if !stopped {
+			shutdown()
+			<-done
+			<-done
+		}
+	}()
+	err := wait.PollUntilContextTimeout(w.ctx, 20*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
+		a.playControllers()
+		b.playControllers()
+		ms := b.migrations(v1alpha1.RoleDestination)
+		return a.c.Ready() && b.c.Ready() && len(ms) == 1 && ms[0].Status.Phase == v1alpha1.PhaseCompleted, nil
+	})
+	if err != nil {
+		t.Fatalf("the service did not move: %v\n%s", err, w.dump())
+	}
+	if a.copies(v1alpha1.KindDeployment, "svc") != 0 || b.copies(v1alpha1.KindDeployment, "svc") != 1 {
+		t.Errorf("copies: edge-a %d, edge-b %d", a.copies(v1alpha1.KindDeployment, "svc"), b.copies(v1alpha1.KindDeployment, "svc"))
+	}
+	err = wait.PollUntilContextTimeout(w.ctx, 50*time.Millisecond, 3*checkpointSaveInterval, true, func(ctx context.Context) (bool, error) {
+		cm, err := b.kube.CoreV1().ConfigMaps(api.SystemNamespace).Get(ctx, checkpointConfigMap, metav1.GetOptions{})
+		return err == nil && cm.Data["edge-b"] != "", nil
+	})
+	if err != nil {
+		t.Errorf("edge-b never saved its ledger checkpoint: %v", err)
+	}
+	shutdown()
+	stopped = true
+	for range 2 {
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	}
+	if cp := b.c.loadCheckpoint(w.ctx); cp == (ledger.Checkpoint{}) {
+		t.Error("the saved checkpoint reads back as the start of the stream")
+	}
+}
