@@ -37,8 +37,8 @@ tools:
 # The demo runs until Ctrl-C, or for DURATION (e.g. 3m) with the scenarios always finished.
 .PHONY: demo
 demo: tools
-	@$(GO) build -o $(BIN)/edgemigrate ./cmd/edgemigrate
-	EDGEMIGRATE_BIN=$(BIN) $(BIN)/edgemigrate demo $(if $(DURATION),--duration $(DURATION)) $(if $(CLUSTERS),--clusters $(CLUSTERS))
+	@$(GO) build -o $(BIN)/ ./cmd/edgemigrate ./cmd/edgemigrate-demo
+	EDGEMIGRATE_BIN=$(BIN) $(BIN)/edgemigrate-demo $(if $(DURATION),--duration $(DURATION)) $(if $(CLUSTERS),--clusters $(CLUSTERS))
 
 lint:
 	@unformatted=$$(gofmt -l $$(git ls-files -co --exclude-standard '*.go')); \
