@@ -23,6 +23,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	schedconfig "k8s.io/kube-scheduler/config/v1"
+	"k8s.io/utils/ptr"
 
 	"github.com/edgemigrate/edgemigrate/api"
 	"github.com/edgemigrate/edgemigrate/extender"
@@ -114,6 +115,9 @@ func schedulerConfig(url string) (*schedconfig.KubeSchedulerConfiguration, error
 		return nil, err
 	}
 	cfg.Extenders[0].URLPrefix = url
+	// One scheduler: no lease to wait for (the manifest's lives in the chart's release
+	// namespace, which this cluster lacks).
+	cfg.LeaderElection.LeaderElect = ptr.To(false)
 	return cfg, nil
 }
 
