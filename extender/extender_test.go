@@ -11,8 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -361,10 +360,10 @@ func TestBind(t *testing.T) {
 	if n := f.ext.cache.Assumed(); n != 2 {
 		t.Errorf("assumed %d pods, want 2 (a and d)", n)
 	}
-	if got := metricValue(t, f.ext.metrics.assumed); got != 2 {
+	if got := testutil.ToFloat64(f.ext.metrics.assumed); got != 2 {
 		t.Errorf("assumed-pods gauge = %v, want 2", got)
 	}
-	if got := metricValue(t, f.ext.metrics.binds.WithLabelValues("no_fit")); got != 1 {
+	if got := testutil.ToFloat64(f.ext.metrics.binds.WithLabelValues("no_fit")); got != 1 {
 		t.Errorf("no_fit binds = %v, want 1", got)
 	}
 }
@@ -427,22 +426,6 @@ func TestAppendString(t *testing.T) {
 			t.Errorf("appendString(%q) decodes to %q, want %q", s, got, want)
 		}
 	}
-}
-
-func metricValue(t *testing.T, m prometheus.Metric) float64 {
-	t.Helper()
-	var out dto.Metric
-	if err := m.Write(&out); err != nil {
-		t.Fatal(err)
-	}
-	switch {
-	case out.Gauge != nil:
-		return out.Gauge.GetValue()
-	case out.Counter != nil:
-		return out.Counter.GetValue()
-	}
-	t.Fatalf("metric %v is neither gauge nor counter", m.Desc())
-	return 0
 }
 
 func TestParseNames(t *testing.T) {
