@@ -645,26 +645,7 @@ func TestSchedulerConfigManifestUpToDate(t *testing.T) {
 // as `make manifests` renders it (release edgemigrate in edgemigrate-system), after a header
 // of comments and the Namespace.
 func TestWebhookManifestUpToDate(t *testing.T) {
-	data, err := os.ReadFile(webhookYAML)
-	if err != nil {
-		t.Fatal(err)
-	}
-	i := strings.Index(string(data), "\n---\n# Source: ")
-	if i < 0 {
-		t.Fatalf("%s holds no rendered chart", webhookYAML)
-	}
-	header, body := data[:i+1], data[i+1:]
-	fresh, err := helm(t, templateArgs("--show-only", "templates/webhook.yaml")...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if string(body) != string(fresh) {
-		t.Errorf("%s is stale: run `make manifests`", webhookYAML)
-	}
-	ns, err := decode(header)
-	if err != nil || len(ns) != 1 || key(ns[0]) != "Namespace/"+namespace {
-		t.Errorf("%s header: want the Namespace %s, got %v (%v)", webhookYAML, namespace, ns, err)
-	}
+	checkRenderedFile(t, webhookYAML, "--show-only", "templates/webhook.yaml")
 	// What programs embed is the chart's configuration.
 	got, err := manifests.WebhookConfiguration()
 	if err != nil {
@@ -678,35 +659,39 @@ func TestWebhookManifestUpToDate(t *testing.T) {
 
 // Files that `make manifests` writes from the chart.
 const (
+	installYAML   = "../../manifests/install/edgemigrate.yaml"
 	schedulerYAML = "../../manifests/scheduler-config.yaml"
 	webhookYAML   = "../../manifests/webhook.yaml"
 )
 
-// installYAML is the plain YAML that `make manifests` writes.
-const installYAML = "../../manifests/install/edgemigrate.yaml"
-
 // TestInstallManifestsUpToDate: manifests/install is what `make manifests` renders now.
 func TestInstallManifestsUpToDate(t *testing.T) {
-	data, err := os.ReadFile(installYAML)
+	checkRenderedFile(t, installYAML, "--skip-tests")
+}
+
+// checkRenderedFile: path is a header of comments and the release's Namespace, then what
+// `helm template` renders now with args, as `make manifests` writes it.
+func checkRenderedFile(t *testing.T, path string, args ...string) {
+	t.Helper()
+	data, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The file is a header (comments and the Namespace) followed by helm's output.
 	i := strings.Index(string(data), "\n---\n# Source: ")
 	if i < 0 {
-		t.Fatalf("%s holds no rendered chart", installYAML)
+		t.Fatalf("%s holds no rendered chart", path)
 	}
 	header, body := data[:i+1], data[i+1:]
-	fresh, err := helm(t, templateArgs("--skip-tests")...)
+	fresh, err := helm(t, templateArgs(args...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if string(body) != string(fresh) {
-		t.Errorf("%s is stale: run `make manifests`", installYAML)
+		t.Errorf("%s is stale: run `make manifests`", path)
 	}
 	ns, err := decode(header)
 	if err != nil || len(ns) != 1 || key(ns[0]) != "Namespace/"+namespace {
-		t.Errorf("%s header: want the Namespace %s, got %v (%v)", installYAML, namespace, ns, err)
+		t.Errorf("%s header: want the Namespace %s, got %v (%v)", path, namespace, ns, err)
 	}
 }
 
