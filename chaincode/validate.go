@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Bounds on what the contract accepts, so that no caller can bloat the world state.
@@ -190,12 +191,23 @@ func parseTime(what, s string) (time.Time, error) {
 
 func formatTime(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
 
-func truncate(s string) string {
-	if len(s) > 64 {
-		return s[:64] + "..."
+// Truncate returns s when it is at most n bytes, otherwise as much of its beginning as fits
+// in n bytes with "...", never cutting a UTF-8 sequence: texts bound for the ledger
+// (MaxTextLength) and bad input quoted in errors stay bounded and readable.
+func Truncate(s string, n int) string {
+	const ellipsis = "..."
+	if len(s) <= n {
+		return s
 	}
-	return s
+	cut := max(n-len(ellipsis), 0)
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + ellipsis[:min(len(ellipsis), n)]
 }
+
+// truncate bounds bad input quoted in an error: 64 bytes of it and "...".
+func truncate(s string) string { return Truncate(s, 64+len("...")) }
 
 // decodeArg decodes one JSON argument strictly: bounded size, no unknown fields, nothing
 // after the value. A typo in a field name is an error rather than a silent zero.

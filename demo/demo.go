@@ -8,12 +8,12 @@ package demo
 import (
 	"context"
 	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"os"
+	"path/filepath"
 	"sync/atomic"
 	"time"
 
@@ -81,7 +81,7 @@ type Options struct {
 	Listener net.Listener
 	// Out receives the narration; default standard output.
 	Out io.Writer
-	// Binary is the edgemigrate binary the fleet runs; default the running executable.
+	// Binary is the edgemigrate binary the fleet runs; default DefaultBinary.
 	Binary string
 }
 
@@ -102,13 +102,26 @@ func (o *Options) defaults() error {
 		o.Out = os.Stdout
 	}
 	if o.Binary == "" {
-		exe, err := os.Executable()
+		bin, err := DefaultBinary()
 		if err != nil {
-			return fmt.Errorf("demo: finding the edgemigrate binary to run: %w", err)
+			return err
 		}
-		o.Binary = exe
+		o.Binary = bin
+	}
+	if _, err := os.Stat(o.Binary); err != nil {
+		return fmt.Errorf("demo: the edgemigrate binary the clusters run (`make demo` builds it beside edgemigrate-demo; or pass --binary): %w", err)
 	}
 	return nil
+}
+
+// DefaultBinary is the edgemigrate binary beside the running executable, as `make demo`
+// builds them into bin/.
+func DefaultBinary() (string, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return "", fmt.Errorf("demo: finding the edgemigrate binary to run: %w", err)
+	}
+	return filepath.Join(filepath.Dir(exe), "edgemigrate"), nil
 }
 
 // demo is one run.
@@ -168,10 +181,7 @@ func Run(ctx context.Context, o Options) (err error) {
 	go d.publish(watchCtx, srv)
 	d.narr.say("Dashboard: %s (open it now: it fills in as the clusters come up)", url)
 
-	d.token, err = randomToken()
-	if err != nil {
-		return err
-	}
+	d.token = rand.Text()
 	d.narr.say("Starting %d edge clusters, the ledger, and in each cluster the extender, the schedulers, the webhook and the descheduler (about 10 s)", o.Clusters)
 	d.fleet, err = localfleet.Start(ctx, localfleet.Options{
 		Clusters:     o.Clusters,
@@ -515,12 +525,4 @@ func demoNodes(i int) []*corev1.Node {
 		nodes = append(nodes, localcluster.JetsonNode(fmt.Sprintf("xavier-%d-%d", i, j), localcluster.AGXXavier, localcluster.NodeOptions{}))
 	}
 	return nodes
-}
-
-func randomToken() (string, error) {
-	b := make([]byte, 16)
-	if _, err := rand.Read(b); err != nil {
-		return "", fmt.Errorf("creating the car's token: %w", err)
-	}
-	return hex.EncodeToString(b), nil
 }

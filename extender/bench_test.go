@@ -8,6 +8,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 
+	"github.com/edgemigrate/edgemigrate/jetson/jetsontest"
 	"github.com/edgemigrate/edgemigrate/localcluster"
 )
 
@@ -25,12 +26,12 @@ func BenchmarkFilterPrioritize(b *testing.B) {
 			names[i] = nodes[i].Name
 			fx.ext.cache.SetNode(nodes[i])
 			for j := range 3 {
-				p := gpuPod(fmt.Sprintf("p-%d-%d", i, j), nodes[i].Name, "1Gi", fmt.Sprintf("%dGi", 1+(i+j)%4))
+				p := jetsontest.Pod(fmt.Sprintf("p-%d-%d", i, j), nodes[i].Name, "1Gi", fmt.Sprintf("%dGi", 1+(i+j)%4))
 				p.UID = types.UID(p.Name)
 				fx.ext.cache.SetPod(p)
 			}
 		}
-		pod := gpuPod("new", "", "2Gi", "6Gi")
+		pod := jetsontest.Pod("new", "", "2Gi", "6Gi")
 		for _, mode := range []string{"names", "nodelist"} {
 			args := namesArgs(pod, names...)
 			if mode == "nodelist" {

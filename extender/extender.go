@@ -31,6 +31,7 @@ import (
 	extenderv1 "k8s.io/kube-scheduler/extender/v1"
 
 	"github.com/edgemigrate/edgemigrate/jetson"
+	"github.com/edgemigrate/edgemigrate/jetson/usage"
 	"github.com/edgemigrate/edgemigrate/serve"
 )
 
@@ -69,7 +70,7 @@ type Options struct {
 type Extender struct {
 	client  kubernetes.Interface
 	opts    Options
-	cache   *Cache
+	cache   *usage.Cache
 	metrics *metrics
 	pods    listersv1.PodLister
 	synced  atomic.Bool
@@ -90,19 +91,18 @@ func New(client kubernetes.Interface, opts Options, reg prometheus.Registerer) (
 	if opts.MaxBodyBytes <= 0 {
 		opts.MaxBodyBytes = DefaultMaxBodyBytes
 	}
-	e := &Extender{
+	m := newMetrics(reg)
+	return &Extender{
 		client:  client,
 		opts:    opts,
-		cache:   NewCache(opts.Jetson, opts.AssumeTTL),
-		metrics: newMetrics(reg),
+		cache:   usage.New(opts.Jetson, opts.AssumeTTL, usage.OnAssumed(func(n int) { m.assumed.Set(float64(n)) })),
+		metrics: m,
 		scratch: sync.Pool{New: func() any { return new(scratch) }},
-	}
-	e.cache.onAssumed = func(n int) { e.metrics.assumed.Set(float64(n)) }
-	return e, nil
+	}, nil
 }
 
-// Cache returns the extender's view of node use.
-func (e *Extender) Cache() *Cache { return e.cache }
+// Usage returns the extender's view of node use.
+func (e *Extender) Usage() *usage.Cache { return e.cache }
 
 // Start starts the informers and the expiry of assumptions; they stop with ctx. Ready
 // reports nil once the informers have synced.
@@ -153,7 +153,7 @@ func (e *Extender) Start(ctx context.Context) error {
 		e.synced.Store(true)
 		klog.InfoS("Extender caches synced", "nodes", len(nodes.GetStore().ListKeys()), "pods", len(pods.GetStore().ListKeys()))
 	}()
-	go wait.UntilWithContext(ctx, func(context.Context) { e.cache.Expire() }, max(e.opts.AssumeTTL/4, time.Second))
+	go wait.UntilWithContext(ctx, func(ctx context.Context) { e.cache.Expire(ctx) }, max(e.opts.AssumeTTL/4, time.Second))
 	return nil
 }
 
@@ -255,7 +255,7 @@ func (e *Extender) filter(_ *gin.Context, s *scratch) (int, []byte) {
 	pod := s.args.Pod.pod()
 	demand, demandErr := jetson.PodDemand(pod)
 	s.accepted, s.failed, s.unresolvable, s.reasons = s.accepted[:0], s.failed[:0], s.unresolvable[:0], s.reasons[:0]
-	e.cache.view(func(lookup func(string) (*nodeState, bool)) {
+	e.cache.View(func(lookup usage.Lookup) {
 		for _, c := range s.candidates {
 			capacity, used, unknown := e.candidateState(lookup, c)
 			start := len(s.reasons)
@@ -288,9 +288,9 @@ func (e *Extender) filter(_ *gin.Context, s *scratch) (int, []byte) {
 // candidateState returns a candidate's capacity and use, or why it cannot judge the node.
 // A node the informer has not seen yet is judged from the request's copy when the scheduler
 // sent whole nodes; with names only it is unknown.
-func (e *Extender) candidateState(lookup func(string) (*nodeState, bool), c candidate) (jetson.Capacity, jetson.Demand, string) {
-	if st, ok := lookup(c.name); ok {
-		return st.capacity, st.used, ""
+func (e *Extender) candidateState(lookup usage.Lookup, c candidate) (jetson.Capacity, jetson.Demand, string) {
+	if capacity, used, ok := lookup(c.name); ok {
+		return capacity, used, ""
 	}
 	if c.raw == nil {
 		return jetson.Capacity{}, jetson.Demand{}, "node " + c.name + " is unknown to the edgemigrate extender"
@@ -311,7 +311,7 @@ func (e *Extender) prioritize(_ *gin.Context, s *scratch) (int, []byte) {
 	// A pod with a malformed annotation never passes filter on a Jetson; score it 0 anywhere.
 	demand, demandErr := jetson.PodDemand(s.args.Pod.pod())
 	s.scores = s.scores[:0]
-	e.cache.view(func(lookup func(string) (*nodeState, bool)) {
+	e.cache.View(func(lookup usage.Lookup) {
 		for _, c := range s.candidates {
 			var score int64
 			if capacity, used, unknown := e.candidateState(lookup, c); unknown == "" && demandErr == nil {
@@ -355,7 +355,7 @@ func (e *Extender) Bind(ctx context.Context, b extenderv1.ExtenderBindingArgs) e
 		e.metrics.binds.WithLabelValues("error").Inc()
 		return fmt.Errorf("binding pod %s: UID %s, but the pod now has UID %s", key, b.PodUID, pod.UID)
 	}
-	demand := boundDemand(pod)
+	demand := usage.BoundDemand(pod)
 	if reasons := e.cache.Reserve(key, pod.UID, b.Node, demand); reasons != nil {
 		e.metrics.binds.WithLabelValues("no_fit").Inc()
 		klog.V(2).InfoS("Refused binding: node filled up since filter", "pod", key, "node", b.Node, "reason", jetson.Reason(reasons))
@@ -369,7 +369,7 @@ func (e *Extender) Bind(ctx context.Context, b extenderv1.ExtenderBindingArgs) e
 		// Only a refusal means the pod was not bound. After a timeout the binding may well
 		// have happened: the assumption stays until the informer shows it or it expires.
 		if refused(err) {
-			e.cache.Forget(pod.UID)
+			e.cache.Unreserve(pod.UID)
 		}
 		e.metrics.binds.WithLabelValues("error").Inc()
 		return fmt.Errorf("binding pod %s to node %s: %w", key, b.Node, err)

@@ -11,8 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -23,6 +22,7 @@ import (
 	extenderv1 "k8s.io/kube-scheduler/extender/v1"
 
 	"github.com/edgemigrate/edgemigrate/jetson"
+	"github.com/edgemigrate/edgemigrate/jetson/jetsontest"
 	"github.com/edgemigrate/edgemigrate/serve"
 )
 
@@ -85,14 +85,14 @@ func listArgs(pod *corev1.Pod, nodes ...*corev1.Node) extenderv1.ExtenderArgs {
 // cluster: "big" has 28Gi free, "small" 2Gi, "x86" is not a Jetson.
 func clusterObjects() []runtime.Object {
 	return []runtime.Object{
-		jetsonNode("big", "32Gi"), jetsonNode("small", "16Gi"), plainNode("x86"),
-		gpuPod("on-big", "big", "4Gi", ""), gpuPod("on-small", "small", "2Gi", "12Gi"),
+		jetsontest.JetsonNode("big", "32Gi"), jetsontest.JetsonNode("small", "16Gi"), jetsontest.PlainNode("x86"),
+		jetsontest.Pod("on-big", "big", "4Gi", ""), jetsontest.Pod("on-small", "small", "2Gi", "12Gi"),
 	}
 }
 
 func TestFilter(t *testing.T) {
 	f := newFixture(t, Options{}, clusterObjects()...)
-	nodes := map[string]*corev1.Node{"big": jetsonNode("big", "32Gi"), "small": jetsonNode("small", "16Gi"), "x86": plainNode("x86")}
+	nodes := map[string]*corev1.Node{"big": jetsontest.JetsonNode("big", "32Gi"), "small": jetsontest.JetsonNode("small", "16Gi"), "x86": jetsontest.PlainNode("x86")}
 	tests := []struct {
 		name             string
 		pod              *corev1.Pod
@@ -102,16 +102,16 @@ func TestFilter(t *testing.T) {
 		wantUnresolvable map[string]string
 	}{
 		{
-			name: "GPU memory counts: only the big node fits", pod: gpuPod("p", "", "1Gi", "6Gi"),
+			name: "GPU memory counts: only the big node fits", pod: jetsontest.Pod("p", "", "1Gi", "6Gi"),
 			nodes: []string{"big", "small", "x86"}, wantNodes: []string{"big", "x86"},
 			wantFailed: map[string]string{"small": "unified memory: need 7.0Gi, free 2.0Gi of 16.0Gi on NVIDIA-Jetson-AGX-Xavier"},
 		},
 		{
-			name: "small pod fits both", pod: gpuPod("p", "", "1Gi", "1Gi"),
+			name: "small pod fits both", pod: jetsontest.Pod("p", "", "1Gi", "1Gi"),
 			nodes: []string{"big", "small"}, wantNodes: []string{"big", "small"},
 		},
 		{
-			name: "malformed annotation rejects every Jetson, naming annotation and value", pod: gpuPod("p", "", "", "6 GB"),
+			name: "malformed annotation rejects every Jetson, naming annotation and value", pod: jetsontest.Pod("p", "", "", "6 GB"),
 			nodes: []string{"big", "small", "x86"}, wantNodes: []string{"x86"},
 			wantUnresolvable: map[string]string{
 				"big":   `annotation edgemigrate.io/gpu-memory: "6 GB" is not a quantity (write it like 4Gi or 512Mi)`,
@@ -119,11 +119,11 @@ func TestFilter(t *testing.T) {
 			},
 		},
 		{
-			name: "unknown node", pod: gpuPod("p", "", "", ""),
+			name: "unknown node", pod: jetsontest.Pod("p", "", "", ""),
 			nodes: []string{"ghost"}, wantNodes: []string{},
 			wantUnresolvable: map[string]string{"ghost": "node ghost is unknown to the edgemigrate extender"},
 		},
-		{name: "no nodes", pod: gpuPod("p", "", "", ""), nodes: []string{}, wantNodes: []string{}},
+		{name: "no nodes", pod: jetsontest.Pod("p", "", "", ""), nodes: []string{}, wantNodes: []string{}},
 	}
 	for _, tt := range tests {
 		for _, byName := range []bool{true, false} {
@@ -198,7 +198,7 @@ func assertMap(t *testing.T, what string, got, want map[string]string) {
 
 func TestFilterNodeListJudgesNodesTheInformerHasNotSeen(t *testing.T) {
 	f := newFixture(t, Options{})
-	args := listArgs(gpuPod("p", "", "", "20Gi"), jetsonNode("new-big", "32Gi"), jetsonNode("new-small", "16Gi"), plainNode("new-x86"))
+	args := listArgs(jetsontest.Pod("p", "", "", "20Gi"), jetsontest.JetsonNode("new-big", "32Gi"), jetsontest.JetsonNode("new-small", "16Gi"), jetsontest.PlainNode("new-x86"))
 	rec := f.post(t, "filter", mustJSON(t, args))
 	var res extenderv1.ExtenderFilterResult
 	if err := json.Unmarshal(rec.Body.Bytes(), &res); err != nil || res.Nodes == nil {
@@ -236,9 +236,9 @@ func TestPrioritize(t *testing.T) {
 		t.Run(string(tt.policy), func(t *testing.T) {
 			f := newFixture(t, Options{Policy: tt.policy}, clusterObjects()...)
 			for _, byName := range []bool{true, false} {
-				args := namesArgs(gpuPod("p", "", "1Gi", "1Gi"), "big", "small", "x86")
+				args := namesArgs(jetsontest.Pod("p", "", "1Gi", "1Gi"), "big", "small", "x86")
 				if !byName {
-					args = listArgs(gpuPod("p", "", "1Gi", "1Gi"), jetsonNode("big", "32Gi"), jetsonNode("small", "16Gi"), plainNode("x86"))
+					args = listArgs(jetsontest.Pod("p", "", "1Gi", "1Gi"), jetsontest.JetsonNode("big", "32Gi"), jetsontest.JetsonNode("small", "16Gi"), jetsontest.PlainNode("x86"))
 				}
 				rec := f.post(t, "prioritize", mustJSON(t, args))
 				var got extenderv1.HostPriorityList
@@ -260,7 +260,7 @@ func TestPrioritize(t *testing.T) {
 
 func TestPrioritizeMalformedAnnotationScoresZero(t *testing.T) {
 	f := newFixture(t, Options{}, clusterObjects()...)
-	rec := f.post(t, "prioritize", mustJSON(t, namesArgs(gpuPod("p", "", "", "-1Gi"), "big", "small")))
+	rec := f.post(t, "prioritize", mustJSON(t, namesArgs(jetsontest.Pod("p", "", "", "-1Gi"), "big", "small")))
 	var got extenderv1.HostPriorityList
 	if err := json.Unmarshal(rec.Body.Bytes(), &got); err != nil {
 		t.Fatal(err)
@@ -274,7 +274,7 @@ func TestPrioritizeMalformedAnnotationScoresZero(t *testing.T) {
 
 func TestBadRequests(t *testing.T) {
 	f := newFixture(t, Options{MaxBodyBytes: 4096}, clusterObjects()...)
-	pod := gpuPod("p", "", "", "")
+	pod := jetsontest.Pod("p", "", "", "")
 	tests := []struct {
 		name, verb string
 		body       []byte
@@ -308,7 +308,7 @@ func TestBadRequests(t *testing.T) {
 }
 
 func TestBind(t *testing.T) {
-	objects := append(clusterObjects(), gpuPod("a", "", "", "20Gi"), gpuPod("b", "", "", "20Gi"), gpuPod("c", "", "", "1Gi"), gpuPod("d", "", "", "1Gi"))
+	objects := append(clusterObjects(), jetsontest.Pod("a", "", "", "20Gi"), jetsontest.Pod("b", "", "", "20Gi"), jetsontest.Pod("c", "", "", "1Gi"), jetsontest.Pod("d", "", "", "1Gi"))
 	f := newFixture(t, Options{}, objects...)
 	var bound []string
 	f.client.PrependReactor("create", "pods", func(action k8stesting.Action) (bool, runtime.Object, error) {
@@ -360,10 +360,10 @@ func TestBind(t *testing.T) {
 	if n := f.ext.cache.Assumed(); n != 2 {
 		t.Errorf("assumed %d pods, want 2 (a and d)", n)
 	}
-	if got := metricValue(t, f.ext.metrics.assumed); got != 2 {
+	if got := testutil.ToFloat64(f.ext.metrics.assumed); got != 2 {
 		t.Errorf("assumed-pods gauge = %v, want 2", got)
 	}
-	if got := metricValue(t, f.ext.metrics.binds.WithLabelValues("no_fit")); got != 1 {
+	if got := testutil.ToFloat64(f.ext.metrics.binds.WithLabelValues("no_fit")); got != 1 {
 		t.Errorf("no_fit binds = %v, want 1", got)
 	}
 }
@@ -396,7 +396,7 @@ func TestReadyAfterSync(t *testing.T) {
 	}); err != nil {
 		t.Fatalf("/readyz never ready: %v", err)
 	}
-	if got := ext.Cache().Used()["small"].Unified(); got != 14*gi {
+	if got := ext.Usage().Used()["small"].Unified(); got != 14*jetsontest.Gi {
 		t.Errorf("small's use after sync = %s, want 14Gi", jetson.FormatBytes(got))
 	}
 	rec := httptest.NewRecorder()
@@ -426,22 +426,6 @@ func TestAppendString(t *testing.T) {
 			t.Errorf("appendString(%q) decodes to %q, want %q", s, got, want)
 		}
 	}
-}
-
-func metricValue(t *testing.T, m prometheus.Metric) float64 {
-	t.Helper()
-	var out dto.Metric
-	if err := m.Write(&out); err != nil {
-		t.Fatal(err)
-	}
-	switch {
-	case out.Gauge != nil:
-		return out.Gauge.GetValue()
-	case out.Counter != nil:
-		return out.Counter.GetValue()
-	}
-	t.Fatalf("metric %v is neither gauge nor counter", m.Desc())
-	return 0
 }
 
 func TestParseNames(t *testing.T) {

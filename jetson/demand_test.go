@@ -9,9 +9,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/edgemigrate/edgemigrate/api"
+	"github.com/edgemigrate/edgemigrate/jetson/jetsontest"
 )
-
-const gi = int64(1) << 30
 
 func container(cpu, mem string, gpu string) corev1.Container {
 	c := corev1.Container{Name: "c", Resources: corev1.ResourceRequirements{Requests: corev1.ResourceList{}, Limits: corev1.ResourceList{}}}
@@ -46,7 +45,7 @@ func TestPodDemand(t *testing.T) {
 			name:        "containers add up, gpu memory declared",
 			annotations: map[string]string{api.AnnotationGPUMemory: "6Gi"},
 			spec:        corev1.PodSpec{Containers: []corev1.Container{container("1", "2Gi", "1"), container("500m", "1Gi", "")}},
-			want:        Demand{CPUMilli: 1500, Memory: 3 * gi, GPUMemory: 6 * gi, GPUSlots: 1},
+			want:        Demand{CPUMilli: 1500, Memory: 3 * jetsontest.Gi, GPUMemory: 6 * jetsontest.Gi, GPUSlots: 1},
 		},
 		{
 			name: "init container larger than the app counts",
@@ -54,7 +53,7 @@ func TestPodDemand(t *testing.T) {
 				InitContainers: []corev1.Container{container("4", "8Gi", "")},
 				Containers:     []corev1.Container{container("1", "2Gi", "")},
 			},
-			want: Demand{CPUMilli: 4000, Memory: 8 * gi},
+			want: Demand{CPUMilli: 4000, Memory: 8 * jetsontest.Gi},
 		},
 		{
 			name: "sidecar runs alongside",
@@ -62,7 +61,7 @@ func TestPodDemand(t *testing.T) {
 				InitContainers: []corev1.Container{sidecar},
 				Containers:     []corev1.Container{container("1", "2Gi", "")},
 			},
-			want: Demand{CPUMilli: 1100, Memory: 3 * gi},
+			want: Demand{CPUMilli: 1100, Memory: 3 * jetsontest.Gi},
 		},
 		{
 			name: "overhead counts",
@@ -70,7 +69,7 @@ func TestPodDemand(t *testing.T) {
 				Containers: []corev1.Container{container("1", "1Gi", "")},
 				Overhead:   corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("128Mi")},
 			},
-			want: Demand{CPUMilli: 1000, Memory: gi + 128<<20},
+			want: Demand{CPUMilli: 1000, Memory: jetsontest.Gi + 128<<20},
 		},
 		{
 			name:        "decimal gpu memory",
@@ -128,7 +127,7 @@ func TestPodDemand(t *testing.T) {
 }
 
 func TestDemandString(t *testing.T) {
-	d := Demand{CPUMilli: 1500, Memory: 4 * gi, GPUSlots: 1, GPUMemory: 6 * gi}
+	d := Demand{CPUMilli: 1500, Memory: 4 * jetsontest.Gi, GPUSlots: 1, GPUMemory: 6 * jetsontest.Gi}
 	if got, want := d.String(), "cpu=1500m,memory=4Gi,gpu=1,gpu-memory=6Gi"; got != want {
 		t.Errorf("String = %q, want %q", got, want)
 	}

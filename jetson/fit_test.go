@@ -10,6 +10,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/edgemigrate/edgemigrate/api"
+	"github.com/edgemigrate/edgemigrate/jetson/jetsontest"
 )
 
 func node(labels map[string]string, alloc corev1.ResourceList) *corev1.Node {
@@ -42,35 +43,35 @@ func TestNodeCapacity(t *testing.T) {
 		{
 			name: "xavier, no reserve",
 			node: node(jetsonLabels("NVIDIA-Jetson-AGX-Xavier"), alloc("8", "32Gi", "1")),
-			want: Capacity{Jetson: true, Model: "NVIDIA-Jetson-AGX-Xavier", CPUMilli: 8000, Memory: 32 * gi, GPUSlots: 1},
+			want: Capacity{Jetson: true, Model: "NVIDIA-Jetson-AGX-Xavier", CPUMilli: 8000, Memory: 32 * jetsontest.Gi, GPUSlots: 1},
 		},
 		{
 			name: "reserve is taken off allocatable memory",
 			node: node(jetsonLabels("NVIDIA-Jetson-AGX-Xavier"), alloc("8", "32Gi", "1")),
-			cfg:  Config{MemoryReserve: 2 * gi},
-			want: Capacity{Jetson: true, Model: "NVIDIA-Jetson-AGX-Xavier", CPUMilli: 8000, Memory: 30 * gi, GPUSlots: 1},
+			cfg:  Config{MemoryReserve: 2 * jetsontest.Gi},
+			want: Capacity{Jetson: true, Model: "NVIDIA-Jetson-AGX-Xavier", CPUMilli: 8000, Memory: 30 * jetsontest.Gi, GPUSlots: 1},
 		},
 		{
 			name: "reserve larger than the node leaves zero, not a negative capacity",
 			node: node(jetsonLabels("NVIDIA-Jetson-Orin-NX"), alloc("8", "16Gi", "1")),
-			cfg:  Config{MemoryReserve: 20 * gi},
+			cfg:  Config{MemoryReserve: 20 * jetsontest.Gi},
 			want: Capacity{Jetson: true, Model: "NVIDIA-Jetson-Orin-NX", CPUMilli: 8000, Memory: 0, GPUSlots: 1},
 		},
 		{
 			name: "negative reserve is ignored",
 			node: node(jetsonLabels("NVIDIA-Jetson-Orin-NX"), alloc("8", "16Gi", "1")),
-			cfg:  Config{MemoryReserve: -gi},
-			want: Capacity{Jetson: true, Model: "NVIDIA-Jetson-Orin-NX", CPUMilli: 8000, Memory: 16 * gi, GPUSlots: 1},
+			cfg:  Config{MemoryReserve: -jetsontest.Gi},
+			want: Capacity{Jetson: true, Model: "NVIDIA-Jetson-Orin-NX", CPUMilli: 8000, Memory: 16 * jetsontest.Gi, GPUSlots: 1},
 		},
 		{
 			name: "time-sliced: slots from allocatable, model without the -SHARED suffix",
 			node: node(jetsonLabels("NVIDIA-Jetson-AGX-Orin-SHARED"), alloc("12", "64Gi", "4")),
-			want: Capacity{Jetson: true, Model: "NVIDIA-Jetson-AGX-Orin", CPUMilli: 12000, Memory: 64 * gi, GPUSlots: 4},
+			want: Capacity{Jetson: true, Model: "NVIDIA-Jetson-AGX-Orin", CPUMilli: 12000, Memory: 64 * jetsontest.Gi, GPUSlots: 4},
 		},
 		{
 			name: "jetson without the device plugin has no slots",
 			node: node(jetsonLabels("NVIDIA-Jetson-AGX-Xavier"), alloc("8", "32Gi", "")),
-			want: Capacity{Jetson: true, Model: "NVIDIA-Jetson-AGX-Xavier", CPUMilli: 8000, Memory: 32 * gi},
+			want: Capacity{Jetson: true, Model: "NVIDIA-Jetson-AGX-Xavier", CPUMilli: 8000, Memory: 32 * jetsontest.Gi},
 		},
 		{
 			name: "x86 GPU node passes through",
@@ -91,7 +92,7 @@ func TestNodeCapacity(t *testing.T) {
 			name: "custom selector matches",
 			node: node(map[string]string{"edgemigrate.io/jetson": "true"}, alloc("8", "32Gi", "1")),
 			cfg:  Config{Selector: custom},
-			want: Capacity{Jetson: true, CPUMilli: 8000, Memory: 32 * gi, GPUSlots: 1},
+			want: Capacity{Jetson: true, CPUMilli: 8000, Memory: 32 * jetsontest.Gi, GPUSlots: 1},
 		},
 		{
 			name: "custom selector replaces the default",
@@ -124,8 +125,8 @@ func TestParseSelector(t *testing.T) {
 }
 
 func TestFit(t *testing.T) {
-	xavier := Capacity{Jetson: true, Model: "NVIDIA-Jetson-AGX-Xavier", CPUMilli: 8000, Memory: 32 * gi, GPUSlots: 1}
-	sliced := Capacity{Jetson: true, Model: "NVIDIA-Jetson-AGX-Orin", CPUMilli: 12000, Memory: 64 * gi, GPUSlots: 4}
+	xavier := Capacity{Jetson: true, Model: "NVIDIA-Jetson-AGX-Xavier", CPUMilli: 8000, Memory: 32 * jetsontest.Gi, GPUSlots: 1}
+	sliced := Capacity{Jetson: true, Model: "NVIDIA-Jetson-AGX-Orin", CPUMilli: 12000, Memory: 64 * jetsontest.Gi, GPUSlots: 4}
 	tests := []struct {
 		name       string
 		c          Capacity
@@ -133,25 +134,25 @@ func TestFit(t *testing.T) {
 		wantReason string // "" means fits
 	}{
 		{name: "empty pod on empty node", c: xavier},
-		{name: "fits exactly", c: xavier, used: Demand{Memory: 20 * gi, GPUMemory: 6 * gi}, pod: Demand{Memory: 2 * gi, GPUMemory: 4 * gi}},
+		{name: "fits exactly", c: xavier, used: Demand{Memory: 20 * jetsontest.Gi, GPUMemory: 6 * jetsontest.Gi}, pod: Demand{Memory: 2 * jetsontest.Gi, GPUMemory: 4 * jetsontest.Gi}},
 		{
 			name: "GPU memory counts against the same memory as requests",
-			c:    xavier, used: Demand{Memory: 26 * gi}, pod: Demand{Memory: gi, GPUMemory: 6 * gi},
+			c:    xavier, used: Demand{Memory: 26 * jetsontest.Gi}, pod: Demand{Memory: jetsontest.Gi, GPUMemory: 6 * jetsontest.Gi},
 			wantReason: "unified memory: need 7.0Gi, free 6.0Gi of 32.0Gi on NVIDIA-Jetson-AGX-Xavier",
 		},
 		{
 			name: "one byte over",
-			c:    xavier, used: Demand{GPUMemory: 32*gi - 1}, pod: Demand{Memory: 2},
+			c:    xavier, used: Demand{GPUMemory: 32*jetsontest.Gi - 1}, pod: Demand{Memory: 2},
 			wantReason: "unified memory: need 2B, free 1B of 32.0Gi on NVIDIA-Jetson-AGX-Xavier",
 		},
 		{
 			name: "the issue's example",
-			c:    Capacity{Jetson: true, Memory: 16 * gi}, used: Demand{Memory: 16*gi - 3436*(1<<20)}, pod: Demand{GPUMemory: 6 * gi},
+			c:    Capacity{Jetson: true, Memory: 16 * jetsontest.Gi}, used: Demand{Memory: 16*jetsontest.Gi - 3436*(1<<20)}, pod: Demand{GPUMemory: 6 * jetsontest.Gi},
 			wantReason: "unified memory: need 6.0Gi, free 3.4Gi of 16.0Gi on Jetson",
 		},
 		{
 			name: "overcommitted node shows no negative free memory",
-			c:    xavier, used: Demand{Memory: 40 * gi}, pod: Demand{Memory: 512 << 20},
+			c:    xavier, used: Demand{Memory: 40 * jetsontest.Gi}, pod: Demand{Memory: 512 << 20},
 			wantReason: "unified memory: need 512.0Mi, free 0B of 32.0Gi on NVIDIA-Jetson-AGX-Xavier",
 		},
 		{
@@ -167,7 +168,7 @@ func TestFit(t *testing.T) {
 		{name: "time-sliced slots share", c: sliced, used: Demand{GPUSlots: 3}, pod: Demand{GPUSlots: 1}},
 		{
 			name: "node without slots",
-			c:    Capacity{Jetson: true, CPUMilli: 8000, Memory: 32 * gi}, pod: Demand{GPUSlots: 1},
+			c:    Capacity{Jetson: true, CPUMilli: 8000, Memory: 32 * jetsontest.Gi}, pod: Demand{GPUSlots: 1},
 			wantReason: "GPU slots: need 1, free 0 of 0",
 		},
 		{
@@ -177,10 +178,10 @@ func TestFit(t *testing.T) {
 		},
 		{
 			name: "every exhausted resource is named",
-			c:    xavier, used: Demand{CPUMilli: 8000, Memory: 32 * gi, GPUSlots: 1}, pod: Demand{CPUMilli: 250, GPUMemory: gi, GPUSlots: 1},
+			c:    xavier, used: Demand{CPUMilli: 8000, Memory: 32 * jetsontest.Gi, GPUSlots: 1}, pod: Demand{CPUMilli: 250, GPUMemory: jetsontest.Gi, GPUSlots: 1},
 			wantReason: "unified memory: need 1.0Gi, free 0B of 32.0Gi on NVIDIA-Jetson-AGX-Xavier; GPU slots: need 1, free 0 of 1; CPU: need 250m, free 0",
 		},
-		{name: "non-Jetson nodes pass through whatever the demand", c: Capacity{}, used: Demand{Memory: 100 * gi}, pod: Demand{GPUMemory: 100 * gi, GPUSlots: 3}},
+		{name: "non-Jetson nodes pass through whatever the demand", c: Capacity{}, used: Demand{Memory: 100 * jetsontest.Gi}, pod: Demand{GPUMemory: 100 * jetsontest.Gi, GPUSlots: 3}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -200,7 +201,7 @@ func TestFit(t *testing.T) {
 }
 
 func TestScore(t *testing.T) {
-	c := Capacity{Jetson: true, Memory: 32 * gi, GPUSlots: 1}
+	c := Capacity{Jetson: true, Memory: 32 * jetsontest.Gi, GPUSlots: 1}
 	tests := []struct {
 		name      string
 		p         Policy
@@ -209,15 +210,15 @@ func TestScore(t *testing.T) {
 		want      int64
 	}{
 		{name: "binpack: empty node, empty pod", p: Binpack, c: c, want: 0},
-		{name: "binpack: half full after placement", p: Binpack, c: c, used: Demand{Memory: 8 * gi}, pod: Demand{GPUMemory: 8 * gi}, want: 50},
-		{name: "binpack: full after placement", p: Binpack, c: c, used: Demand{Memory: 24 * gi}, pod: Demand{GPUMemory: 8 * gi}, want: 100},
-		{name: "binpack: rounds", p: Binpack, c: c, pod: Demand{Memory: 10 * gi}, want: 31},
+		{name: "binpack: half full after placement", p: Binpack, c: c, used: Demand{Memory: 8 * jetsontest.Gi}, pod: Demand{GPUMemory: 8 * jetsontest.Gi}, want: 50},
+		{name: "binpack: full after placement", p: Binpack, c: c, used: Demand{Memory: 24 * jetsontest.Gi}, pod: Demand{GPUMemory: 8 * jetsontest.Gi}, want: 100},
+		{name: "binpack: rounds", p: Binpack, c: c, pod: Demand{Memory: 10 * jetsontest.Gi}, want: 31},
 		{name: "spread: empty node is best", p: Spread, c: c, want: 100},
-		{name: "spread: half full", p: Spread, c: c, used: Demand{Memory: 8 * gi}, pod: Demand{GPUMemory: 8 * gi}, want: 50},
-		{name: "overcommitted clamps to the range", p: Binpack, c: c, used: Demand{Memory: 64 * gi}, want: 100},
-		{name: "overcommitted clamps to the range, spread", p: Spread, c: c, used: Demand{Memory: 64 * gi}, want: 0},
+		{name: "spread: half full", p: Spread, c: c, used: Demand{Memory: 8 * jetsontest.Gi}, pod: Demand{GPUMemory: 8 * jetsontest.Gi}, want: 50},
+		{name: "overcommitted clamps to the range", p: Binpack, c: c, used: Demand{Memory: 64 * jetsontest.Gi}, want: 100},
+		{name: "overcommitted clamps to the range, spread", p: Spread, c: c, used: Demand{Memory: 64 * jetsontest.Gi}, want: 0},
 		{name: "huge sums do not overflow", p: Binpack, c: c, used: Demand{Memory: 1 << 61}, pod: Demand{GPUMemory: 1 << 61}, want: 100},
-		{name: "non-Jetson: no opinion", p: Spread, c: Capacity{Memory: 32 * gi}, want: 0},
+		{name: "non-Jetson: no opinion", p: Spread, c: Capacity{Memory: 32 * jetsontest.Gi}, want: 0},
 		{name: "no memory for pods", p: Spread, c: Capacity{Jetson: true}, want: 0},
 	}
 	for _, tt := range tests {
@@ -230,9 +231,9 @@ func TestScore(t *testing.T) {
 }
 
 func TestBinpackPrefersFullerNodeSpreadTheEmptier(t *testing.T) {
-	c := Capacity{Jetson: true, Memory: 32 * gi}
-	pod := Demand{GPUMemory: 4 * gi}
-	full, empty := Demand{Memory: 20 * gi}, Demand{Memory: 2 * gi}
+	c := Capacity{Jetson: true, Memory: 32 * jetsontest.Gi}
+	pod := Demand{GPUMemory: 4 * jetsontest.Gi}
+	full, empty := Demand{Memory: 20 * jetsontest.Gi}, Demand{Memory: 2 * jetsontest.Gi}
 	if Score(Binpack, c, full, pod) <= Score(Binpack, c, empty, pod) {
 		t.Error("binpack does not prefer the fuller node")
 	}
@@ -269,7 +270,7 @@ func TestAddSub(t *testing.T) {
 func TestFormatBytes(t *testing.T) {
 	for in, want := range map[int64]string{
 		-5: "0B", 0: "0B", 1023: "1023B", 1024: "1.0Ki", 1536 << 10: "1.5Mi",
-		6 * gi: "6.0Gi", 3*gi + gi/5: "3.2Gi", 2 << 40: "2.0Ti",
+		6 * jetsontest.Gi: "6.0Gi", 3*jetsontest.Gi + jetsontest.Gi/5: "3.2Gi", 2 << 40: "2.0Ti",
 	} {
 		if got := FormatBytes(in); got != want {
 			t.Errorf("FormatBytes(%d) = %q, want %q", in, got, want)

@@ -9,7 +9,6 @@ package localfleet
 import (
 	"context"
 	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -121,7 +120,7 @@ func (o *Options) defaults() error {
 		o.Nodes = DefaultNodes
 	}
 	if o.ClientTokens == nil {
-		o.ClientTokens = map[string]string{"car-1": randomToken()}
+		o.ClientTokens = map[string]string{"car-1": rand.Text()}
 	}
 	if o.ReadyTimeout == 0 {
 		o.ReadyTimeout = 60 * time.Second
@@ -184,7 +183,7 @@ func Start(ctx context.Context, o Options) (_ *Fleet, err error) {
 	f.progress(began, "fleet directory %s", dir)
 
 	for i, s := range o.Sites {
-		f.Edges = append(f.Edges, &Edge{Site: s, MSPID: MSPID(s.ID), LedgerToken: randomToken(), fleet: f, index: i})
+		f.Edges = append(f.Edges, &Edge{Site: s, MSPID: MSPID(s.ID), LedgerToken: rand.Text(), fleet: f, index: i})
 	}
 	if err := f.startLedger(ctx); err != nil {
 		return nil, err
@@ -326,10 +325,4 @@ func MSPID(clusterID string) string {
 		b.WriteString(strings.ToUpper(part[:1]) + part[1:])
 	}
 	return b.String() + "MSP"
-}
-
-func randomToken() string {
-	buf := make([]byte, 24)
-	_, _ = rand.Read(buf) // crypto/rand.Read never fails on Linux
-	return hex.EncodeToString(buf)
 }

@@ -2,6 +2,7 @@ package localfleet
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -24,7 +25,7 @@ func (f *Fleet) identities() []remote.Identity {
 // startLedger writes the identities and each cluster's token file, then starts the shared
 // ledger server and waits until it is ready.
 func (f *Fleet) startLedger(ctx context.Context) error {
-	f.ObserverToken = randomToken()
+	f.ObserverToken = rand.Text()
 	data, err := json.MarshalIndent(f.identities(), "", "  ")
 	if err != nil {
 		return fmt.Errorf("encoding ledger identities: %w", err)

@@ -1,5 +1,7 @@
 // Package manifests embeds the plain YAML that edgemigrate ships, so that programs (tests,
-// the demo) run exactly what operators apply.
+// the demo) run exactly what operators apply. scheduler-config.yaml and webhook.yaml are
+// rendered from the Helm chart, their one source, by `make manifests`; test/chart fails when
+// they drift.
 package manifests
 
 import (

@@ -8,6 +8,7 @@ import (
 	jsonpatch "gopkg.in/evanphx/json-patch.v4"
 	admissionv1 "k8s.io/api/admission/v1"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/edgemigrate/edgemigrate/api"
 	"github.com/edgemigrate/edgemigrate/jetson"
@@ -21,6 +22,11 @@ func FuzzReview(f *testing.F) {
 	for _, p := range seedPods() {
 		f.Add(reviewFor(f, p, admissionv1.Create))
 	}
+	// Objects that are not what request.kind says, opted in as a pod would be.
+	podKind := metav1.GroupVersionKind{Version: "v1", Kind: "Pod"}
+	meta := `"metadata":{"name":"x","annotations":{"` + api.AnnotationMigrate + `":"true"}}`
+	f.Add(objectReview(podKind, `{"apiVersion":"v1","kind":"ConfigMap",`+meta+`,"data":{"a":"b"}}`))
+	f.Add(objectReview(podKind, `{"apiVersion":"apps/v1","kind":"Deployment",`+meta+`,"spec":{"template":{"spec":{"containers":[{"name":"c","image":"i"}]}}}}`))
 	h := NewHandler(Config{ClusterID: testCluster, InstallNamespace: installNS}, newTestState())
 	f.Fuzz(func(t *testing.T, body []byte) {
 		review, outcome, err := h.Review(context.Background(), body)
@@ -56,6 +62,15 @@ func FuzzReview(f *testing.F) {
 		}
 		if len(resp.Patch) == 0 {
 			return
+		}
+		// Only pods are patched.
+		var object struct {
+			Request struct {
+				Object metav1.TypeMeta `json:"object"`
+			} `json:"request"`
+		}
+		if err := json.Unmarshal(body, &object); err != nil || object.Request.Object != (metav1.TypeMeta{APIVersion: "v1", Kind: "Pod"}) {
+			t.Fatalf("patched an object of %+v (%v)", object.Request.Object, err)
 		}
 		var ops []patchOp
 		if err := json.Unmarshal(resp.Patch, &ops); err != nil {

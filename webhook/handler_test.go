@@ -137,8 +137,12 @@ func withSidecar(image string) func(*corev1.Pod) {
 	}
 }
 
+// reviewFor is the AdmissionReview the API server sends for p: the object carries its own
+// apiVersion and kind.
 func reviewFor(t testing.TB, p *corev1.Pod, op admissionv1.Operation) []byte {
 	t.Helper()
+	p = p.DeepCopy()
+	p.APIVersion, p.Kind = "v1", "Pod"
 	raw, err := json.Marshal(p)
 	if err != nil {
 		t.Fatal(err)
@@ -512,5 +516,62 @@ func TestAdmitRefusesSlowQuantities(t *testing.T) {
 	}
 	if err := checkQuantities([]byte(`{"cpu":2,"n":-1.5e3,"ok":[1,2]}`)); err != nil {
 		t.Errorf("ordinary numbers refused: %v", err)
+	}
+}
+
+// objectReview is an AdmissionReview for a pod CREATE in plainNS whose object is object, as
+// JSON: what a caller, not the API server, may send.
+func objectReview(kind metav1.GroupVersionKind, object string) []byte {
+	k, _ := json.Marshal(kind)
+	return []byte(`{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"u1","kind":` + string(k) +
+		`,"resource":{"version":"v1","resource":"pods"},"namespace":"` + plainNS + `","operation":"CREATE","object":` + object + `}}`)
+}
+
+// TestReviewObjectKind: the object's own apiVersion and kind must be request.kind's. A
+// ConfigMap or a Deployment sent under request.kind Pod, opted in by annotation, is refused
+// as a malformed review (400; the API server would admit it unmutated under failurePolicy
+// Ignore) and never gets a pod patch.
+func TestReviewObjectKind(t *testing.T) {
+	podKind := metav1.GroupVersionKind{Version: "v1", Kind: "Pod"}
+	optedIn := `"metadata":{"name":"x","namespace":"` + plainNS + `","annotations":{"edgemigrate.io/migrate":"true"}}`
+	podSpec := `"spec":{"containers":[{"name":"c","image":"busybox","resources":{"requests":{"memory":"1Gi"}}}]}`
+	h := NewHandler(Config{ClusterID: testCluster, InstallNamespace: installNS}, newTestState())
+	for _, tc := range []struct {
+		name    string
+		kind    metav1.GroupVersionKind
+		object  string
+		wantErr string // empty: answered
+		// wantPatch is whether an answer patches.
+		wantPatch bool
+	}{
+		{name: "ConfigMap under Pod", kind: podKind, object: `{"apiVersion":"v1","kind":"ConfigMap",` + optedIn + `,"data":{"a":"b"}}`,
+			wantErr: `request.kind is v1 Pod but its object says apiVersion "v1" kind "ConfigMap"`},
+		{name: "Deployment under Pod", kind: podKind, object: `{"apiVersion":"apps/v1","kind":"Deployment",` + optedIn + `,"spec":{"template":{` + podSpec + `}}}`,
+			wantErr: `apiVersion "apps/v1" kind "Deployment"`},
+		{name: "pod spec without apiVersion and kind", kind: podKind, object: `{` + optedIn + `,` + podSpec + `}`,
+			wantErr: `apiVersion "" kind ""`},
+		{name: "pod of another version", kind: podKind, object: `{"apiVersion":"v2","kind":"Pod",` + optedIn + `,` + podSpec + `}`,
+			wantErr: `apiVersion "v2" kind "Pod"`},
+		{name: "Pod under Deployment", kind: metav1.GroupVersionKind{Group: "apps", Version: "v1", Kind: "Deployment"},
+			object: `{"apiVersion":"v1","kind":"Pod",` + optedIn + `,` + podSpec + `}`, wantErr: `request.kind is apps/v1 Deployment`},
+		{name: "a real pod is patched", kind: podKind, object: `{"apiVersion":"v1","kind":"Pod",` + optedIn + `,` + podSpec + `}`, wantPatch: true},
+		{name: "a Deployment under its own kind is left alone", kind: metav1.GroupVersionKind{Group: "apps", Version: "v1", Kind: "Deployment"},
+			object: `{"apiVersion":"apps/v1","kind":"Deployment",` + optedIn + `}`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			review, outcome, err := h.Review(context.Background(), objectReview(tc.kind, tc.object))
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) || outcome != OutcomeInvalid || review != nil {
+					t.Fatalf("error %v, outcome %s, review %v; want an invalid review saying %q", err, outcome, review, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !review.Response.Allowed || (len(review.Response.Patch) != 0) != tc.wantPatch {
+				t.Fatalf("allowed %v, patch %s; want allowed and a patch: %v", review.Response.Allowed, review.Response.Patch, tc.wantPatch)
+			}
+		})
 	}
 }

@@ -12,7 +12,10 @@ import (
 // building it. TestPodViewDemand holds PodDemand over the view equal to PodDemand over
 // the whole pod.
 type podView struct {
-	Metadata struct {
+	// APIVersion and Kind are the object's own, which must agree with request.kind.
+	APIVersion string `json:"apiVersion"`
+	Kind       string `json:"kind"`
+	Metadata   struct {
 		Name            string                  `json:"name"`
 		GenerateName    string                  `json:"generateName"`
 		Namespace       string                  `json:"namespace"`

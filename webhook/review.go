@@ -8,6 +8,7 @@ import (
 
 	admissionv1 "k8s.io/api/admission/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 )
 
 // reviewAPIVersion and reviewKind are the only AdmissionReview the webhook speaks; its
@@ -55,7 +56,26 @@ func decodeReview(body []byte) (*admissionReview, error) {
 	if review.Request.UID == "" {
 		return nil, errors.New("AdmissionReview request has no uid")
 	}
+	if err := checkObjectKind(review.Request); err != nil {
+		return nil, err
+	}
 	return review, nil
+}
+
+// checkObjectKind refuses a request whose object is not of request.kind: the API server
+// always sends the object with its own apiVersion and kind, so a ConfigMap or a Deployment
+// under request.kind Pod is a caller's error, and patching it as a pod would hand back a
+// patch for an object that is not one.
+func checkObjectKind(req *admissionRequest) error {
+	if req.Pod == nil {
+		return nil // no object: nothing to contradict (Admit says what it makes of that)
+	}
+	want := schema.GroupVersion{Group: req.Kind.Group, Version: req.Kind.Version}.String()
+	if req.Pod.APIVersion != want || req.Pod.Kind != req.Kind.Kind {
+		return fmt.Errorf("AdmissionReview request.kind is %s %s but its object says apiVersion %q kind %q: refusing a review whose object is not what it claims",
+			want, req.Kind.Kind, req.Pod.APIVersion, req.Pod.Kind)
+	}
+	return nil
 }
 
 // responseReview wraps resp in the AdmissionReview the API server expects back.

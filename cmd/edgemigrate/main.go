@@ -1,5 +1,6 @@
 // Command edgemigrate runs edgemigrate's parts: the scheduler extender, the admission
-// webhook, the migration controller and the demo.
+// webhook, the migration controller and the ledger. It is the binary the chart runs; the
+// demo is cmd/edgemigrate-demo, and TestProductLinksNoDemo keeps its packages out of here.
 package main
 
 import (

@@ -23,10 +23,12 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	schedconfig "k8s.io/kube-scheduler/config/v1"
+	"k8s.io/utils/ptr"
 
 	"github.com/edgemigrate/edgemigrate/api"
 	"github.com/edgemigrate/edgemigrate/extender"
 	"github.com/edgemigrate/edgemigrate/jetson"
+	"github.com/edgemigrate/edgemigrate/jetson/jetsontest"
 	"github.com/edgemigrate/edgemigrate/localcluster"
 	"github.com/edgemigrate/edgemigrate/localcluster/clustertest"
 	"github.com/edgemigrate/edgemigrate/manifests"
@@ -38,7 +40,6 @@ var shared clustertest.Shared
 func TestMain(m *testing.M) { clustertest.Main(m, 1, localcluster.Options{Name: "extender"}, &shared) }
 
 const (
-	gi         = int64(1) << 30
 	groupLabel = api.Group + "/test-group"
 	pauseImage = "registry.k8s.io/pause:3.10"
 )
@@ -114,6 +115,9 @@ func schedulerConfig(url string) (*schedconfig.KubeSchedulerConfiguration, error
 		return nil, err
 	}
 	cfg.Extenders[0].URLPrefix = url
+	// One scheduler: no lease to wait for (the manifest's lives in the chart's release
+	// namespace, which this cluster lacks).
+	cfg.LeaderElection.LeaderElect = ptr.To(false)
 	return cfg, nil
 }
 
@@ -176,7 +180,7 @@ func (e *env) addNodes(ctx context.Context, t *testing.T, ns, group string, node
 	// until then the scheduler finds them unschedulable for reasons of its own.
 	err := wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
 		for _, n := range nodes {
-			if c, used, ok := e.ext.Cache().Node(n.name); !ok || !c.Jetson || used.Unified() != n.occupied {
+			if c, used, ok := e.ext.Usage().Node(n.name); !ok || !c.Jetson || used.Unified() != n.occupied {
 				return false, nil
 			}
 			node, err := e.cluster.Client.CoreV1().Nodes().Get(ctx, n.name, metav1.GetOptions{})
@@ -259,10 +263,10 @@ func TestE2EPodsLandWhereTheFitModelSays(t *testing.T) {
 	client := e.cluster.Client
 	ns := clustertest.Namespace(t, e.cluster, nil)
 	nodes := []testNode{
-		{"fit-a", localcluster.AGXXavier, 28 * gi}, // 4Gi free
-		{"fit-b", localcluster.AGXOrin, 40 * gi},   // 24Gi free
-		{"fit-c", localcluster.OrinNX, 6 * gi},     // 10Gi free
-		{"fit-d", localcluster.AGXXavier, 20 * gi}, // 12Gi free
+		{"fit-a", localcluster.AGXXavier, 28 * jetsontest.Gi}, // 4Gi free
+		{"fit-b", localcluster.AGXOrin, 40 * jetsontest.Gi},   // 24Gi free
+		{"fit-c", localcluster.OrinNX, 6 * jetsontest.Gi},     // 10Gi free
+		{"fit-d", localcluster.AGXXavier, 20 * jetsontest.Gi}, // 12Gi free
 	}
 	e.addNodes(ctx, t, ns, "fit", nodes)
 
@@ -277,13 +281,13 @@ func TestE2EPodsLandWhereTheFitModelSays(t *testing.T) {
 		need int64
 		want string // "" means fits nowhere
 	}{
-		{2 * gi, "fit-a"},  // fits all four: binpack prefers a, already the fullest
-		{20 * gi, "fit-b"}, // only b has 20Gi
-		{11 * gi, "fit-d"}, // only d
-		{9 * gi, "fit-c"},  // only c
-		{4 * gi, "fit-b"},  // exactly b's last 4Gi
-		{2 * gi, "fit-a"},  // exactly a's last 2Gi
-		{2 * gi, ""},       // 0, 0, 1Gi and 1Gi free
+		{2 * jetsontest.Gi, "fit-a"},  // fits all four: binpack prefers a, already the fullest
+		{20 * jetsontest.Gi, "fit-b"}, // only b has 20Gi
+		{11 * jetsontest.Gi, "fit-d"}, // only d
+		{9 * jetsontest.Gi, "fit-c"},  // only c
+		{4 * jetsontest.Gi, "fit-b"},  // exactly b's last 4Gi
+		{2 * jetsontest.Gi, "fit-a"},  // exactly a's last 2Gi
+		{2 * jetsontest.Gi, ""},       // 0, 0, 1Gi and 1Gi free
 	}
 	for i, step := range steps {
 		p := pod(ns, fmt.Sprintf("step-%d", i), "fit", step.need)
@@ -370,9 +374,9 @@ func TestE2EBurstNeverOvercommits(t *testing.T) {
 	ns := clustertest.Namespace(t, e.cluster, nil)
 	nodes := []testNode{
 		{"burst-a", localcluster.AGXXavier, 0},
-		{"burst-b", localcluster.AGXOrin, 8 * gi},
+		{"burst-b", localcluster.AGXOrin, 8 * jetsontest.Gi},
 		{"burst-c", localcluster.OrinNX, 0},
-		{"burst-d", localcluster.AGXXavier, 12 * gi},
+		{"burst-d", localcluster.AGXXavier, 12 * jetsontest.Gi},
 	}
 	e.addNodes(ctx, t, ns, "burst", nodes)
 	capacity := map[string]int64{}
@@ -453,7 +457,7 @@ func TestE2EBurstNeverOvercommits(t *testing.T) {
 			t.Errorf("%s overcommitted: %s claimed of %s", n.name, jetson.FormatBytes(perNode[n.name]), jetson.FormatBytes(capacity[n.name]))
 		}
 		// Pods are at most 2.25Gi: a node left with more free than that was not filled.
-		if free := capacity[n.name] - perNode[n.name]; free > 2*gi+gi/4 {
+		if free := capacity[n.name] - perNode[n.name]; free > 2*jetsontest.Gi+jetsontest.Gi/4 {
 			t.Errorf("%s left with %s free while pods wait", n.name, jetson.FormatBytes(free))
 		}
 	}
@@ -476,7 +480,7 @@ func TestE2EOtherSchedulersPodsUntouched(t *testing.T) {
 
 	var untouched []string
 	for _, scheduler := range []string{corev1.DefaultSchedulerName, "someone-elses-scheduler"} {
-		p := pod(ns, "for-"+scheduler, "others", gi)
+		p := pod(ns, "for-"+scheduler, "others", jetsontest.Gi)
 		p.Spec.SchedulerName = scheduler
 		if _, err := client.CoreV1().Pods(ns).Create(ctx, p, metav1.CreateOptions{}); err != nil {
 			t.Fatal(err)
@@ -484,7 +488,7 @@ func TestE2EOtherSchedulersPodsUntouched(t *testing.T) {
 		untouched = append(untouched, p.Name)
 	}
 	// Created after them: once it is bound, the scheduler has been through its queue.
-	ours := pod(ns, "ours", "others", gi)
+	ours := pod(ns, "ours", "others", jetsontest.Gi)
 	if _, err := client.CoreV1().Pods(ns).Create(ctx, ours, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}

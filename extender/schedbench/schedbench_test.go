@@ -166,6 +166,9 @@ func readManifest() (*schedconfig.KubeSchedulerConfiguration, error) {
 	// The default client rate (50 requests/s) would measure the rate limiter, not the
 	// scheduler; both runs get the same.
 	cfg.ClientConnection.QPS, cfg.ClientConnection.Burst = 1000, 2000
+	// One scheduler: no lease to wait for (the manifest's lives in the chart's release
+	// namespace, which this cluster lacks).
+	cfg.LeaderElection.LeaderElect = ptr.To(false)
 	return cfg, nil
 }
 

@@ -58,6 +58,8 @@ func TestArgsAcceptedByBinary(t *testing.T) {
 					seen[c.Args[0]] = true
 					fs := pflag.NewFlagSet(c.Args[0], pflag.ContinueOnError)
 					validate := newFlags(fs)
+					// The root command's flags (logging) apply to every subcommand.
+					fs.AddFlagSet(app.NewCommand().PersistentFlags())
 					if err := fs.Parse(expandEnv(c.Args[1:], c.Env)); err != nil {
 						t.Errorf("%s/%s: %v", o.u.GetName(), c.Name, err)
 						continue

@@ -195,7 +195,7 @@ var valueSets = []valueSet{
 	},
 	{
 		name: "provided secret",
-		args: []string{"--set", "webhook.tls.mode=secret", "--set", "webhook.tls.secretName=my-webhook-tls", "--set", "webhook.tls.caBundle=" + testCABundle},
+		args: []string{"--set", "webhook.tls.mode=secret", "--set", "webhook.tls.secret.name=my-webhook-tls", "--set", "webhook.tls.secret.caBundle=" + testCABundle},
 		check: func(t *testing.T, r rendered) {
 			if secret := wantTLSMode(t, r, "--tls-key-file=/etc/edgemigrate/tls/tls.key", testCABundle); secret != "my-webhook-tls" {
 				t.Errorf("webhook mounts Secret %q, want my-webhook-tls", secret)
@@ -262,6 +262,44 @@ var valueSets = []valueSet{
 				if len(np.Spec.Ingress) != 1 || len(np.Spec.Ingress[0].Ports) != 1 || np.Spec.Ingress[0].Ports[0].Port.IntValue() != port {
 					t.Errorf("NetworkPolicy %s ingress %+v, want port %d open", name, np.Spec.Ingress, port)
 				}
+			}
+		},
+	},
+	{
+		name: "extra args and pod metadata",
+		args: []string{"--set", "extender.extraArgs={--logging-format=json,-v=4}", "--set", "webhook.extraArgs={--logging-format=json}",
+			"--set", "descheduler.extraArgs={--logging-format=json}", "--set", "scheduler.extraArgs={--kube-api-qps=100}",
+			"--set", "commonLabels.team=edge", "--set", "podLabels.tier=control", "--set", "podAnnotations.example\\.com/owner=ops"},
+		check: func(t *testing.T, r rendered) {
+			for _, tc := range []struct{ deploy, container, want string }{
+				{schedulerName, "extender", "-v=4"}, {webhookName, "webhook", "--logging-format=json"},
+				{deschedulerName, "descheduler", "--logging-format=json"},
+			} {
+				args := containerArgs(t, r, tc.deploy, tc.container)
+				if args[len(args)-1] != tc.want {
+					t.Errorf("%s/%s args %q: want %s last, after the chart's own", tc.deploy, tc.container, args, tc.want)
+				}
+			}
+			if cmd := deployment(t, r, schedulerName).Spec.Template.Spec.Containers[0].Command; cmd[len(cmd)-1] != "--kube-api-qps=100" {
+				t.Errorf("kube-scheduler command %q lacks scheduler.extraArgs", cmd)
+			}
+			for _, o := range r {
+				if o.u.GetKind() != "CustomResourceDefinition" && o.u.GetLabels()["team"] != "edge" {
+					t.Errorf("%s lacks commonLabels: %v", o, o.u.GetLabels())
+				}
+			}
+			for _, o := range r.ofKind("Deployment") {
+				d := o.typed.(*appsv1.Deployment)
+				tpl := d.Spec.Template
+				if tpl.Labels["tier"] != "control" || tpl.Annotations["example.com/owner"] != "ops" {
+					t.Errorf("Deployment %s pods: labels %v annotations %v, want podLabels and podAnnotations", d.Name, tpl.Labels, tpl.Annotations)
+				}
+				if _, ok := d.Spec.Selector.MatchLabels["tier"]; ok {
+					t.Errorf("Deployment %s: podLabels in the selector, which is immutable", d.Name)
+				}
+			}
+			if tpl := deployment(t, r, schedulerName).Spec.Template; tpl.Annotations["checksum/config"] == "" {
+				t.Errorf("scheduler pods lost their config checksum beside podAnnotations: %v", tpl.Annotations)
 			}
 		},
 	},
@@ -497,6 +535,7 @@ func TestSchema(t *testing.T) {
 		// --set passes decimals as strings, integers as numbers: both are checked.
 		{"location.latitude=-89.999", "location.longitude=-179.5"},
 		{"publicEndpoint=https://edge-1.example.com:30090"},
+		{"fullnameOverride=em"}, {"webhook.extraArgs[0]=--logging-format=json"}, {"rbac.create=false", "serviceAccount.create=false"},
 	} {
 		var args []string
 		for _, s := range ok {
@@ -521,7 +560,12 @@ func TestSchema(t *testing.T) {
 		{[]string{"ledger.backend=fabric"}, "at '/ledger/fabric/mspId'"},
 		{[]string{"ledger.backend=fabric", "ledger.fabric.mspId=Org1MSP", "ledger.fabric.peer=no-port"}, "at '/ledger/fabric/peer'"},
 		{[]string{"webhook.tls.mode=vault"}, "at '/webhook/tls/mode'"},
-		{[]string{"webhook.tls.mode=secret", "webhook.tls.secretName=s"}, "at '/webhook/tls/caBundle'"},
+		{[]string{"webhook.tls.mode=secret", "webhook.tls.secret.name=s"}, "at '/webhook/tls/secret/caBundle'"},
+		{[]string{"webhook.tls.mode=secret", "webhook.tls.secret.caBundle=" + testCABundle}, "at '/webhook/tls/secret/name'"},
+		{[]string{"webhook.tls.secretName=s"}, "additional properties 'secretName' not allowed"},
+		{[]string{"fullnameOverride=Bad_Name"}, "at '/fullnameOverride'"},
+		{[]string{"webhook.extraArgs[0]="}, "at '/webhook/extraArgs/0'"},
+		{[]string{"rbac.create=maybe"}, "at '/rbac/create'"},
 		{[]string{"publicEndpoint=10.0.0.5:8090"}, "at '/publicEndpoint'"},
 		{[]string{"jetson.policy=random"}, "at '/jetson/policy'"},
 		{[]string{"descheduler.offloadAfter=soon"}, "at '/descheduler/offloadAfter'"},
@@ -555,29 +599,41 @@ func TestLint(t *testing.T) {
 	}
 }
 
-// TestSchedulerConfigMatchesManifest: the chart's KubeSchedulerConfiguration is
-// manifests/scheduler-config.yaml but for the lease namespace and the sidecar's address.
-func TestSchedulerConfigMatchesManifest(t *testing.T) {
+// TestSchedulerConfigManifestUpToDate: manifests/scheduler-config.yaml is the chart's
+// KubeSchedulerConfiguration as `make manifests` writes it (a comment header, then the
+// ConfigMap's data), and it points at the extender sidecar the chart runs.
+func TestSchedulerConfigManifestUpToDate(t *testing.T) {
 	r := render(t)
 	cm := r.must(t, "ConfigMap", schedulerName).typed.(*corev1.ConfigMap)
-	var got schedconfig.KubeSchedulerConfiguration
-	if err := yaml.UnmarshalStrict([]byte(cm.Data["scheduler-config.yaml"]), &got); err != nil {
-		t.Fatalf("decoding the chart's scheduler configuration: %v", err)
-	}
-	want, err := manifests.SchedulerConfig()
+	data := cm.Data["scheduler-config.yaml"]
+	file, err := os.ReadFile(schedulerYAML)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want.LeaderElection.ResourceNamespace = namespace
-	want.Extenders[0].URLPrefix = "http://127.0.0.1:8888"
-	if !reflect.DeepEqual(&got, want) {
-		gotYAML, _ := yaml.Marshal(&got)
-		wantYAML, _ := yaml.Marshal(want)
-		t.Errorf("chart's scheduler configuration diverges from manifests/scheduler-config.yaml:\nchart:\n%s\nmanifest (lease namespace and URL rewritten):\n%s", gotYAML, wantYAML)
+	header, ok := strings.CutSuffix(string(file), data)
+	if !ok || data == "" {
+		t.Errorf("%s is stale: run `make manifests`", schedulerYAML)
+	}
+	for line := range strings.Lines(header) {
+		if !strings.HasPrefix(line, "#") {
+			t.Errorf("%s: header line %q is not a comment", schedulerYAML, line)
+		}
+	}
+	// What programs embed decodes to the chart's configuration.
+	got, err := manifests.SchedulerConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want schedconfig.KubeSchedulerConfiguration
+	if err := yaml.UnmarshalStrict([]byte(data), &want); err != nil {
+		t.Fatalf("decoding the chart's scheduler configuration: %v", err)
+	}
+	if !reflect.DeepEqual(got, &want) {
+		t.Errorf("manifests.SchedulerConfig() %+v, want the chart's %+v", got, &want)
 	}
 	// The URL reaches the sidecar, and the config file is where the scheduler reads it.
-	if args := containerArgs(t, r, schedulerName, "extender"); !slices.Contains(args, "--listen-address=127.0.0.1:8888") {
-		t.Errorf("extender args %q: not listening where urlPrefix points", args)
+	if args := containerArgs(t, r, schedulerName, "extender"); want.Extenders[0].URLPrefix != "http://127.0.0.1:8888" || !slices.Contains(args, "--listen-address=127.0.0.1:8888") {
+		t.Errorf("extender args %q: not listening where urlPrefix %s points", args, want.Extenders[0].URLPrefix)
 	}
 	d := deployment(t, r, schedulerName)
 	if cmd := d.Spec.Template.Spec.Containers[0].Command; !slices.Contains(cmd, "--config=/etc/edgemigrate-scheduler/scheduler-config.yaml") {
@@ -585,46 +641,57 @@ func TestSchedulerConfigMatchesManifest(t *testing.T) {
 	}
 }
 
-// TestWebhookConfigMatchesManifest: the chart's MutatingWebhookConfiguration (defaults,
-// release edgemigrate in edgemigrate-system) is that of manifests/webhook.yaml.
-func TestWebhookConfigMatchesManifest(t *testing.T) {
-	got := webhookConfig(t, render(t))
-	want, err := manifests.WebhookConfiguration()
+// TestWebhookManifestUpToDate: manifests/webhook.yaml is the chart's templates/webhook.yaml
+// as `make manifests` renders it (release edgemigrate in edgemigrate-system), after a header
+// of comments and the Namespace.
+func TestWebhookManifestUpToDate(t *testing.T) {
+	checkRenderedFile(t, webhookYAML, "--show-only", "templates/webhook.yaml")
+	// What programs embed is the chart's configuration.
+	got, err := manifests.WebhookConfiguration()
 	if err != nil {
 		t.Fatal(err)
 	}
+	want := webhookConfig(t, render(t))
 	if got.Name != want.Name || !reflect.DeepEqual(got.Webhooks, want.Webhooks) {
-		gotYAML, _ := yaml.Marshal(got.Webhooks)
-		wantYAML, _ := yaml.Marshal(want.Webhooks)
-		t.Errorf("chart's MutatingWebhookConfiguration %s diverges from manifests/webhook.yaml's %s:\nchart:\n%s\nmanifest:\n%s", got.Name, want.Name, gotYAML, wantYAML)
+		t.Errorf("manifests.WebhookConfiguration() %s %+v, want the chart's %s %+v", got.Name, got.Webhooks, want.Name, want.Webhooks)
 	}
 }
 
-// installYAML is the plain YAML that `make manifests` writes.
-const installYAML = "../../manifests/install/edgemigrate.yaml"
+// Files that `make manifests` writes from the chart.
+const (
+	installYAML   = "../../manifests/install/edgemigrate.yaml"
+	schedulerYAML = "../../manifests/scheduler-config.yaml"
+	webhookYAML   = "../../manifests/webhook.yaml"
+)
 
 // TestInstallManifestsUpToDate: manifests/install is what `make manifests` renders now.
 func TestInstallManifestsUpToDate(t *testing.T) {
-	data, err := os.ReadFile(installYAML)
+	checkRenderedFile(t, installYAML, "--skip-tests")
+}
+
+// checkRenderedFile: path is a header of comments and the release's Namespace, then what
+// `helm template` renders now with args, as `make manifests` writes it.
+func checkRenderedFile(t *testing.T, path string, args ...string) {
+	t.Helper()
+	data, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The file is a header (comments and the Namespace) followed by helm's output.
 	i := strings.Index(string(data), "\n---\n# Source: ")
 	if i < 0 {
-		t.Fatalf("%s holds no rendered chart", installYAML)
+		t.Fatalf("%s holds no rendered chart", path)
 	}
 	header, body := data[:i+1], data[i+1:]
-	fresh, err := helm(t, templateArgs("--skip-tests")...)
+	fresh, err := helm(t, templateArgs(args...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if string(body) != string(fresh) {
-		t.Errorf("%s is stale: run `make manifests`", installYAML)
+		t.Errorf("%s is stale: run `make manifests`", path)
 	}
 	ns, err := decode(header)
 	if err != nil || len(ns) != 1 || key(ns[0]) != "Namespace/"+namespace {
-		t.Errorf("%s header: want the Namespace %s, got %v (%v)", installYAML, namespace, ns, err)
+		t.Errorf("%s header: want the Namespace %s, got %v (%v)", path, namespace, ns, err)
 	}
 }
 
@@ -783,5 +850,108 @@ func TestPlacement(t *testing.T) {
 		if len(spec.Tolerations) != 1 || spec.Tolerations[0].Key != "node-role.kubernetes.io/control-plane" || spec.Tolerations[0].Effect != corev1.TaintEffectNoSchedule {
 			t.Errorf("%s tolerations %+v, want the control-plane taint", tc.deploy, spec.Tolerations)
 		}
+	}
+}
+
+// TestPlacementAffinityAndPriority: a component's own affinity and priorityClassName replace
+// the chart-wide ones, as its nodeSelector does.
+func TestPlacementAffinityAndPriority(t *testing.T) {
+	r := render(t, "--set", "priorityClassName=edge-critical", "--set", "webhook.priorityClassName=system-cluster-critical",
+		"--set", "affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms[0].matchExpressions[0].key=zone",
+		"--set", "affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms[0].matchExpressions[0].operator=Exists",
+		"--set", "descheduler.affinity.podAntiAffinity.preferredDuringSchedulingIgnoredDuringExecution[0].weight=1",
+		"--set", "descheduler.affinity.podAntiAffinity.preferredDuringSchedulingIgnoredDuringExecution[0].podAffinityTerm.topologyKey=kubernetes.io/hostname")
+	for _, tc := range []struct {
+		deploy, priority string
+		nodeAffinity     bool
+	}{
+		{schedulerName, "edge-critical", true},
+		{webhookName, "system-cluster-critical", true},
+		{deschedulerName, "edge-critical", false},
+	} {
+		spec := deployment(t, r, tc.deploy).Spec.Template.Spec
+		if spec.PriorityClassName != tc.priority {
+			t.Errorf("%s priorityClassName %q, want %q", tc.deploy, spec.PriorityClassName, tc.priority)
+		}
+		if spec.Affinity == nil || (spec.Affinity.NodeAffinity != nil) != tc.nodeAffinity || (spec.Affinity.PodAntiAffinity != nil) == tc.nodeAffinity {
+			t.Errorf("%s affinity %+v: want the chart-wide node affinity %v, else its own pod anti-affinity", tc.deploy, spec.Affinity, tc.nodeAffinity)
+		}
+	}
+}
+
+// TestNamesAndAccounts: nameOverride and fullnameOverride rename every object consistently
+// (the webhook's flags name its own configuration); serviceAccount.create=false renders no
+// ServiceAccount and runs the pods as the named ones; rbac.create=false renders no role or
+// binding.
+func TestNamesAndAccounts(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		set  []string
+		// base is the expected <fullname>; accounts maps component to its ServiceAccount.
+		base      string
+		accounts  map[string]string
+		createSAs bool
+		rbac      bool
+	}{
+		{name: "fullnameOverride", set: []string{"fullnameOverride=em"}, base: "em", createSAs: true, rbac: true},
+		{name: "nameOverride", set: []string{"nameOverride=jet"}, base: "edgemigrate-jet", createSAs: true, rbac: true},
+		{name: "no RBAC", set: []string{"rbac.create=false"}, base: "edgemigrate", createSAs: true},
+		{name: "existing ServiceAccounts", set: []string{"serviceAccount.create=false", "serviceAccount.name.webhook=hook-sa"}, base: "edgemigrate",
+			accounts: map[string]string{"webhook": "hook-sa"}, rbac: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var args []string
+			for _, s := range tc.set {
+				args = append(args, "--set", s)
+			}
+			r := render(t, args...)
+			for _, component := range []string{"scheduler", "webhook", "descheduler"} {
+				d := deployment(t, r, tc.base+"-"+component)
+				sa := tc.accounts[component]
+				if sa == "" {
+					sa = tc.base + "-" + component
+				}
+				if got := d.Spec.Template.Spec.ServiceAccountName; got != sa {
+					t.Errorf("%s runs as %q, want %q", d.Name, got, sa)
+				}
+				if _, ok := r.get("ServiceAccount", sa); ok != tc.createSAs {
+					t.Errorf("ServiceAccount %s rendered: %v, want %v", sa, ok, tc.createSAs)
+				}
+			}
+			webhookArgs := containerArgs(t, r, tc.base+"-webhook", "webhook")
+			if mwc := r.must(t, "MutatingWebhookConfiguration", tc.base+"-webhook"); !slices.Contains(webhookArgs, "--webhook-config-name="+mwc.u.GetName()) {
+				t.Errorf("webhook args %q do not name its configuration %s", webhookArgs, mwc.u.GetName())
+			}
+			var roles, bindings int
+			for _, kind := range []string{"ClusterRole", "Role"} {
+				roles += len(r.ofKind(kind))
+			}
+			for _, o := range slices.Concat(r.ofKind("ClusterRoleBinding"), r.ofKind("RoleBinding")) {
+				bindings++
+				var subjects []rbacv1.Subject
+				switch b := o.typed.(type) {
+				case *rbacv1.ClusterRoleBinding:
+					subjects = b.Subjects
+				case *rbacv1.RoleBinding:
+					subjects = b.Subjects
+				}
+				for _, s := range subjects {
+					if !strings.HasPrefix(s.Name, tc.base+"-") && !slices.Contains(slices.Collect(maps.Values(tc.accounts)), s.Name) {
+						t.Errorf("%s binds %s, none of this release's ServiceAccounts", key(o), s.Name)
+					}
+				}
+			}
+			if tc.rbac && (roles != len(wantRoles(true)) || bindings != len(wantBindings)) {
+				t.Errorf("%d roles and %d bindings, want %d and %d", roles, bindings, len(wantRoles(true)), len(wantBindings))
+			}
+			if !tc.rbac && roles+bindings != 0 {
+				t.Errorf("rbac.create=false renders %d roles and %d bindings", roles, bindings)
+			}
+			for _, o := range r {
+				if name := o.u.GetName(); o.u.GetKind() != "CustomResourceDefinition" && !strings.HasPrefix(name, tc.base+"-") && !slices.Contains(slices.Collect(maps.Values(tc.accounts)), name) {
+					t.Errorf("%s: not named after %s", o, tc.base)
+				}
+			}
+		})
 	}
 }

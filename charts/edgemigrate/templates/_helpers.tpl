@@ -1,9 +1,20 @@
-{{/* Base name of every object: the release name, unless it lacks the chart's name. */}}
+{{/* The chart's name, or nameOverride. */}}
+{{- define "edgemigrate.name" -}}
+{{- .Values.nameOverride | default .Chart.Name | trunc 40 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* Base name of every object: fullnameOverride, else the release name, unless it lacks the
+  chart's name. At most 40 characters, so that component suffixes stay within name limits. */}}
 {{- define "edgemigrate.fullname" -}}
-{{- if contains .Chart.Name .Release.Name -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 40 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := include "edgemigrate.name" . -}}
+{{- if contains $name .Release.Name -}}
 {{- .Release.Name | trunc 40 | trimSuffix "-" -}}
 {{- else -}}
-{{- printf "%s-%s" .Release.Name .Chart.Name | trunc 40 | trimSuffix "-" -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 40 | trimSuffix "-" -}}
+{{- end -}}
 {{- end -}}
 {{- end -}}
 
@@ -19,6 +30,9 @@ app.kubernetes.io/part-of: edgemigrate
 app.kubernetes.io/instance: {{ .Release.Name }}
 app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
 {{- end -}}
 
 {{/* Selector labels of one component: (dict "ctx" $ "component" "webhook"). */}}
@@ -30,6 +44,26 @@ app.kubernetes.io/component: {{ .component }}
 {{- define "edgemigrate.componentLabels" -}}
 {{ include "edgemigrate.labels" .ctx }}
 {{ include "edgemigrate.selectorLabels" . }}
+{{- end -}}
+
+{{/* Metadata of a component's pods: its labels with podLabels, and podAnnotations beside
+  those the template passes (dict "ctx" $ "component" "webhook" "annotations" (dict ...)). */}}
+{{- define "edgemigrate.podMetadata" -}}
+labels:
+  {{- include "edgemigrate.componentLabels" . | nindent 2 }}
+  {{- with .ctx.Values.podLabels }}
+  {{- toYaml . | nindent 2 }}
+  {{- end }}
+{{- with (merge (dict) (.annotations | default dict) .ctx.Values.podAnnotations) }}
+annotations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end -}}
+
+{{/* A component's ServiceAccount: serviceAccount.name.<component>, else <fullname>-<component>.
+  (dict "ctx" $ "component" "webhook") */}}
+{{- define "edgemigrate.serviceAccountName" -}}
+{{- index .ctx.Values.serviceAccount.name .component | default (printf "%s-%s" (include "edgemigrate.fullname" .ctx) .component) -}}
 {{- end -}}
 
 {{- define "edgemigrate.image" -}}
@@ -53,7 +87,8 @@ capabilities:
   drop: ["ALL"]
 {{- end -}}
 
-{{/* Placement of a component: its own settings, else the chart-wide ones. (dict "ctx" $ "c" .Values.webhook) */}}
+{{/* Placement of a component: its own nodeSelector, tolerations, affinity and
+  priorityClassName, each else the chart-wide one. (dict "ctx" $ "c" .Values.webhook) */}}
 {{- define "edgemigrate.placement" -}}
 {{- with (.c.nodeSelector | default .ctx.Values.nodeSelector) }}
 nodeSelector:
@@ -63,11 +98,11 @@ nodeSelector:
 tolerations:
   {{- toYaml . | nindent 2 }}
 {{- end }}
-{{- with .ctx.Values.affinity }}
+{{- with (.c.affinity | default .ctx.Values.affinity) }}
 affinity:
   {{- toYaml . | nindent 2 }}
 {{- end }}
-{{- with .ctx.Values.priorityClassName }}
+{{- with (.c.priorityClassName | default .ctx.Values.priorityClassName) }}
 priorityClassName: {{ . }}
 {{- end }}
 {{- with .ctx.Values.imagePullSecrets }}
@@ -86,5 +121,5 @@ imagePullSecrets:
 {{- end -}}
 
 {{- define "edgemigrate.webhookSecret" -}}
-{{- if eq .Values.webhook.tls.mode "secret" }}{{ .Values.webhook.tls.secretName }}{{ else }}{{ include "edgemigrate.webhook" . }}-tls{{ end -}}
+{{- if eq .Values.webhook.tls.mode "secret" }}{{ .Values.webhook.tls.secret.name }}{{ else }}{{ include "edgemigrate.webhook" . }}-tls{{ end -}}
 {{- end -}}

@@ -3,12 +3,10 @@
 package app
 
 import (
-	goflag "flag"
 	"fmt"
 	"runtime/debug"
 
 	"github.com/spf13/cobra"
-	"k8s.io/klog/v2"
 )
 
 // NewCommand returns the root command with every subcommand.
@@ -19,19 +17,13 @@ func NewCommand() *cobra.Command {
 		// A wrong flag deserves usage; a failure at run time deserves only its error.
 		SilenceUsage: true,
 	}
-	klogFlags := goflag.NewFlagSet("klog", goflag.ContinueOnError)
-	klog.InitFlags(klogFlags)
-	// Log verbosity is what operators tune; klog's file-output flags stay out of the way.
-	for _, name := range []string{"v", "vmodule"} {
-		root.PersistentFlags().AddGoFlag(klogFlags.Lookup(name))
-	}
+	AddLoggingFlags(root)
 	root.AddCommand(
 		newVersionCommand(),
 		newLedgerCommand(),
 		newWebhookCommand(),
 		newExtenderCommand(),
 		newDeschedulerCommand(),
-		newDemoCommand(),
 	)
 	return root
 }

@@ -1,6 +1,15 @@
-package extender
+// Package usage keeps what each node offers and what the pods on it claim, as the Jetson
+// model counts them, for every part that places pods: the scheduler extender, the
+// descheduler's bids and an in-process scheduler plugin. Informer events keep it current
+// (SetNode, SetPod, ...); a placement is Reserved before its Binding exists and counts as an
+// assumption until the informer sees the pod bound, is Unreserved, or expires.
+//
+// It knows nothing of HTTP or of the scheduler framework: a kube-scheduler plugin maps its
+// Reserve and Unreserve extension points onto Reserve and Unreserve one to one.
+package usage
 
 import (
+	"context"
 	"maps"
 	"sync"
 	"time"
@@ -8,13 +17,14 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/klog/v2"
+	"k8s.io/utils/clock"
 
 	"github.com/edgemigrate/edgemigrate/api"
 	"github.com/edgemigrate/edgemigrate/jetson"
 )
 
-// nodeState is what filter and prioritize read for one node, kept current by the
-// informers so that a call does no more than a map lookup per node.
+// nodeState is what placement reads for one node, kept current by the informers so that a
+// decision does no more than a map lookup per node.
 type nodeState struct {
 	capacity jetson.Capacity
 	// exists is false once the node is deleted while pods are still counted against it.
@@ -34,12 +44,12 @@ type assumption struct {
 	expires time.Time
 }
 
-// Cache holds per-node capacity and use. Informer events and bind write to it; filter and
-// prioritize only read.
+// Cache holds per-node capacity and use. Informer events and Reserve write to it; placement
+// decisions only read. It is safe for concurrent use.
 type Cache struct {
-	cfg jetson.Config
-	ttl time.Duration
-	now func() time.Time
+	cfg   jetson.Config
+	ttl   time.Duration
+	clock clock.PassiveClock
 	// onAssumed reports the number of outstanding assumptions after each change.
 	onAssumed func(int)
 
@@ -49,21 +59,36 @@ type Cache struct {
 	assumed map[types.UID]assumption
 }
 
-// NewCache returns an empty cache; assumptions not confirmed by the informer within ttl
-// are dropped.
-func NewCache(cfg jetson.Config, ttl time.Duration) *Cache {
-	return &Cache{
+// Option configures a Cache.
+type Option func(*Cache)
+
+// WithClock makes the cache read time from clk (assumptions expire by it); default the
+// real clock.
+func WithClock(clk clock.PassiveClock) Option { return func(c *Cache) { c.clock = clk } }
+
+// OnAssumed calls f with the number of outstanding assumptions after each change, under the
+// cache's lock: f must be quick and must not call the cache. Metrics gauges are what it is for.
+func OnAssumed(f func(int)) Option { return func(c *Cache) { c.onAssumed = f } }
+
+// New returns an empty cache reading nodes as cfg says; assumptions not confirmed by the
+// informer within ttl are dropped by Expire.
+func New(cfg jetson.Config, ttl time.Duration, opts ...Option) *Cache {
+	c := &Cache{
 		cfg:       cfg,
 		ttl:       ttl,
-		now:       time.Now,
+		clock:     clock.RealClock{},
 		onAssumed: func(int) {},
 		nodes:     map[string]*nodeState{},
 		bound:     map[types.UID]podRecord{},
 		assumed:   map[types.UID]assumption{},
 	}
+	for _, o := range opts {
+		o(c)
+	}
+	return c
 }
 
-// SetNode records a node's capacity, computed once here rather than on every call.
+// SetNode records a node's capacity, computed once here rather than on every decision.
 func (c *Cache) SetNode(node *corev1.Node) {
 	capacity := jetson.NodeCapacity(node, c.cfg)
 	c.mu.Lock()
@@ -91,11 +116,11 @@ func (c *Cache) SetPod(pod *corev1.Pod) {
 	}
 	if pod.Spec.NodeName == "" {
 		// Still pending as far as the informer knows. Its assumption, if any, stays: the
-		// scheduler updates pending pods' status while the extender's Binding is in flight,
-		// and those updates must not free the memory the binding is about to claim.
+		// scheduler updates pending pods' status while a Binding is in flight, and those
+		// updates must not free the memory the binding is about to claim.
 		return
 	}
-	rec := podRecord{node: pod.Spec.NodeName, demand: boundDemand(pod)}
+	rec := podRecord{node: pod.Spec.NodeName, demand: BoundDemand(pod)}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.unassume(pod.UID)
@@ -121,32 +146,34 @@ func (c *Cache) DeletePod(uid types.UID) {
 }
 
 // Reserve checks that a pod still fits a node and, if it does, assumes it there in the same
-// step. Bind calls it before creating the Binding: the scheduler decides on filter results
-// that may predate the previous pod's binding, so this is where two pods racing for the same
-// free memory are told apart. It returns Fit's reasons when the pod no longer fits.
+// step. Call it before creating the Binding: the scheduler decides on fits that may predate
+// the previous pod's binding, so this is where two pods racing for the same free memory are
+// told apart. It returns jetson.Fit's reasons when the pod no longer fits. Reserving a pod
+// again moves its assumption; a pod the informer already shows bound there is not counted twice.
 func (c *Cache) Reserve(pod types.NamespacedName, uid types.UID, node string, demand jetson.Demand) []string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if rec, ok := c.bound[uid]; ok && rec.node == node {
-		return nil // the informer saw the binding first: already counted
+		return nil
 	}
 	c.unassume(uid)
 	s := c.state(node)
 	if !s.exists {
 		c.dropIfUnused(node, s)
-		return []string{"node " + node + " is unknown to the edgemigrate extender"}
+		return []string{"node " + node + " is unknown to edgemigrate"}
 	}
 	if reasons := jetson.Fit(s.capacity, s.used, demand); reasons != nil {
 		return reasons
 	}
-	c.assumed[uid] = assumption{podRecord: podRecord{node: node, demand: demand}, pod: pod, expires: c.now().Add(c.ttl)}
+	c.assumed[uid] = assumption{podRecord: podRecord{node: node, demand: demand}, pod: pod, expires: c.clock.Now().Add(c.ttl)}
 	s.used = s.used.Add(demand)
 	c.onAssumed(len(c.assumed))
 	return nil
 }
 
-// Forget drops a pod's assumption, as when its Binding could not be created.
-func (c *Cache) Forget(uid types.UID) {
+// Unreserve drops a pod's assumption, as when its Binding could not be created. A pod the
+// informer shows bound stays counted.
+func (c *Cache) Unreserve(uid types.UID) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.unassume(uid)
@@ -154,13 +181,14 @@ func (c *Cache) Forget(uid types.UID) {
 
 // Expire drops assumptions older than the ttl: their binding never showed up in the
 // informer, so the pod is gone or was never bound.
-func (c *Cache) Expire() {
-	now := c.now()
+func (c *Cache) Expire(ctx context.Context) {
+	logger := klog.FromContext(ctx)
+	now := c.clock.Now()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for uid, a := range c.assumed {
 		if now.After(a.expires) {
-			klog.V(2).InfoS("Assumption expired", "pod", a.pod, "node", a.node)
+			logger.V(2).Info("Assumption expired", "pod", a.pod, "node", a.node)
 			c.unassume(uid)
 		}
 	}
@@ -177,14 +205,10 @@ func (c *Cache) Assumed() int {
 func (c *Cache) Node(name string) (jetson.Capacity, jetson.Demand, bool) {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
-	s, ok := c.nodes[name]
-	if !ok || !s.exists {
-		return jetson.Capacity{}, jetson.Demand{}, false
-	}
-	return s.capacity, s.used, true
+	return c.lookup(name)
 }
 
-// Used returns the use of every node, for tests and debugging.
+// Used returns the use of every node, for listing nodes, tests and debugging.
 func (c *Cache) Used() map[string]jetson.Demand {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
@@ -195,18 +219,23 @@ func (c *Cache) Used() map[string]jetson.Demand {
 	return out
 }
 
-// view runs f under the read lock with a lookup function, so a call over thousands of
-// nodes takes the lock once.
-func (c *Cache) view(f func(lookup func(name string) (*nodeState, bool))) {
+// Lookup returns a known node's capacity and use, as Node does.
+type Lookup func(name string) (jetson.Capacity, jetson.Demand, bool)
+
+// View runs f under the read lock with a Lookup, so a decision over thousands of nodes takes
+// the lock once. f must not call the cache's other methods.
+func (c *Cache) View(f func(Lookup)) {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
-	f(func(name string) (*nodeState, bool) {
-		s, ok := c.nodes[name]
-		if !ok || !s.exists {
-			return nil, false
-		}
-		return s, true
-	})
+	f(c.lookup)
+}
+
+func (c *Cache) lookup(name string) (jetson.Capacity, jetson.Demand, bool) {
+	s, ok := c.nodes[name]
+	if !ok || !s.exists {
+		return jetson.Capacity{}, jetson.Demand{}, false
+	}
+	return s.capacity, s.used, true
 }
 
 func (c *Cache) state(name string) *nodeState {
@@ -241,10 +270,10 @@ func (c *Cache) dropIfUnused(name string, s *nodeState) {
 	}
 }
 
-// boundDemand is the demand a pod already on a node claims. A malformed gpu-memory
+// BoundDemand is the demand a pod already on a node claims. A malformed gpu-memory
 // annotation keeps a pending pod off Jetson nodes, but a pod bound by another scheduler is
 // there regardless: its memory request is counted and the bad annotation logged.
-func boundDemand(pod *corev1.Pod) jetson.Demand {
+func BoundDemand(pod *corev1.Pod) jetson.Demand {
 	d, err := jetson.PodDemand(pod)
 	if err == nil {
 		return d
