@@ -30,8 +30,8 @@ import (
 	"github.com/edgemigrate/edgemigrate/api/generated/clientset/versioned"
 	migrationinformers "github.com/edgemigrate/edgemigrate/api/generated/informers/externalversions"
 	"github.com/edgemigrate/edgemigrate/api/v1alpha1"
-	"github.com/edgemigrate/edgemigrate/extender"
 	"github.com/edgemigrate/edgemigrate/geo"
+	"github.com/edgemigrate/edgemigrate/jetson/usage"
 	"github.com/edgemigrate/edgemigrate/ledger"
 )
 
@@ -51,7 +51,7 @@ const (
 	// retryBase and retryMax bound the backoff of a key whose reconcile failed.
 	retryBase, retryMax = 100 * time.Millisecond, 10 * time.Second
 	// usageAssumeTTL is how long a bid's assumed use of a node is kept without a pod event:
-	// the extender's assume cache, here only fed by the informers.
+	// the same usage cache as the extender's, here only fed by the informers.
 	usageAssumeTTL = 30 * time.Second
 	// migrationCacheTTL keeps this process's own status writes ahead of a lagging informer.
 	migrationCacheTTL = time.Minute
@@ -82,7 +82,7 @@ type Controller struct {
 	// migrations reads the informer's Migrations, or this process's later write of one the
 	// informer has not shown yet, so a reconcile does not start from a stale copy.
 	migrations cache.MutationCache
-	usage      *extender.Cache
+	usage      *usage.Cache
 	synced     []cache.InformerSynced
 
 	queue       workqueue.TypedRateLimitingInterface[queueKey]
@@ -159,7 +159,7 @@ func New(cfg *Config, d Deps) (*Controller, error) {
 	}
 	c := &Controller{
 		cfg: cfg, kube: d.Kube, migs: d.Migrations, ledger: d.Ledger, clock: d.Clock, metrics: m, locations: d.Locations,
-		usage: extender.NewCache(cfg.Jetson, usageAssumeTTL),
+		usage: usage.New(cfg.Jetson, usageAssumeTTL),
 		queue: workqueue.NewTypedRateLimitingQueueWithConfig(
 			workqueue.NewTypedItemExponentialFailureRateLimiter[queueKey](retryBase, retryMax),
 			workqueue.TypedRateLimitingQueueConfig[queueKey]{Name: "migrations", Clock: d.Clock}),

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -163,7 +162,7 @@ func (c *Controller) giveUp(ctx context.Context, logger klog.Logger, m *v1alpha1
 
 func (c *Controller) reportFailed(ctx context.Context, id, reason string) error {
 	start := c.clock.Now()
-	_, err := c.ledger.ReportFailed(ctx, id, c.cfg.ClusterID, truncate(reason, chaincode.MaxTextLength))
+	_, err := c.ledger.ReportFailed(ctx, id, c.cfg.ClusterID, chaincode.Truncate(reason, chaincode.MaxTextLength))
 	c.metrics.ledgerCall("ReportFailed", start, err)
 	if err != nil && chaincode.CodeOf(err) != chaincode.CodeConflict && chaincode.CodeOf(err) != chaincode.CodeForbidden {
 		return fmt.Errorf("reporting %s failed: %w", id, err)
@@ -171,10 +170,3 @@ func (c *Controller) reportFailed(ctx context.Context, id, reason string) error 
 	return nil
 }
 
-// truncate keeps at most n bytes of s, never half a character.
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return strings.ToValidUTF8(s[:n], "")
-}

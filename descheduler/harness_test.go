@@ -34,6 +34,7 @@ import (
 	"github.com/edgemigrate/edgemigrate/chaincode"
 	"github.com/edgemigrate/edgemigrate/geo"
 	"github.com/edgemigrate/edgemigrate/jetson"
+	"github.com/edgemigrate/edgemigrate/jetson/jetsontest"
 	"github.com/edgemigrate/edgemigrate/ledger"
 	"github.com/edgemigrate/edgemigrate/ledger/embedded"
 )
@@ -45,7 +46,7 @@ import (
 
 const (
 	testNamespace = "apps"
-	gi            = int64(1) << 30
+	gi            = jetsontest.Gi
 )
 
 // sites: edge-a at the origin of the test area, the others north of it, each covering its
