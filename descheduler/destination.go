@@ -169,4 +169,3 @@ func (c *Controller) reportFailed(ctx context.Context, id, reason string) error 
 	}
 	return nil
 }
-
