@@ -8,9 +8,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	"k8s.io/klog/v2"
 )
@@ -79,6 +81,7 @@ func (n *realNet) createBridge() error {
 			return err
 		}
 	}
+	n.removeStaleCgroups()
 	for _, args := range [][]string{
 		{"link", "add", n.bridge, "type", "bridge"},
 		{"addr", "add", n.hostIP + "/24", "dev", n.bridge},
@@ -139,6 +142,50 @@ func (n *realNet) release() {
 	if n.lock != nil {
 		n.lock.Close()
 	}
+}
+
+// removeStaleCgroups kills the containers a dead process's nodes of this slot left running
+// and removes their cgroups, so that new nodes start clean.
+func (n *realNet) removeStaleCgroups() {
+	mounts, err := cgroupMounts()
+	if err != nil {
+		return
+	}
+	for _, m := range mounts {
+		stale, _ := filepath.Glob(filepath.Join(m, n.prefix+"n*"))
+		for _, dir := range stale {
+			klog.InfoS("Removing a cgroup left by a dead cluster", "cgroup", dir)
+			for range 50 {
+				pids := cgroupProcs(dir)
+				if len(pids) == 0 {
+					break
+				}
+				for _, pid := range pids {
+					_ = syscall.Kill(pid, syscall.SIGKILL)
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+			removeCgroup(dir)
+		}
+	}
+}
+
+// cgroupProcs lists the processes in a cgroup and its children.
+func cgroupProcs(dir string) []int {
+	var pids []int
+	_ = filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() || d.Name() != "cgroup.procs" {
+			return nil
+		}
+		data, _ := os.ReadFile(path)
+		for _, f := range strings.Fields(string(data)) {
+			if pid, err := strconv.Atoi(f); err == nil {
+				pids = append(pids, pid)
+			}
+		}
+		return nil
+	})
+	return pids
 }
 
 func linkExists(name string) bool {

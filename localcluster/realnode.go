@@ -88,6 +88,15 @@ type RealNode struct {
 // RealNodes returns the cluster's real nodes.
 func (c *Cluster) RealNodes() []*RealNode { return c.realNodes }
 
+// RealNodeHostIP is the host's address on the real nodes' bridge: a server listening there
+// (a ledger, say) is reachable from their pods. Empty without real nodes.
+func (c *Cluster) RealNodeHostIP() string {
+	if c.net == nil {
+		return ""
+	}
+	return c.net.hostIP
+}
+
 // Registry returns the cluster's image registry, nil without real nodes.
 func (c *Cluster) Registry() *Registry { return c.registry }
 
@@ -729,18 +738,9 @@ func (n *RealNode) Processes() []int {
 		}
 	}
 	for _, dir := range n.cgroupDirs {
-		_ = filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
-			if err != nil || d.IsDir() || d.Name() != "cgroup.procs" {
-				return nil
-			}
-			data, _ := os.ReadFile(path)
-			for _, f := range strings.Fields(string(data)) {
-				if pid, err := strconv.Atoi(f); err == nil {
-					seen[pid] = true
-				}
-			}
-			return nil
-		})
+		for _, pid := range cgroupProcs(dir) {
+			seen[pid] = true
+		}
 	}
 	return slices.Sorted(maps.Keys(seen))
 }
