@@ -127,6 +127,8 @@ type Cluster struct {
 	imagesDir     string
 	nodeAPIServer string // the API server as the nodes reach it, through the bridge
 	registry      *Registry
+	dns           *clusterDNS
+	dnsStop       chan struct{}
 	realNodes     []*RealNode
 }
 

@@ -3,7 +3,6 @@ package localcluster
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -122,6 +121,10 @@ func (c *Cluster) startRealNodes(ctx context.Context) error {
 		return err
 	}
 	if c.registry, err = startRegistry(ctx, c.imagesDir, c.net.hostIP); err != nil {
+		return err
+	}
+	c.dnsStop = make(chan struct{})
+	if c.dns, err = c.startClusterDNS(ctx, c.net.hostIP); err != nil {
 		return err
 	}
 	for i := range c.opts.RealNodes {
@@ -347,6 +350,15 @@ func (n *RealNode) writeFile(rel string, data []byte) (string, error) {
 	return path, nil
 }
 
+// writeYAML writes a configuration file of the node as YAML.
+func (n *RealNode) writeYAML(rel string, v any) (string, error) {
+	data, err := yaml.Marshal(v)
+	if err != nil {
+		return "", fmt.Errorf("encoding %s: %w", rel, err)
+	}
+	return n.writeFile(rel, data)
+}
+
 func (n *RealNode) containerdSocket() string {
 	return filepath.Join(n.Dir, "containerd", "containerd.sock")
 }
@@ -488,7 +500,8 @@ func (n *RealNode) startKubelet() error {
 	if err != nil {
 		return err
 	}
-	resolv, err := n.writeFile("kubelet/resolv.conf", []byte("# no cluster DNS on local real nodes\n"))
+	// Pods resolve Services through the cluster's DNS, and nothing else: no upstream.
+	resolv, err := n.writeFile("kubelet/resolv.conf", []byte("# the cluster's DNS only: no upstream resolver\n"))
 	if err != nil {
 		return err
 	}
@@ -511,6 +524,8 @@ func (n *RealNode) startKubelet() error {
 		"authorization":      map[string]any{"mode": "Webhook"},
 		"registerWithTaints": []corev1.Taint{{Key: RealNodeTaint, Value: "true", Effect: corev1.TaintEffectNoSchedule}},
 		"resolvConf":         resolv,
+		"clusterDNS":         []string{c.net.hostIP},
+		"clusterDomain":      clusterDomain,
 		"podLogsDir":         filepath.Join(n.Dir, "pod-logs"),
 		"failSwapOn":         false,
 		// A shared machine's disk: evict on a nearly full disk only, never collect our images.
@@ -523,14 +538,7 @@ func (n *RealNode) startKubelet() error {
 		"fileCheckFrequency":          "10s",
 		"maxPods":                     110,
 	}
-	data, err := json.Marshal(cfg)
-	if err != nil {
-		return err
-	}
-	if data, err = yaml.JSONToYAML(data); err != nil {
-		return err
-	}
-	path, err := n.writeFile("kubelet/config.yaml", data)
+	path, err := n.writeYAML("kubelet/config.yaml", cfg)
 	if err != nil {
 		return err
 	}
@@ -566,14 +574,7 @@ func (n *RealNode) startKubeProxy() error {
 		// Conntrack's table size is the host's, not the namespace's: leave it alone.
 		"conntrack": map[string]any{"maxPerCore": 0, "min": 0, "tcpEstablishedTimeout": "0s", "tcpCloseWaitTimeout": "0s"},
 	}
-	data, err := json.Marshal(cfg)
-	if err != nil {
-		return err
-	}
-	if data, err = yaml.JSONToYAML(data); err != nil {
-		return err
-	}
-	path, err := n.writeFile("kube-proxy/config.yaml", data)
+	path, err := n.writeYAML("kube-proxy/config.yaml", cfg)
 	if err != nil {
 		return err
 	}
@@ -645,6 +646,11 @@ func (c *Cluster) stopRealNodes() {
 	wg.Wait()
 	if c.registry != nil {
 		c.registry.stop()
+	}
+	c.dns.stop()
+	if c.dnsStop != nil {
+		close(c.dnsStop)
+		c.dnsStop = nil
 	}
 	if c.net != nil {
 		c.net.release()

@@ -37,8 +37,9 @@ const (
 // component's pod becomes Ready by its probes: the webhook (self-signed, writing its
 // caBundle), the second scheduler with its extender sidecar, and one of the two descheduler
 // replicas, the leader (through its ServiceAccount token and in-cluster config; it talks to a
-// ledger on the host), while the other stands by unready. Then an opted-in pod is mutated by the webhook pod, called by the API
-// server through its Service, and placed on the real node by edgemigrate-scheduler.
+// ledger on the host), while the other stands by unready. Then an opted-in pod is mutated
+// by the webhook pod, called by the API server through its Service, and placed on the real
+// node by edgemigrate-scheduler.
 func TestE2ERealNodeHelmInstall(t *testing.T) {
 	c := shared.Require(t)[0]
 	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)

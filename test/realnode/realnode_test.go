@@ -103,8 +103,8 @@ func succeeded(p *corev1.Pod) bool {
 // TestE2ERealNodeServes: a Deployment of the real test service runs on the real node, is
 // Ready by its readiness probe (the kubelet's HTTP GET into the container) and answers from
 // the host at its pod IPs, from another pod through its Service (kube-proxy's rules in the
-// node's namespace), and a pod reaches the API server at 10.96.0.1 with its ServiceAccount
-// token. The image was really pulled from the cluster's registry and is in the node's
+// node's namespace) by address and by name (the cluster's DNS), and a pod reaches the API
+// server at 10.96.0.1 with its ServiceAccount token. The image was really pulled from the cluster's registry and is in the node's
 // status.images with its size.
 func TestE2ERealNodeServes(t *testing.T) {
 	c := shared.Require(t)[0]
@@ -184,6 +184,17 @@ func TestE2ERealNodeServes(t *testing.T) {
 		t.Errorf("client pod %s: %s", p.Status.Phase, podLogs(ctx, t, c, ns, "client"))
 	} else if logs := podLogs(ctx, t, c, ns, "client"); !strings.Contains(logs, `"pod":"testservice-`) {
 		t.Errorf("Service %s answered %q, want a testservice pod's answer", svc.Spec.ClusterIP, logs)
+	}
+
+	// By the Service's name, through the cluster's DNS.
+	byName := testServicePod("client-by-name", "get", "--retry=30s", "http://testservice."+ns+".svc/")
+	if _, err := c.Client.CoreV1().Pods(ns).Create(ctx, byName, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if p := waitPod(ctx, t, c, ns, "client-by-name", succeeded); p.Status.Phase != corev1.PodSucceeded {
+		t.Errorf("client by name %s: %s", p.Status.Phase, podLogs(ctx, t, c, ns, "client-by-name"))
+	} else if logs := podLogs(ctx, t, c, ns, "client-by-name"); !strings.Contains(logs, `"pod":"testservice-`) {
+		t.Errorf("testservice.%s.svc answered %q", ns, logs)
 	}
 
 	// The API server through the kubernetes Service, with the pod's ServiceAccount.
