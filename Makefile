@@ -2,12 +2,16 @@
 GO       ?= go
 BIN      := $(CURDIR)/bin
 PKGS     := ./...
-# Real-cluster tests fail, rather than skip, when the binaries are missing.
-TEST_ENV := EDGEMIGRATE_BIN=$(BIN) EDGEMIGRATE_REQUIRE_TOOLS=1
+# The project's OCI images (`make images`), tagged with the chart's appVersion.
+IMAGES      := $(BIN)/images
+APP_VERSION := $(shell sed -n 's/^appVersion: *"\{0,1\}\([^"]*\)"\{0,1\}$$/\1/p' charts/edgemigrate/Chart.yaml)
+# Real-cluster tests fail, rather than skip, when the binaries are missing. Real-node tests
+# skip without root or containerd unless EDGEMIGRATE_REQUIRE_REAL_NODES=1 (.ci/run sets it).
+TEST_ENV := EDGEMIGRATE_BIN=$(BIN) EDGEMIGRATE_REQUIRE_TOOLS=1 EDGEMIGRATE_IMAGES=$(IMAGES)
 # Packages run two at a time: each may start clusters of ~600 MiB and the machine has 2 cores.
 TEST_FLAGS ?= -p 2 -timeout 40m
 
-.PHONY: help build test unit e2e bench bench-scheduler bench-ledger bench-migration bench-webhook fuzz fabric-test lint tools clean
+.PHONY: help build test unit e2e bench bench-scheduler bench-ledger bench-migration bench-webhook fuzz fabric-test lint tools images images-push clean
 
 help:
 	@echo "make test    all tests: lint, unit and real-cluster e2e (builds the tools first)"
@@ -24,7 +28,9 @@ help:
 	@echo "make fabric-test   the ledger suite and benchmark on a real local Fabric network (FABRIC_BIN)"
 	@echo "make lint    gofmt and go vet"
 	@echo "make demo    watch both migration scenarios on local clusters, dashboard at http://127.0.0.1:8080 (DURATION=3m to stop by itself)"
-	@echo "make tools   build the pinned Kubernetes, etcd, kwok and helm binaries into bin/"
+	@echo "make tools   build the pinned Kubernetes, etcd, kwok and helm binaries into bin/ (as root: install containerd, runc, CNI plugins)"
+	@echo "make images  build the OCI images (edgemigrate, kube-scheduler, pause, testservice) into bin/images and print their digests"
+	@echo "make images-push IMAGE_REPO=registry/path  push them"
 	@echo "make build   build every package"
 	@echo "make clean   remove bin/"
 
@@ -33,6 +39,15 @@ build:
 
 tools:
 	@bash hack/build-tools.sh
+
+# Without a container engine: static binaries on a base the project assembles (hack/images).
+images: tools
+	@bash hack/build-tools.sh static-kube-scheduler
+	$(GO) run ./hack/images build --out $(IMAGES) --version $(APP_VERSION) --kube-scheduler $(BIN)/static/kube-scheduler
+
+images-push: images
+	@[ -n "$(IMAGE_REPO)" ] || { echo "usage: IMAGE_REPO=registry.example.com/team make images-push"; exit 1; }
+	$(GO) run ./hack/images push --layout $(IMAGES) --repo $(IMAGE_REPO)
 
 # The demo runs until Ctrl-C, or for DURATION (e.g. 3m) with the scenarios always finished.
 .PHONY: demo
@@ -45,7 +60,7 @@ lint:
 	if [ -n "$$unformatted" ]; then echo "gofmt would change:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet $(PKGS)
 
-test: lint tools
+test: lint tools images
 	$(TEST_ENV) $(GO) test $(TEST_FLAGS) -count=1 $(PKGS)
 	@[ -n "$$FABRIC_BIN" ] || echo "SKIP: Fabric legs (ledger/fabric suite, test/migration TestE2EMobilityFabric): FABRIC_BIN is not set; see hack/fabric/README.md"
 	@command -v chromium >/dev/null || [ -n "$$EDGEMIGRATE_CHROMIUM" ] || echo "SKIP: real-browser tests of the dashboard and demo: chromium not found (apt-get install chromium)"
@@ -54,7 +69,7 @@ unit:
 	$(GO) test -short -count=1 $(PKGS)
 
 # Real-cluster tests are named TestE2E… (and skip under -short).
-e2e: tools
+e2e: tools images
 	$(TEST_ENV) $(GO) test $(TEST_FLAGS) -count=1 -run '^TestE2E' $(PKGS)
 
 # -short: benchmarks that need clusters have targets of their own.

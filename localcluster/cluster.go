@@ -62,6 +62,11 @@ type Options struct {
 	StopGrace time.Duration
 	// KeepDir keeps the working directory after Stop (it is always kept when Start fails).
 	KeepDir bool
+	// RealNodes starts that many real nodes beside kwok's fake ones (at most 8): each a
+	// kubelet, containerd and kube-proxy in network and mount namespaces of its own, pulling
+	// the images of `make images` from a registry the cluster runs. They need Linux, root,
+	// containerd, runc, the CNI plugins and iptables (ErrRealNodesUnavailable otherwise).
+	RealNodes int
 }
 
 func (o *Options) defaults() error {
@@ -82,6 +87,16 @@ func (o *Options) defaults() error {
 	}
 	if o.StopGrace == 0 {
 		o.StopGrace = 30 * time.Second
+	}
+	if o.RealNodes < 0 || o.RealNodes > maxRealNodes {
+		return fmt.Errorf("%d real nodes asked for: between 0 and %d", o.RealNodes, maxRealNodes)
+	}
+	if o.RealNodes > 0 {
+		for _, name := range realNodeBinaries {
+			if _, err := os.Stat(filepath.Join(o.BinDir, name)); err != nil {
+				return fmt.Errorf("%w: %s is missing from %s", ErrToolsMissing, name, o.BinDir)
+			}
+		}
 	}
 	return nil
 }
@@ -105,6 +120,16 @@ type Cluster struct {
 	mu      sync.Mutex
 	procs   []*process // running, in start order
 	stopped []*process
+
+	// Real nodes (Options.RealNodes): the cluster's network slot, registry and nodes.
+	net           *realNet
+	cniDir        string
+	imagesDir     string
+	nodeAPIServer string // the API server as the nodes reach it, through the bridge
+	registry      *Registry
+	dns           *clusterDNS
+	dnsStop       chan struct{}
+	realNodes     []*RealNode
 }
 
 type ports struct {
@@ -188,7 +213,20 @@ func start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 			return nil, fmt.Errorf("creating %s directory: %w", sub, err)
 		}
 	}
-	if c.pki, err = newPKI(filepath.Join(dir, "pki"), opts.Name); err != nil {
+	var extraIPs []net.IP
+	if opts.RealNodes > 0 {
+		if c.cniDir, err = RealNodeRequirements(); err != nil {
+			return nil, err
+		}
+		if c.imagesDir, err = imagesDir(opts.BinDir); err != nil {
+			return nil, err
+		}
+		if c.net, err = allocateRealNet(); err != nil {
+			return nil, err
+		}
+		extraIPs = append(extraIPs, net.ParseIP(c.net.hostIP))
+	}
+	if c.pki, err = newPKI(filepath.Join(dir, "pki"), opts.Name, extraIPs...); err != nil {
 		return nil, err
 	}
 	if err := c.allocatePorts(); err != nil {
@@ -219,6 +257,11 @@ func start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 	}
 	if err := c.waitDefaultServiceAccount(ctx, metav1.NamespaceDefault); err != nil {
 		return nil, err
+	}
+	if opts.RealNodes > 0 {
+		if err := c.startRealNodes(ctx); err != nil {
+			return nil, err
+		}
 	}
 	klog.InfoS("Cluster ready", "cluster", c.Name, "server", c.Config.Host, "kubeconfig", c.Kubeconfig)
 	return c, nil
@@ -301,33 +344,47 @@ func (c *Cluster) startEtcd(ctx context.Context) error {
 }
 
 func (c *Cluster) startAPIServer(ctx context.Context) error {
-	p, err := c.run("kube-apiserver",
+	authorization := "RBAC"
+	var nodeFlags []string
+	if c.opts.RealNodes > 0 {
+		// Kubelets are authorized as nodes; the API server reaches them by address (never
+		// through a resolver), with the admin's certificate, and calls webhooks and
+		// aggregated APIs at their pods' addresses: the host has no route to Service IPs.
+		authorization = "Node,RBAC"
+		nodeFlags = []string{
+			"--kubelet-preferred-address-types=InternalIP,Hostname",
+			"--kubelet-client-certificate=" + c.pki.AdminCert,
+			"--kubelet-client-key=" + c.pki.AdminKey,
+			"--enable-aggregator-routing=true",
+		}
+	}
+	p, err := c.run("kube-apiserver", append([]string{
 		fmt.Sprintf("--etcd-servers=http://127.0.0.1:%d", c.ports.etcdClient),
 		"--bind-address=127.0.0.1",
 		"--advertise-address=127.0.0.1",
 		fmt.Sprintf("--secure-port=%d", c.ports.apiserver),
-		"--tls-cert-file="+c.pki.ServingCert,
-		"--tls-private-key-file="+c.pki.ServingKey,
-		"--client-ca-file="+c.pki.CACert,
-		"--requestheader-client-ca-file="+c.pki.FrontProxyCA,
-		"--requestheader-allowed-names="+FrontProxyClientName,
+		"--tls-cert-file=" + c.pki.ServingCert,
+		"--tls-private-key-file=" + c.pki.ServingKey,
+		"--client-ca-file=" + c.pki.CACert,
+		"--requestheader-client-ca-file=" + c.pki.FrontProxyCA,
+		"--requestheader-allowed-names=" + FrontProxyClientName,
 		"--requestheader-username-headers=X-Remote-User",
 		"--requestheader-group-headers=X-Remote-Group",
 		"--requestheader-extra-headers-prefix=X-Remote-Extra-",
-		"--proxy-client-cert-file="+c.pki.FrontProxyClientCert,
-		"--proxy-client-key-file="+c.pki.FrontProxyClientKey,
-		"--service-account-key-file="+c.pki.SAPublic,
-		"--service-account-signing-key-file="+c.pki.SAPrivate,
+		"--proxy-client-cert-file=" + c.pki.FrontProxyClientCert,
+		"--proxy-client-key-file=" + c.pki.FrontProxyClientKey,
+		"--service-account-key-file=" + c.pki.SAPublic,
+		"--service-account-signing-key-file=" + c.pki.SAPrivate,
 		"--service-account-issuer=https://kubernetes.default.svc.cluster.local",
-		"--service-cluster-ip-range="+serviceCIDR,
-		"--authorization-mode=RBAC",
+		"--service-cluster-ip-range=" + serviceCIDR,
+		"--authorization-mode=" + authorization,
 		"--allow-privileged=true",
 		// The endpoint reconciler would publish 127.0.0.1 as the kubernetes Service's endpoint,
 		// which the API server refuses for a loopback advertise address.
 		"--endpoint-reconciler-type=none",
 		"--profiling=false",
 		"--v=1",
-	)
+	}, nodeFlags...)...)
 	if err != nil {
 		return err
 	}
@@ -526,6 +583,8 @@ func (c *Cluster) Stop() {
 }
 
 func (c *Cluster) stopProcesses() {
+	// Real nodes first: their pods are deleted through the API server.
+	c.stopRealNodes()
 	c.mu.Lock()
 	procs := c.procs
 	c.procs = nil

@@ -34,6 +34,7 @@ type pki struct {
 	FrontProxyClientCert, FrontProxyClientKey string
 
 	caPEM, adminCertPEM, adminKeyPEM []byte
+	ca                               *keyPair // signs the real nodes' client certificates
 }
 
 // keyPair is a certificate with its key, kept parsed so that it can sign.
@@ -45,7 +46,8 @@ type keyPair struct {
 // newPKI writes into dir a CA, the API server's serving certificate (127.0.0.1, localhost
 // and the in-cluster service names), an admin client certificate in system:masters, a
 // service-account signing key pair, and the front proxy's CA and client certificate.
-func newPKI(dir, clusterName string) (*pki, error) {
+// extraIPs are more addresses of the API server (the real nodes' bridge).
+func newPKI(dir, clusterName string, extraIPs ...net.IP) (*pki, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("creating pki directory: %w", err)
 	}
@@ -67,7 +69,7 @@ func newPKI(dir, clusterName string) (*pki, error) {
 		Subject:     pkix.Name{CommonName: "kube-apiserver"},
 		KeyUsage:    x509.KeyUsageDigitalSignature,
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback, net.ParseIP(serviceIP)},
+		IPAddresses: append([]net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback, net.ParseIP(serviceIP)}, extraIPs...),
 		DNSNames: []string{"localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc",
 			"kubernetes.default.svc.cluster.local"},
 	})
@@ -91,6 +93,7 @@ func newPKI(dir, clusterName string) (*pki, error) {
 		return nil, fmt.Errorf("generating service-account key: %w", err)
 	}
 
+	p.ca = ca
 	p.caPEM = encodeCert(ca.cert)
 	p.adminCertPEM = encodeCert(admin.cert)
 	files := map[string][]byte{
@@ -184,4 +187,18 @@ func encodePublicKey(key crypto.PublicKey) ([]byte, error) {
 		return nil, fmt.Errorf("marshalling public key: %w", err)
 	}
 	return pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), nil
+}
+
+// clientCredentials returns a PEM certificate and key for a client of the API server signed
+// by the cluster's CA, e.g. a kubelet (system:node:<name> in system:nodes).
+func (p *pki) clientCredentials(commonName string, organizations ...string) (certPEM, keyPEM []byte, err error) {
+	kp, err := newCertificate(p.ca, clientTemplate(commonName, organizations...))
+	if err != nil {
+		return nil, nil, fmt.Errorf("generating client certificate for %s: %w", commonName, err)
+	}
+	keyPEM, err = encodeKey(kp.key)
+	if err != nil {
+		return nil, nil, err
+	}
+	return encodeCert(kp.cert), keyPEM, nil
 }

@@ -22,6 +22,10 @@ import (
 // binaries into a failure instead of a skip.
 const RequireToolsEnv = "EDGEMIGRATE_REQUIRE_TOOLS"
 
+// RequireRealNodesEnv, when set to 1 (as .ci/run does), turns a machine that cannot run
+// real nodes (not root, no containerd, no images) into a failure instead of a skip.
+const RequireRealNodesEnv = "EDGEMIGRATE_REQUIRE_REAL_NODES"
+
 // startTimeout bounds starting a set of clusters, binaries' cold start included.
 const startTimeout = 3 * time.Minute
 
@@ -151,6 +155,10 @@ func skipReason(err error) (bool, string) {
 	}
 	if errors.Is(err, localcluster.ErrToolsMissing) && os.Getenv(RequireToolsEnv) != "1" {
 		return true, "SKIP: real-cluster test needs the pinned binaries: " + err.Error()
+	}
+	if (errors.Is(err, localcluster.ErrRealNodesUnavailable) || errors.Is(err, localcluster.ErrImagesMissing)) &&
+		os.Getenv(RequireRealNodesEnv) != "1" {
+		return true, "SKIP: real-node test (" + RequireRealNodesEnv + "=1 makes this a failure): " + err.Error()
 	}
 	return false, ""
 }

@@ -1,0 +1,169 @@
+package realnode
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/utils/ptr"
+
+	"github.com/edgemigrate/edgemigrate/api"
+	"github.com/edgemigrate/edgemigrate/internal/images"
+	"github.com/edgemigrate/edgemigrate/ledger/remote"
+	"github.com/edgemigrate/edgemigrate/localcluster"
+	"github.com/edgemigrate/edgemigrate/localcluster/clustertest"
+)
+
+const (
+	chartDir         = "../../charts/edgemigrate"
+	release          = "edgemigrate"
+	releaseNamespace = "edgemigrate-system"
+)
+
+// TestE2ERealNodeHelmInstall installs the chart with its default image (what `make images`
+// built, from the cluster's registry) on a cluster whose only node is real, and every
+// component's pod becomes Ready by its probes: the webhook (self-signed, writing its
+// caBundle), the second scheduler with its extender sidecar, and one of the two descheduler
+// replicas, the leader (through its ServiceAccount token and in-cluster config; it talks to a
+// ledger on the host), while the other stands by unready. Then an opted-in pod is mutated
+// by the webhook pod, called by the API server through its Service, and placed on the real
+// node by edgemigrate-scheduler.
+func TestE2ERealNodeHelmInstall(t *testing.T) {
+	c := shared.Require(t)[0]
+	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
+	defer cancel()
+	helmBin := helmPath(t)
+
+	// The shared ledger, on the host's address on the nodes' bridge.
+	dir := t.TempDir()
+	token := "edge-a-token"
+	ids, _ := json.Marshal([]remote.Identity{{Token: token, MSPID: "EdgeAMSP"}})
+	if err := os.WriteFile(filepath.Join(dir, "identities.json"), ids, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", net.JoinHostPort(c.RealNodeHostIP(), "0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ledgerCtx, stopLedger := context.WithCancel(ctx)
+	ledgerDone := make(chan error, 1)
+	go func() {
+		ledgerDone <- remote.Serve(ledgerCtx, &remote.ServerOptions{DBPath: filepath.Join(dir, "ledger.db"),
+			IdentitiesPath: filepath.Join(dir, "identities.json"), NoSync: true}, ln)
+	}()
+	t.Cleanup(func() {
+		stopLedger()
+		if err := <-ledgerDone; err != nil && !errors.Is(err, context.Canceled) {
+			t.Logf("ledger: %v", err)
+		}
+	})
+
+	if _, err := c.Client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: releaseNamespace}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Client.CoreV1().Secrets(releaseNamespace).Create(ctx, &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: "edgemigrate-ledger-token"}, StringData: map[string]string{"token": token},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"install", release, chartDir, "--namespace", releaseNamespace, "--kubeconfig", c.Kubeconfig,
+		// Not --wait: it would wait for both descheduler replicas, and only the leader is Ready.
+		"--set", "clusterId=edge-a",
+		"--set", "ledger.remote.url=http://" + ln.Addr().String(),
+		// The node is amd64 (its kubelet says so): select Jetsons by their GPU product alone.
+		"--set", "jetson.nodeSelector=" + api.LabelGPUProduct,
+		"--set", "scheduler.image.repository=" + images.Registry + "/" + images.KubeScheduler,
+		"--set-string", "nodeSelector." + strings.ReplaceAll(localcluster.RealNodeLabel, ".", `\.`) + "=true",
+		"--set", "tolerations[0].key=" + localcluster.RealNodeTaint, "--set", "tolerations[0].operator=Exists",
+	}
+	if out, err := exec.CommandContext(ctx, helmBin, args...).CombinedOutput(); err != nil {
+		t.Fatalf("helm install: %v\n%s\n%s", err, out, describePods(ctx, c, releaseNamespace))
+	}
+	t.Cleanup(func() {
+		_ = exec.Command(helmBin, "uninstall", release, "--namespace", releaseNamespace, "--kubeconfig", c.Kubeconfig, "--wait").Run()
+	})
+
+	// Every component runs on the real node, from the project's images.
+	var ready map[string]int
+	err = wait.PollUntilContextTimeout(ctx, time.Second, 3*time.Minute, true, func(ctx context.Context) (bool, error) {
+		pods, err := c.Client.CoreV1().Pods(releaseNamespace).List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return false, nil
+		}
+		ready = map[string]int{}
+		for _, p := range pods.Items {
+			if podReady(&p) {
+				ready[p.Labels["app.kubernetes.io/component"]]++
+			}
+			if p.Spec.NodeName != "" && p.Spec.NodeName != c.RealNodes()[0].Name {
+				return false, fmt.Errorf("pod %s on node %q", p.Name, p.Spec.NodeName)
+			}
+		}
+		return ready["webhook"] == 1 && ready["scheduler"] == 1 && ready["descheduler"] == 1, nil
+	})
+	if err != nil {
+		t.Fatalf("chart's pods not Ready (%v): %v\n%s", ready, err, describePods(ctx, c, releaseNamespace))
+	}
+	// The descheduler holds its Lease, through its ServiceAccount and the in-cluster config.
+	lease, err := c.Client.CoordinationV1().Leases(releaseNamespace).Get(ctx, "edgemigrate-descheduler-edge-a", metav1.GetOptions{})
+	if err != nil || lease.Spec.HolderIdentity == nil || !strings.HasPrefix(*lease.Spec.HolderIdentity, "edgemigrate-descheduler-") {
+		t.Errorf("descheduler's Lease: %v %+v", err, lease)
+	}
+
+	// An opted-in pod: the webhook pod mutates it, edgemigrate-scheduler places it.
+	ns := clustertest.Namespace(t, c, map[string]string{api.LabelNamespaceEnabled: "true"})
+	pod := testServicePod("model")
+	pod.Spec.RestartPolicy = corev1.RestartPolicyAlways
+	pod.Annotations = map[string]string{api.AnnotationGPUMemory: "256Mi"}
+	pod.Spec.Containers[0].Resources.Requests = corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("10m"), corev1.ResourceMemory: resource.MustParse("32Mi")}
+	created, err := c.Client.CoreV1().Pods(ns).Create(ctx, pod, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if created.Spec.SchedulerName != api.SchedulerName || created.Annotations[api.AnnotationSourceCluster] != "edge-a" {
+		t.Fatalf("the webhook pod did not mutate the pod (failurePolicy Ignore admits it unchanged): scheduler %q, annotations %v",
+			created.Spec.SchedulerName, created.Annotations)
+	}
+	running := waitPod(ctx, t, c, ns, "model", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodRunning })
+	if running.Spec.NodeName != c.RealNodes()[0].Name {
+		t.Errorf("opted-in pod on %q", running.Spec.NodeName)
+	}
+}
+
+func helmPath(t *testing.T) string {
+	t.Helper()
+	dir, err := localcluster.FindBinDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return filepath.Join(dir, "helm")
+}
+
+// describePods says, for a failure message, what each pod of ns is waiting for.
+func describePods(ctx context.Context, c *localcluster.Cluster, ns string) string {
+	pods, err := c.Client.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return err.Error()
+	}
+	var b strings.Builder
+	for _, p := range pods.Items {
+		status, _ := json.Marshal(p.Status.ContainerStatuses)
+		b.WriteString(p.Name + " " + string(p.Status.Phase) + " on " + p.Spec.NodeName + ": " + string(status) + "\n")
+		if logs, err := c.Client.CoreV1().Pods(ns).GetLogs(p.Name, &corev1.PodLogOptions{TailLines: ptr.To(int64(20)), Container: p.Spec.Containers[0].Name}).DoRaw(ctx); err == nil {
+			b.Write(logs)
+		}
+	}
+	return b.String()
+}
