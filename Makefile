@@ -21,6 +21,7 @@ help:
 	@echo "make bench-scheduler  real kube-scheduler on 1,000 Jetson nodes, 3,000 pods: without and with the extender (ratio)"
 	@echo "make bench-ledger  embedded ledger: propose->decide latency and transactions/s"
 	@echo "make bench-migration  50 migrations on three local clusters: trigger->decided/ready/removed p50 and p99, redirect p99, probe failures"
+	@echo "make generate     regenerate deepcopy, the CRD, clientset, listers and informers (hack/codegen)"
 	@echo "make manifests     render manifests/install/edgemigrate.yaml from the chart"
 	@echo "make chart-lint    helm lint of the chart"
 	@echo "make bench-webhook pod creation through the real API server: no webhook, a do-nothing one, ours (ratios)"

@@ -20,11 +20,11 @@ import (
 
 	"github.com/edgemigrate/edgemigrate/api/generated/clientset/versioned"
 	"github.com/edgemigrate/edgemigrate/geo"
+	"github.com/edgemigrate/edgemigrate/internal/serve"
 	"github.com/edgemigrate/edgemigrate/ledger"
 	"github.com/edgemigrate/edgemigrate/ledger/fabric"
 	"github.com/edgemigrate/edgemigrate/ledger/remote"
 	"github.com/edgemigrate/edgemigrate/locator"
-	"github.com/edgemigrate/edgemigrate/serve"
 )
 
 // LeaseName is the descheduler's leader-election Lease in its namespace.

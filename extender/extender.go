@@ -30,9 +30,9 @@ import (
 	"k8s.io/klog/v2"
 	extenderv1 "k8s.io/kube-scheduler/extender/v1"
 
+	"github.com/edgemigrate/edgemigrate/internal/serve"
 	"github.com/edgemigrate/edgemigrate/jetson"
 	"github.com/edgemigrate/edgemigrate/jetson/usage"
-	"github.com/edgemigrate/edgemigrate/serve"
 )
 
 // Defaults of Options.

@@ -21,9 +21,9 @@ import (
 	k8stesting "k8s.io/client-go/testing"
 	extenderv1 "k8s.io/kube-scheduler/extender/v1"
 
+	"github.com/edgemigrate/edgemigrate/internal/serve"
 	"github.com/edgemigrate/edgemigrate/jetson"
 	"github.com/edgemigrate/edgemigrate/jetson/jetsontest"
-	"github.com/edgemigrate/edgemigrate/serve"
 )
 
 // fixture is an extender over a fake clientset whose cache is fed directly, and its

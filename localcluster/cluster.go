@@ -1,6 +1,6 @@
 // Package localcluster starts real, independent Kubernetes clusters on 127.0.0.1: etcd,
 // kube-apiserver, kube-controller-manager, optionally kube-scheduler, and kwok, which plays
-// the kubelets of fake Jetson nodes. The tests and `edgemigrate demo` use it; the binaries
+// the kubelets of fake Jetson nodes. The tests and `edgemigrate-demo` use it; the binaries
 // are the pinned ones `make tools` builds into bin/.
 package localcluster
 

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/edgemigrate/edgemigrate/serve"
+	"github.com/edgemigrate/edgemigrate/internal/serve"
 )
 
 // The target: a redirect p99 under 5 ms (BloSM redirected in 361 ms on average).

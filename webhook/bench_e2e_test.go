@@ -25,9 +25,9 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/edgemigrate/edgemigrate/api"
+	"github.com/edgemigrate/edgemigrate/internal/serve"
 	"github.com/edgemigrate/edgemigrate/localcluster"
 	"github.com/edgemigrate/edgemigrate/localcluster/clustertest"
-	"github.com/edgemigrate/edgemigrate/serve"
 	"github.com/edgemigrate/edgemigrate/webhook/certs"
 )
 

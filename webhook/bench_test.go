@@ -14,7 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 
 	"github.com/edgemigrate/edgemigrate/api"
-	"github.com/edgemigrate/edgemigrate/serve"
+	"github.com/edgemigrate/edgemigrate/internal/serve"
 )
 
 // typicalPod is a Deployment's inference pod as the API server sends it: GPU, declared GPU

@@ -8,7 +8,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/edgemigrate/edgemigrate/serve"
+	"github.com/edgemigrate/edgemigrate/internal/serve"
 )
 
 // Path is where the API server sends pod AdmissionReviews.

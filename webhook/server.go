@@ -13,7 +13,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/edgemigrate/edgemigrate/api"
-	"github.com/edgemigrate/edgemigrate/serve"
+	"github.com/edgemigrate/edgemigrate/internal/serve"
 	"github.com/edgemigrate/edgemigrate/webhook/certs"
 )
 

@@ -14,8 +14,8 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/edgemigrate/edgemigrate/cmd/edgemigrate/app"
-	"github.com/edgemigrate/edgemigrate/dashboard"
-	"github.com/edgemigrate/edgemigrate/demo"
+	"github.com/edgemigrate/edgemigrate/internal/dashboard"
+	"github.com/edgemigrate/edgemigrate/internal/demo"
 )
 
 func main() {

@@ -11,7 +11,7 @@ import (
 // demoOnly are the packages (and everything under them) that serve the demo and the tests:
 // cluster launchers, a fleet of them, the dashboard. The binary the chart runs must not link
 // them.
-var demoOnly = []string{"demo", "dashboard", "localcluster", "localfleet"}
+var demoOnly = []string{"internal/demo", "internal/dashboard", "localcluster", "internal/localfleet"}
 
 // TestProductLinksNoDemo lists what `go build ./cmd/edgemigrate` links and fails on any
 // package of the demo's.

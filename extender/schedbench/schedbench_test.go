@@ -29,10 +29,10 @@ import (
 
 	"github.com/edgemigrate/edgemigrate/api"
 	"github.com/edgemigrate/edgemigrate/extender"
+	"github.com/edgemigrate/edgemigrate/internal/serve"
 	"github.com/edgemigrate/edgemigrate/localcluster"
 	"github.com/edgemigrate/edgemigrate/localcluster/clustertest"
 	"github.com/edgemigrate/edgemigrate/manifests"
-	"github.com/edgemigrate/edgemigrate/serve"
 )
 
 var shared clustertest.Shared

@@ -10,8 +10,8 @@ import (
 	"github.com/spf13/pflag"
 	"k8s.io/klog/v2"
 
+	"github.com/edgemigrate/edgemigrate/internal/serve"
 	"github.com/edgemigrate/edgemigrate/ledger/embedded"
-	"github.com/edgemigrate/edgemigrate/serve"
 )
 
 // ServerOptions configure `edgemigrate ledger`: one embedded ledger served to the

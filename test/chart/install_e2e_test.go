@@ -35,11 +35,11 @@ import (
 	"github.com/edgemigrate/edgemigrate/cmd/edgemigrate/app"
 	"github.com/edgemigrate/edgemigrate/descheduler"
 	"github.com/edgemigrate/edgemigrate/extender"
+	"github.com/edgemigrate/edgemigrate/internal/serve"
 	"github.com/edgemigrate/edgemigrate/ledger/embedded"
 	"github.com/edgemigrate/edgemigrate/ledger/remote"
 	"github.com/edgemigrate/edgemigrate/localcluster"
 	"github.com/edgemigrate/edgemigrate/localcluster/clustertest"
-	"github.com/edgemigrate/edgemigrate/serve"
 	"github.com/edgemigrate/edgemigrate/webhook"
 )
 

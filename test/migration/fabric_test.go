@@ -5,9 +5,9 @@ import (
 	"time"
 
 	"github.com/edgemigrate/edgemigrate/api/v1alpha1"
+	"github.com/edgemigrate/edgemigrate/internal/localfleet"
+	"github.com/edgemigrate/edgemigrate/internal/localfleet/fleettest"
 	"github.com/edgemigrate/edgemigrate/ledger/fabric/fabrictest"
-	"github.com/edgemigrate/edgemigrate/localfleet"
-	"github.com/edgemigrate/edgemigrate/localfleet/fleettest"
 )
 
 // TestE2EMobilityFabric is the mobility scenario with the clusters bidding on a real

@@ -29,9 +29,9 @@ import (
 	edgemigratev1alpha1 "github.com/edgemigrate/edgemigrate/api/generated/clientset/versioned/typed/api/v1alpha1"
 	"github.com/edgemigrate/edgemigrate/api/v1alpha1"
 	"github.com/edgemigrate/edgemigrate/geo"
+	"github.com/edgemigrate/edgemigrate/internal/localfleet"
+	"github.com/edgemigrate/edgemigrate/internal/localfleet/fleettest"
 	"github.com/edgemigrate/edgemigrate/localcluster"
-	"github.com/edgemigrate/edgemigrate/localfleet"
-	"github.com/edgemigrate/edgemigrate/localfleet/fleettest"
 	"github.com/edgemigrate/edgemigrate/locator"
 )
 

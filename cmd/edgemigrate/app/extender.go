@@ -12,8 +12,8 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/edgemigrate/edgemigrate/extender"
+	"github.com/edgemigrate/edgemigrate/internal/serve"
 	"github.com/edgemigrate/edgemigrate/jetson"
-	"github.com/edgemigrate/edgemigrate/serve"
 )
 
 // ExtenderOptions are the extender subcommand's settings.

@@ -20,7 +20,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"k8s.io/klog/v2"
 
-	"github.com/edgemigrate/edgemigrate/serve"
+	"github.com/edgemigrate/edgemigrate/internal/serve"
 )
 
 //go:embed static

@@ -5,7 +5,7 @@ import (
 	"testing"
 
 	"github.com/edgemigrate/edgemigrate/geo"
-	"github.com/edgemigrate/edgemigrate/localfleet"
+	"github.com/edgemigrate/edgemigrate/internal/localfleet"
 )
 
 func TestTour(t *testing.T) {

@@ -22,11 +22,11 @@ import (
 	migrationinformers "github.com/edgemigrate/edgemigrate/api/generated/informers/externalversions/api/v1alpha1"
 	"github.com/edgemigrate/edgemigrate/api/v1alpha1"
 	"github.com/edgemigrate/edgemigrate/chaincode"
-	"github.com/edgemigrate/edgemigrate/dashboard"
 	"github.com/edgemigrate/edgemigrate/geo"
+	"github.com/edgemigrate/edgemigrate/internal/dashboard"
+	"github.com/edgemigrate/edgemigrate/internal/localfleet"
 	"github.com/edgemigrate/edgemigrate/jetson"
 	"github.com/edgemigrate/edgemigrate/ledger"
-	"github.com/edgemigrate/edgemigrate/localfleet"
 	"github.com/edgemigrate/edgemigrate/locator"
 )
 

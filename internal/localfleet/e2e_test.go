@@ -24,11 +24,11 @@ import (
 
 	"github.com/edgemigrate/edgemigrate/api"
 	"github.com/edgemigrate/edgemigrate/chaincode"
+	"github.com/edgemigrate/edgemigrate/internal/localfleet"
+	"github.com/edgemigrate/edgemigrate/internal/localfleet/fleettest"
 	"github.com/edgemigrate/edgemigrate/ledger/remote"
 	"github.com/edgemigrate/edgemigrate/localcluster"
 	"github.com/edgemigrate/edgemigrate/localcluster/clustertest"
-	"github.com/edgemigrate/edgemigrate/localfleet"
-	"github.com/edgemigrate/edgemigrate/localfleet/fleettest"
 )
 
 // TestE2EFleetTwoClusters: in each of two clusters an opted-in Deployment is mutated by that

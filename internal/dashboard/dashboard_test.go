@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/edgemigrate/edgemigrate/dashboard/browsertest"
+	"github.com/edgemigrate/edgemigrate/internal/dashboard/browsertest"
 )
 
 // EnvArtifacts names a folder where tests leave files for people to look at (CI uploads it).

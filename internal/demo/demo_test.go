@@ -13,10 +13,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/edgemigrate/edgemigrate/dashboard/browsertest"
+	"github.com/edgemigrate/edgemigrate/internal/dashboard/browsertest"
+	"github.com/edgemigrate/edgemigrate/internal/localfleet/fleettest"
 	"github.com/edgemigrate/edgemigrate/localcluster"
 	"github.com/edgemigrate/edgemigrate/localcluster/clustertest"
-	"github.com/edgemigrate/edgemigrate/localfleet/fleettest"
 )
 
 const (

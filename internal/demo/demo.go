@@ -27,10 +27,10 @@ import (
 
 	"github.com/edgemigrate/edgemigrate/api"
 	"github.com/edgemigrate/edgemigrate/api/v1alpha1"
-	"github.com/edgemigrate/edgemigrate/dashboard"
 	"github.com/edgemigrate/edgemigrate/geo"
+	"github.com/edgemigrate/edgemigrate/internal/dashboard"
+	"github.com/edgemigrate/edgemigrate/internal/localfleet"
 	"github.com/edgemigrate/edgemigrate/localcluster"
-	"github.com/edgemigrate/edgemigrate/localfleet"
 	"github.com/edgemigrate/edgemigrate/locator"
 )
 

@@ -11,8 +11,8 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 
 	"github.com/edgemigrate/edgemigrate/chaincode"
-	"github.com/edgemigrate/edgemigrate/localfleet"
-	"github.com/edgemigrate/edgemigrate/localfleet/fleettest"
+	"github.com/edgemigrate/edgemigrate/internal/localfleet"
+	"github.com/edgemigrate/edgemigrate/internal/localfleet/fleettest"
 )
 
 // TestE2EFleetDescheduler: with the descheduler on, every cluster registers itself on the

@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/edgemigrate/edgemigrate/localfleet"
-	"github.com/edgemigrate/edgemigrate/localfleet/fleettest"
+	"github.com/edgemigrate/edgemigrate/internal/localfleet"
+	"github.com/edgemigrate/edgemigrate/internal/localfleet/fleettest"
 )
 
 // BenchmarkE2EFleetStart starts and stops fleets of 2 and 3 clusters, without and with the

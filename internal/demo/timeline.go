@@ -8,7 +8,7 @@ import (
 
 	"github.com/edgemigrate/edgemigrate/api/v1alpha1"
 	"github.com/edgemigrate/edgemigrate/chaincode"
-	"github.com/edgemigrate/edgemigrate/dashboard"
+	"github.com/edgemigrate/edgemigrate/internal/dashboard"
 )
 
 // Steps of a migration's timeline, in the order they happen, named as the dashboard shows

@@ -11,9 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edgemigrate/edgemigrate/internal/localfleet"
 	"github.com/edgemigrate/edgemigrate/localcluster"
 	"github.com/edgemigrate/edgemigrate/localcluster/clustertest"
-	"github.com/edgemigrate/edgemigrate/localfleet"
 )
 
 // RequireToolsEnv, when set to 1, turns missing binaries into a failure instead of a skip.

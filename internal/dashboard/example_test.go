@@ -8,7 +8,7 @@ import (
 
 	"k8s.io/klog/v2"
 
-	"github.com/edgemigrate/edgemigrate/dashboard"
+	"github.com/edgemigrate/edgemigrate/internal/dashboard"
 )
 
 // The demo builds a State from its clusters and ledger a few times a second and
