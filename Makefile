@@ -7,7 +7,7 @@ TEST_ENV := EDGEMIGRATE_BIN=$(BIN) EDGEMIGRATE_REQUIRE_TOOLS=1
 # Packages run two at a time: each may start clusters of ~600 MiB and the machine has 2 cores.
 TEST_FLAGS ?= -p 2 -timeout 40m
 
-.PHONY: help build test unit e2e bench bench-scheduler bench-ledger bench-migration bench-webhook fuzz fabric-test lint tools clean
+.PHONY: help build test unit e2e bench bench-scheduler bench-ledger bench-migration bench-webhook fuzz fabric-test lint tools scheduler clean
 
 help:
 	@echo "make test    all tests: lint, unit and real-cluster e2e (builds the tools first)"
@@ -25,6 +25,7 @@ help:
 	@echo "make lint    gofmt and go vet"
 	@echo "make demo    watch both migration scenarios on local clusters, dashboard at http://127.0.0.1:8080 (DURATION=3m to stop by itself)"
 	@echo "make tools   build the pinned Kubernetes, etcd, kwok and helm binaries into bin/"
+	@echo "make scheduler  build bin/edgemigrate-scheduler: kube-scheduler with the Jetson plugin (scheduler/)"
 	@echo "make build   build every package"
 	@echo "make clean   remove bin/"
 
@@ -33,6 +34,12 @@ build:
 
 tools:
 	@bash hack/build-tools.sh
+
+# scheduler/ is a module of its own (it requires k8s.io/kubernetes); its tests run with the
+# product's in unit, e2e and test.
+SCHED_MOD := scheduler
+scheduler:
+	@bash hack/build-scheduler.sh
 
 # The demo runs until Ctrl-C, or for DURATION (e.g. 3m) with the scenarios always finished.
 .PHONY: demo
@@ -44,18 +51,22 @@ lint:
 	@unformatted=$$(gofmt -l $$(git ls-files -co --exclude-standard '*.go')); \
 	if [ -n "$$unformatted" ]; then echo "gofmt would change:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet $(PKGS)
+	cd $(SCHED_MOD) && $(GO) vet ./...
 
-test: lint tools
+test: lint tools scheduler
 	$(TEST_ENV) $(GO) test $(TEST_FLAGS) -count=1 $(PKGS)
+	cd $(SCHED_MOD) && $(TEST_ENV) $(GO) test $(TEST_FLAGS) -count=1 ./...
 	@[ -n "$$FABRIC_BIN" ] || echo "SKIP: Fabric legs (ledger/fabric suite, test/migration TestE2EMobilityFabric): FABRIC_BIN is not set; see hack/fabric/README.md"
 	@command -v chromium >/dev/null || [ -n "$$EDGEMIGRATE_CHROMIUM" ] || echo "SKIP: real-browser tests of the dashboard and demo: chromium not found (apt-get install chromium)"
 
 unit:
 	$(GO) test -short -count=1 $(PKGS)
+	cd $(SCHED_MOD) && $(GO) test -short -count=1 ./...
 
 # Real-cluster tests are named TestE2E… (and skip under -short).
-e2e: tools
+e2e: tools scheduler
 	$(TEST_ENV) $(GO) test $(TEST_FLAGS) -count=1 -run '^TestE2E' $(PKGS)
+	cd $(SCHED_MOD) && $(TEST_ENV) $(GO) test $(TEST_FLAGS) -count=1 -run '^TestE2E' ./...
 
 # -short: benchmarks that need clusters have targets of their own.
 bench:
@@ -64,7 +75,7 @@ bench:
 bench-ledger:
 	$(GO) test -run '^$$' -bench . -benchtime 2000x ./ledger/embedded/
 
-bench-scheduler: tools
+bench-scheduler: tools scheduler
 	$(TEST_ENV) $(GO) test -count=1 -run '^$$' -bench SchedulerThroughput -benchtime 1x -timeout 60m ./extender/schedbench/
 
 bench-migration: tools
