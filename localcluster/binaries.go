@@ -105,3 +105,22 @@ func LinkBinDir(dir, binDir, scheduler string, flags ...string) error {
 }
 
 func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
+
+// TempBinDir is LinkBinDir into a new temporary directory, from FindBinDir's. It returns
+// both: relink with LinkBinDir(dir, pinned, …). The directory holds only links (or a
+// wrapper script) and may outlive the process.
+func TempBinDir(scheduler string, flags ...string) (dir, pinned string, err error) {
+	pinned, err = FindBinDir()
+	if err != nil {
+		return "", "", err
+	}
+	dir, err = os.MkdirTemp("", "edgemigrate-bin-")
+	if err != nil {
+		return "", "", fmt.Errorf("creating bin directory: %w", err)
+	}
+	if err := LinkBinDir(dir, pinned, scheduler, flags...); err != nil {
+		_ = os.RemoveAll(dir)
+		return "", "", err
+	}
+	return dir, pinned, nil
+}

@@ -59,23 +59,13 @@ func TestMain(m *testing.M) {
 var pinnedBinDir, phaseBinDir string
 
 func linkedBinDir() (string, error) {
-	bin, err := localcluster.FindBinDir()
-	if err != nil {
-		return "", err
-	}
-	dir, err := os.MkdirTemp("", "edgemigrate-schedbench-bin-")
-	if err != nil {
-		return "", fmt.Errorf("creating bin directory: %w", err)
-	}
 	// Checked now, so that a missing build skips (or fails) before any cluster starts.
-	if err := localcluster.LinkBinDir(dir, bin, localcluster.SchedulerBinary); err != nil {
-		return "", err
-	}
-	if err := localcluster.LinkBinDir(dir, bin, "kube-scheduler"); err != nil {
+	dir, bin, err := localcluster.TempBinDir(localcluster.SchedulerBinary)
+	if err != nil {
 		return "", err
 	}
 	pinnedBinDir, phaseBinDir = bin, dir
-	return dir, nil
+	return dir, localcluster.LinkBinDir(dir, bin, "kube-scheduler")
 }
 
 // selected reports whether the regular expression given to a -test flag names this

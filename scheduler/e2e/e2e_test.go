@@ -24,32 +24,13 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	binDir, err := pluginBinDir()
+	binDir, _, err := localcluster.TempBinDir(localcluster.SchedulerBinary, "--pod-max-in-unschedulable-pods-duration=1h")
 	if err != nil {
 		// Require skips, or fails when the tools are required, with this reason.
 		shared.Err = err
 		os.Exit(m.Run())
 	}
-	// binDir, a few symbolic links, stays behind: clustertest.Main exits the process.
 	clustertest.Main(m, 1, localcluster.Options{Name: "plugin", BinDir: binDir, Scheduler: cfg}, &shared)
-}
-
-// pluginBinDir links the pinned binaries into a temporary directory, with
-// edgemigrate-scheduler as kube-scheduler.
-func pluginBinDir() (string, error) {
-	bin, err := localcluster.FindBinDir()
-	if err != nil {
-		return "", err
-	}
-	dir, err := os.MkdirTemp("", "edgemigrate-plugin-bin-")
-	if err != nil {
-		return "", fmt.Errorf("creating bin directory: %w", err)
-	}
-	if err := localcluster.LinkBinDir(dir, bin, localcluster.SchedulerBinary, "--pod-max-in-unschedulable-pods-duration=1h"); err != nil {
-		os.RemoveAll(dir)
-		return "", err
-	}
-	return dir, nil
 }
 
 func env(t *testing.T) *schedtest.Env {
