@@ -328,7 +328,16 @@ func run(ctx context.Context, b *testing.B, c *localcluster.Cluster, client kube
 	rate := float64(podCount-1) / elapsed.Seconds()
 	b.Logf("%s: %d pods bound in %s: %.0f pods/s", name, podCount, elapsed.Round(time.Millisecond), rate)
 
-	if err := client.CoreV1().Pods(ns).DeleteCollection(ctx, metav1.DeleteOptions{GracePeriodSeconds: ptr.To[int64](0)}, metav1.ListOptions{}); err != nil {
+	// The next phase starts on empty nodes. On a loaded machine one DeleteCollection of 3,000
+	// pods can outlast the API server's request timeout, having deleted some: repeat it.
+	err = wait.PollUntilContextTimeout(ctx, time.Second, 10*time.Minute, true, func(ctx context.Context) (bool, error) {
+		if err := client.CoreV1().Pods(ns).DeleteCollection(ctx, metav1.DeleteOptions{GracePeriodSeconds: ptr.To[int64](0)}, metav1.ListOptions{}); err != nil {
+			b.Logf("deleting pods (retrying): %v", err)
+		}
+		left, err := client.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{Limit: 1})
+		return err == nil && len(left.Items) == 0, nil
+	})
+	if err != nil {
 		b.Fatalf("deleting pods: %v", err)
 	}
 	return rate
