@@ -11,7 +11,7 @@ TEST_ENV := EDGEMIGRATE_BIN=$(BIN) EDGEMIGRATE_REQUIRE_TOOLS=1 EDGEMIGRATE_IMAGE
 # Packages run two at a time: each may start clusters of ~600 MiB and the machine has 2 cores.
 TEST_FLAGS ?= -p 2 -timeout 40m
 
-.PHONY: help build test unit e2e bench bench-scheduler bench-ledger bench-migration bench-webhook fuzz fabric-test lint tools images images-push clean
+.PHONY: help build test unit e2e bench bench-scheduler bench-ledger bench-migration bench-webhook fuzz fabric-test lint tools images images-push scheduler clean
 
 help:
 	@echo "make test    all tests: lint, unit and real-cluster e2e (builds the tools first)"
@@ -32,6 +32,7 @@ help:
 	@echo "make tools   build the pinned Kubernetes, etcd, kwok and helm binaries into bin/ (as root: install containerd, runc, CNI plugins)"
 	@echo "make images  build the OCI images (edgemigrate, kube-scheduler, pause, testservice) into bin/images and print their digests"
 	@echo "make images-push IMAGE_REPO=registry/path  push them"
+	@echo "make scheduler  build bin/edgemigrate-scheduler: kube-scheduler with the Jetson plugin (scheduler/)"
 	@echo "make build   build every package"
 	@echo "make clean   remove bin/"
 
@@ -50,6 +51,12 @@ images-push: images
 	@[ -n "$(IMAGE_REPO)" ] || { echo "usage: IMAGE_REPO=registry.example.com/team make images-push"; exit 1; }
 	$(GO) run ./hack/images push --layout $(IMAGES) --repo $(IMAGE_REPO)
 
+# scheduler/ is a module of its own (it requires k8s.io/kubernetes); its tests run with the
+# product's in unit, e2e and test.
+SCHED_MOD := scheduler
+scheduler:
+	@bash hack/build-scheduler.sh
+
 # The demo runs until Ctrl-C, or for DURATION (e.g. 3m) with the scenarios always finished.
 .PHONY: demo
 demo: tools
@@ -60,18 +67,22 @@ lint:
 	@unformatted=$$(gofmt -l $$(git ls-files -co --exclude-standard '*.go')); \
 	if [ -n "$$unformatted" ]; then echo "gofmt would change:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet $(PKGS)
+	cd $(SCHED_MOD) && $(GO) vet ./...
 
-test: lint tools images
+test: lint tools images scheduler
 	$(TEST_ENV) $(GO) test $(TEST_FLAGS) -count=1 $(PKGS)
+	cd $(SCHED_MOD) && $(TEST_ENV) $(GO) test $(TEST_FLAGS) -count=1 ./...
 	@[ -n "$$FABRIC_BIN" ] || echo "SKIP: Fabric legs (ledger/fabric suite, test/migration TestE2EMobilityFabric): FABRIC_BIN is not set; see hack/fabric/README.md"
 	@command -v chromium >/dev/null || [ -n "$$EDGEMIGRATE_CHROMIUM" ] || echo "SKIP: real-browser tests of the dashboard and demo: chromium not found (apt-get install chromium)"
 
 unit:
 	$(GO) test -short -count=1 $(PKGS)
+	cd $(SCHED_MOD) && $(GO) test -short -count=1 ./...
 
 # Real-cluster tests are named TestE2E… (and skip under -short).
-e2e: tools images
+e2e: tools images scheduler
 	$(TEST_ENV) $(GO) test $(TEST_FLAGS) -count=1 -run '^TestE2E' $(PKGS)
+	cd $(SCHED_MOD) && $(TEST_ENV) $(GO) test $(TEST_FLAGS) -count=1 -run '^TestE2E' ./...
 
 # -short: benchmarks that need clusters have targets of their own.
 bench:
@@ -80,7 +91,7 @@ bench:
 bench-ledger:
 	$(GO) test -run '^$$' -bench . -benchtime 2000x ./ledger/embedded/
 
-bench-scheduler: tools
+bench-scheduler: tools scheduler
 	$(TEST_ENV) $(GO) test -count=1 -run '^$$' -bench SchedulerThroughput -benchtime 1x -timeout 60m ./extender/schedbench/
 
 bench-migration: tools

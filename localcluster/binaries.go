@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 )
 
 // BinDirEnv names the directory holding the pinned binaries when it is not ./bin of the
@@ -51,4 +52,75 @@ func checkBinDir(dir string) error {
 		}
 	}
 	return nil
+}
+
+// SchedulerBinary is kube-scheduler built with edgemigrate's Jetson plugin by
+// `make scheduler` (hack/build-scheduler.sh), in the same bin directory.
+const SchedulerBinary = "edgemigrate-scheduler"
+
+// LinkBinDir makes dir a bin directory for Options.BinDir that runs binDir's binaries, but
+// binDir's scheduler (a file name such as SchedulerBinary) as the cluster's kube-scheduler.
+// Calling it again with another scheduler relinks kube-scheduler, for the next
+// StartScheduler. Flags, when given, are added to the scheduler's command line (by a
+// wrapper script): those kube-scheduler takes only as flags. A scheduler missing from
+// binDir is ErrToolsMissing.
+func LinkBinDir(dir, binDir, scheduler string, flags ...string) error {
+	if err := checkBinDir(binDir); err != nil {
+		return err
+	}
+	if _, err := os.Stat(filepath.Join(binDir, scheduler)); err != nil {
+		return fmt.Errorf("%w: %s is missing from %s (run `make scheduler`)", ErrToolsMissing, scheduler, binDir)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("creating bin directory: %w", err)
+	}
+	for _, name := range binaries {
+		target := filepath.Join(binDir, name)
+		if name == "kube-scheduler" {
+			target = filepath.Join(binDir, scheduler)
+		}
+		target, err := filepath.Abs(target)
+		if err != nil {
+			return fmt.Errorf("linking %s: %w", name, err)
+		}
+		// Link beside, then rename over: a running cluster never sees the name missing.
+		link := filepath.Join(dir, name)
+		_ = os.Remove(link + ".new")
+		if name == "kube-scheduler" && len(flags) > 0 {
+			script := "#!/bin/sh\nexec " + shellQuote(target) + ` "$@"`
+			for _, f := range flags {
+				script += " " + shellQuote(f)
+			}
+			if err := os.WriteFile(link+".new", []byte(script+"\n"), 0o755); err != nil {
+				return fmt.Errorf("writing %s wrapper: %w", name, err)
+			}
+		} else if err := os.Symlink(target, link+".new"); err != nil {
+			return fmt.Errorf("linking %s: %w", name, err)
+		}
+		if err := os.Rename(link+".new", link); err != nil {
+			return fmt.Errorf("linking %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
+
+// TempBinDir is LinkBinDir into a new temporary directory, from FindBinDir's. It returns
+// both: relink with LinkBinDir(dir, pinned, …). The directory holds only links (or a
+// wrapper script) and may outlive the process.
+func TempBinDir(scheduler string, flags ...string) (dir, pinned string, err error) {
+	pinned, err = FindBinDir()
+	if err != nil {
+		return "", "", err
+	}
+	dir, err = os.MkdirTemp("", "edgemigrate-bin-")
+	if err != nil {
+		return "", "", fmt.Errorf("creating bin directory: %w", err)
+	}
+	if err := LinkBinDir(dir, pinned, scheduler, flags...); err != nil {
+		_ = os.RemoveAll(dir)
+		return "", "", err
+	}
+	return dir, pinned, nil
 }

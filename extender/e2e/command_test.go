@@ -18,6 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 	extenderv1 "k8s.io/kube-scheduler/extender/v1"
 
+	"github.com/edgemigrate/edgemigrate/extender/schedtest"
 	"github.com/edgemigrate/edgemigrate/jetson/jetsontest"
 	"github.com/edgemigrate/edgemigrate/localcluster"
 	"github.com/edgemigrate/edgemigrate/localcluster/clustertest"
@@ -45,7 +46,7 @@ func TestE2EExtenderCommand(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	ns := clustertest.Namespace(t, e.cluster, nil)
-	e.addNodes(ctx, t, ns, "command", []testNode{{"command-a", localcluster.OrinNX, 4 * jetsontest.Gi}})
+	e.schedtest().AddNodes(ctx, t, ns, "command", []schedtest.Node{{Name: "command-a", Model: localcluster.OrinNX, Occupied: 4 * jetsontest.Gi}})
 
 	_, file, _, _ := runtime.Caller(0)
 	bin := filepath.Join(t.TempDir(), "edgemigrate")
@@ -80,7 +81,7 @@ func TestE2EExtenderCommand(t *testing.T) {
 		t.Fatalf("extender never ready: %v\n%s", err, logs.String())
 	}
 	// 16Gi less the 4Gi occupant less the 2Gi reserve leaves 10Gi.
-	body, _ := json.Marshal(extenderv1.ExtenderArgs{Pod: pod(ns, "probe", "command", 11*jetsontest.Gi), NodeNames: &[]string{"command-a"}})
+	body, _ := json.Marshal(extenderv1.ExtenderArgs{Pod: schedtest.Pod(ns, "probe", "command", 11*jetsontest.Gi), NodeNames: &[]string{"command-a"}})
 	resp, err := http.Post("http://"+addr+"/filter", "application/json", bytes.NewReader(body))
 	if err != nil {
 		t.Fatal(err)

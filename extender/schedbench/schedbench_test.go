@@ -1,6 +1,7 @@
 // Package schedbench measures a real kube-scheduler's throughput on many fake Jetson nodes
-// without the extender and with it, in the same run on the same cluster, and reports the
-// ratio. It is a benchmark only: run it with `make bench-scheduler`.
+// in three phases of the same run on the same cluster: the stock kube-scheduler without the
+// extender, with it, and the edgemigrate-scheduler build (plugin mode); it reports each as a
+// ratio to the first. It is a benchmark only: run it with `make bench-scheduler`.
 package schedbench
 
 import (
@@ -29,6 +30,7 @@ import (
 
 	"github.com/edgemigrate/edgemigrate/api"
 	"github.com/edgemigrate/edgemigrate/extender"
+	"github.com/edgemigrate/edgemigrate/extender/schedtest"
 	"github.com/edgemigrate/edgemigrate/internal/serve"
 	"github.com/edgemigrate/edgemigrate/localcluster"
 	"github.com/edgemigrate/edgemigrate/localcluster/clustertest"
@@ -44,7 +46,26 @@ func TestMain(m *testing.M) {
 	if !selected("test.bench", false) || selected("test.skip", true) {
 		os.Exit(m.Run())
 	}
-	clustertest.Main(m, 1, localcluster.Options{Name: "schedbench"}, &shared)
+	binDir, err := linkedBinDir()
+	if err != nil {
+		shared.Err = err // Require skips or fails with it
+		os.Exit(m.Run())
+	}
+	clustertest.Main(m, 1, localcluster.Options{Name: "schedbench", BinDir: binDir}, &shared)
+}
+
+// Where the pinned binaries are, and a directory linking them whose kube-scheduler each
+// phase points at the build it measures.
+var pinnedBinDir, phaseBinDir string
+
+func linkedBinDir() (string, error) {
+	// Checked now, so that a missing build skips (or fails) before any cluster starts.
+	dir, bin, err := localcluster.TempBinDir(localcluster.SchedulerBinary)
+	if err != nil {
+		return "", err
+	}
+	pinnedBinDir, phaseBinDir = bin, dir
+	return dir, localcluster.LinkBinDir(dir, bin, "kube-scheduler")
 }
 
 // selected reports whether the regular expression given to a -test flag names this
@@ -67,14 +88,27 @@ const (
 	podCount  = 3000
 )
 
-// BenchmarkSchedulerThroughput creates 1,000 kwok Jetson nodes, then twice a burst of 3,000
-// pending pods for edgemigrate-scheduler and starts kube-scheduler: first configured as
-// manifests/scheduler-config.yaml but without the extender, then exactly as the manifest
-// says, with the extender in this process. Throughput is pods bound per second between the
-// first and the last binding.
+// rounds of the three phases, interleaved so that the machine's load drifts across all.
+const rounds = 2
+
+// phase is one way of scheduling: a kube-scheduler build and its configuration.
+type phase struct {
+	name      string
+	scheduler string // file in the bin directory
+	config    *schedconfig.KubeSchedulerConfiguration
+	rates     []float64
+}
+
+// BenchmarkSchedulerThroughput creates 1,000 kwok Jetson nodes, then, rounds times, for each
+// phase a burst of 3,000 pending pods for edgemigrate-scheduler, and starts that phase's
+// scheduler: the stock kube-scheduler configured as manifests/scheduler-config.yaml without
+// its extender (the baseline), the same with the extender in this process, and
+// edgemigrate-scheduler configured as extender/schedtest/plugin-config.yaml. Throughput is
+// pods bound per second between the first and the last binding; each phase reports its
+// mean over the rounds and its ratio to the baseline's.
 func BenchmarkSchedulerThroughput(b *testing.B) {
 	c := shared.Require(b)[0]
-	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Minute)
 	defer cancel()
 	cfg := extender.ClientConfig(c.Config)
 	cfg.QPS, cfg.Burst = 500, 1000 // creating thousands of nodes and pods
@@ -90,7 +124,6 @@ func BenchmarkSchedulerThroughput(b *testing.B) {
 	}
 	baselineConfig := manifest.DeepCopy()
 	baselineConfig.Extenders = nil
-	baseline := run(ctx, b, c, client, "baseline", baselineConfig)
 
 	reg := serve.NewRegistry()
 	ext, err := extender.New(client, extender.Options{}, reg)
@@ -112,14 +145,55 @@ func BenchmarkSchedulerThroughput(b *testing.B) {
 	}
 	withExtender := manifest.DeepCopy()
 	withExtender.Extenders[0].URLPrefix = "http://" + ln.Addr().String()
-	with := run(ctx, b, c, client, "extender", withExtender)
+
+	pluginConfig, err := schedtest.PluginConfig()
+	if err != nil {
+		b.Fatal(err)
+	}
+	pluginConfig.ClientConnection = manifest.ClientConnection
+
+	phases := []*phase{
+		{name: "baseline", scheduler: "kube-scheduler", config: baselineConfig},
+		{name: "extender", scheduler: "kube-scheduler", config: withExtender},
+		{name: "plugin", scheduler: localcluster.SchedulerBinary, config: pluginConfig},
+	}
+	for round := range rounds {
+		for _, p := range phases {
+			if err := localcluster.LinkBinDir(phaseBinDir, pinnedBinDir, p.scheduler); err != nil {
+				b.Fatal(err)
+			}
+			p.rates = append(p.rates, run(ctx, b, c, client, fmt.Sprintf("%s-%d", p.name, round), p.config))
+		}
+	}
 
 	reportLatency(b, reg)
-	b.ReportMetric(baseline, "pods/s-baseline")
-	b.ReportMetric(with, "pods/s-extender")
-	b.ReportMetric(with/baseline, "ratio")
-	fmt.Printf("scheduler throughput on %d nodes, %d pods: no extender %.0f pods/s, with extender %.0f pods/s, ratio %.2fx\n",
-		nodeCount, podCount, baseline, with, with/baseline)
+	baseline := mean(phases[0].rates)
+	line := fmt.Sprintf("scheduler throughput on %d nodes, %d pods, %d rounds:", nodeCount, podCount, rounds)
+	for _, p := range phases {
+		rate := mean(p.rates)
+		b.ReportMetric(rate, "pods/s-"+p.name)
+		if p != phases[0] {
+			b.ReportMetric(rate/baseline, "ratio-"+p.name)
+		}
+		line += fmt.Sprintf(" %s %.0f pods/s (%.2fx, rounds %s);", p.name, rate, rate/baseline, formatRates(p.rates))
+	}
+	fmt.Println(strings.TrimSuffix(line, ";"))
+}
+
+func mean(xs []float64) float64 {
+	var sum float64
+	for _, x := range xs {
+		sum += x
+	}
+	return sum / float64(len(xs))
+}
+
+func formatRates(xs []float64) string {
+	parts := make([]string, len(xs))
+	for i, x := range xs {
+		parts[i] = fmt.Sprintf("%.0f", x)
+	}
+	return strings.Join(parts, "/")
 }
 
 // reportLatency logs the extender's mean time per call and the nodes per call, from its
@@ -164,7 +238,7 @@ func readManifest() (*schedconfig.KubeSchedulerConfiguration, error) {
 		return nil, err
 	}
 	// The default client rate (50 requests/s) would measure the rate limiter, not the
-	// scheduler; both runs get the same.
+	// scheduler; every phase gets the same.
 	cfg.ClientConnection.QPS, cfg.ClientConnection.Burst = 1000, 2000
 	// One scheduler: no lease to wait for (the manifest's lives in the chart's release
 	// namespace, which this cluster lacks).
@@ -257,7 +331,16 @@ func run(ctx context.Context, b *testing.B, c *localcluster.Cluster, client kube
 	rate := float64(podCount-1) / elapsed.Seconds()
 	b.Logf("%s: %d pods bound in %s: %.0f pods/s", name, podCount, elapsed.Round(time.Millisecond), rate)
 
-	if err := client.CoreV1().Pods(ns).DeleteCollection(ctx, metav1.DeleteOptions{GracePeriodSeconds: ptr.To[int64](0)}, metav1.ListOptions{}); err != nil {
+	// The next phase starts on empty nodes. On a loaded machine one DeleteCollection of 3,000
+	// pods can outlast the API server's request timeout, having deleted some: repeat it.
+	err = wait.PollUntilContextTimeout(ctx, time.Second, 10*time.Minute, true, func(ctx context.Context) (bool, error) {
+		if err := client.CoreV1().Pods(ns).DeleteCollection(ctx, metav1.DeleteOptions{GracePeriodSeconds: ptr.To[int64](0)}, metav1.ListOptions{}); err != nil {
+			b.Logf("deleting pods (retrying): %v", err)
+		}
+		left, err := client.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{Limit: 1})
+		return err == nil && len(left.Items) == 0, nil
+	})
+	if err != nil {
 		b.Fatalf("deleting pods: %v", err)
 	}
 	return rate
