@@ -1,6 +1,7 @@
 package chart
 
 import (
+	"slices"
 	"strings"
 	"testing"
 
@@ -94,4 +95,38 @@ func expandEnv(args []string, env []corev1.EnvVar) []string {
 		out[i] = a
 	}
 	return out
+}
+
+// TestHelmTestPod: the `helm test` pod runs the components' image with `edgemigrate check`,
+// whose real command accepts its arguments, on the webhook's and the locator's Services.
+func TestHelmTestPod(t *testing.T) {
+	r := render(t, "--set", "image.repository=registry.example.com/team/edgemigrate", "--set", "image.tag=v9")
+	var pods []*corev1.Pod
+	for _, o := range r.ofKind("Pod") {
+		if p := o.typed.(*corev1.Pod); p.Annotations["helm.sh/hook"] == "test" {
+			pods = append(pods, p)
+		}
+	}
+	if len(pods) != 1 || len(pods[0].Spec.Containers) != 1 {
+		t.Fatalf("%d helm test pods, want one with one container", len(pods))
+	}
+	c := pods[0].Spec.Containers[0]
+	if want := "registry.example.com/team/edgemigrate:v9"; c.Image != want || len(c.Command) != 0 {
+		t.Errorf("test pod runs %q (command %q), want the components' image %q and its entrypoint", c.Image, c.Command, want)
+	}
+	cmd, rest, err := app.NewCommand().Find(c.Args)
+	if err != nil || cmd.Name() != "check" {
+		t.Fatalf("test pod's args %q: subcommand %v, %v; want check", c.Args, cmd.Name(), err)
+	}
+	if err := cmd.ParseFlags(rest); err != nil {
+		t.Fatalf("test pod's args %q: %v", c.Args, err)
+	}
+	urls := cmd.Flags().Args()
+	want := []string{
+		"https://" + webhookName + "." + namespace + ".svc/readyz",
+		"http://" + locatorName + "." + namespace + ".svc:8090/healthz",
+	}
+	if !slices.Equal(urls, want) {
+		t.Errorf("test pod checks %q, want %q", urls, want)
+	}
 }

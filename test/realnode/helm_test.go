@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -17,6 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/utils/ptr"
 
 	"github.com/edgemigrate/edgemigrate/api"
@@ -39,7 +41,7 @@ const (
 // replicas, the leader (through its ServiceAccount token and in-cluster config; it talks to a
 // ledger on the host), while the other stands by unready. Then an opted-in pod is mutated
 // by the webhook pod, called by the API server through its Service, and placed on the real
-// node by edgemigrate-scheduler.
+// node by edgemigrate-scheduler. `helm test` passes, its pod running the project's image.
 func TestE2ERealNodeHelmInstall(t *testing.T) {
 	c := shared.Require(t)[0]
 	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
@@ -122,6 +124,8 @@ func TestE2ERealNodeHelmInstall(t *testing.T) {
 		t.Errorf("descheduler's Lease: %v %+v", err, lease)
 	}
 
+	t.Run("helm test", func(t *testing.T) { helmTest(ctx, t, c, helmBin) })
+
 	// An opted-in pod: the webhook pod mutates it, edgemigrate-scheduler places it.
 	ns := clustertest.Namespace(t, c, map[string]string{api.LabelNamespaceEnabled: "true"})
 	pod := testServicePod("model")
@@ -140,6 +144,96 @@ func TestE2ERealNodeHelmInstall(t *testing.T) {
 	if running.Spec.NodeName != c.RealNodes()[0].Name {
 		t.Errorf("opted-in pod on %q", running.Spec.NodeName)
 	}
+
+	t.Run("upgrade replaces the descheduler", func(t *testing.T) { upgradeDescheduler(ctx, t, c, helmBin) })
+}
+
+// upgradeDescheduler changes the descheduler's pod template with `helm upgrade` and sees
+// the rollout finish: both replicas replaced and a new one leading. Rolled (RollingUpdate),
+// it could not: no new replica is Ready while the old leader runs.
+func upgradeDescheduler(ctx context.Context, t *testing.T, c *localcluster.Cluster, helmBin string) {
+	const flag = "-v=3"
+	if out, err := exec.CommandContext(ctx, helmBin, "upgrade", release, chartDir, "--namespace", releaseNamespace, "--kubeconfig", c.Kubeconfig,
+		"--reuse-values", "--set", "descheduler.extraArgs={"+flag+"}").CombinedOutput(); err != nil {
+		t.Fatalf("helm upgrade: %v\n%s", err, out)
+	}
+	var state string
+	err := wait.PollUntilContextTimeout(ctx, time.Second, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
+		pods, err := c.Client.CoreV1().Pods(releaseNamespace).List(ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/component=descheduler"})
+		if err != nil {
+			return false, nil
+		}
+		lease, err := c.Client.CoordinationV1().Leases(releaseNamespace).Get(ctx, "edgemigrate-descheduler-edge-a", metav1.GetOptions{})
+		if err != nil || lease.Spec.HolderIdentity == nil {
+			return false, nil
+		}
+		upgraded, ready, leader := 0, 0, false
+		for _, p := range pods.Items {
+			if p.DeletionTimestamp == nil && slices.Contains(p.Spec.Containers[0].Args, flag) {
+				upgraded++
+			}
+			if podReady(&p) {
+				ready++
+			}
+			leader = leader || (slices.Contains(p.Spec.Containers[0].Args, flag) && strings.HasPrefix(*lease.Spec.HolderIdentity, p.Name+"_"))
+		}
+		state = fmt.Sprintf("%d pods, %d upgraded, %d Ready, Lease held by %s", len(pods.Items), upgraded, ready, *lease.Spec.HolderIdentity)
+		return len(pods.Items) == 2 && upgraded == 2 && ready == 1 && leader, nil
+	})
+	if err != nil {
+		t.Fatalf("descheduler not replaced (%s): %v\n%s", state, err, describePods(ctx, c, releaseNamespace))
+	}
+	t.Logf("descheduler upgraded: %s", state)
+}
+
+// helmTest runs `helm test` on the installed release: its pod, from the image the components
+// run (the same digest the kubelet pulled for the webhook), checks the webhook and the locator
+// through their Services and succeeds.
+func helmTest(ctx context.Context, t *testing.T, c *localcluster.Cluster, helmBin string) {
+	// The pod is deleted once it succeeds (hook-delete-policy): watch it for what it ran.
+	w, err := c.Client.CoreV1().Pods(releaseNamespace).Watch(ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/component=test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	out, err := exec.CommandContext(ctx, helmBin, "test", release, "--namespace", releaseNamespace, "--kubeconfig", c.Kubeconfig, "--timeout", "3m").CombinedOutput()
+	if err != nil {
+		t.Fatalf("helm test: %v\n%s\n%s", err, out, describePods(ctx, c, releaseNamespace))
+	}
+	var last *corev1.Pod
+	for deleted := false; !deleted; {
+		select {
+		case ev, ok := <-w.ResultChan():
+			if !ok {
+				t.Fatalf("watch of the test pod ended; last seen %+v", last)
+			}
+			if p, ok := ev.Object.(*corev1.Pod); ok {
+				last, deleted = p, ev.Type == watch.Deleted
+			}
+		case <-ctx.Done():
+			t.Fatalf("the test pod was not deleted after succeeding; last seen %+v", last)
+		}
+	}
+	if last.Status.Phase != corev1.PodSucceeded || len(last.Status.ContainerStatuses) != 1 {
+		t.Fatalf("test pod %s: phase %s, containers %+v", last.Name, last.Status.Phase, last.Status.ContainerStatuses)
+	}
+	if last.Spec.NodeName != c.RealNodes()[0].Name {
+		t.Errorf("test pod ran on %q, not the real node", last.Spec.NodeName)
+	}
+	want := images.Registry + "/" + images.Edgemigrate + ":" + chartAppVersion()
+	if got := last.Spec.Containers[0].Image; got != want {
+		t.Errorf("test pod's image %q, want the project's %q", got, want)
+	}
+	// What containerd really ran: the digest it pulled for the webhook.
+	webhooks, err := c.Client.CoreV1().Pods(releaseNamespace).List(ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/component=webhook"})
+	if err != nil || len(webhooks.Items) == 0 || len(webhooks.Items[0].Status.ContainerStatuses) == 0 {
+		t.Fatalf("webhook pod: %v %+v", err, webhooks)
+	}
+	ran, webhookRan := last.Status.ContainerStatuses[0].ImageID, webhooks.Items[0].Status.ContainerStatuses[0].ImageID
+	if ran == "" || ran != webhookRan {
+		t.Errorf("test pod ran image %q, the webhook %q: want the same project image", ran, webhookRan)
+	}
+	t.Logf("helm test passed: pod %s ran %s (%s) on %s", last.Name, want, ran, last.Spec.NodeName)
 }
 
 func helmPath(t *testing.T) string {

@@ -24,6 +24,7 @@ func NewCommand() *cobra.Command {
 		newWebhookCommand(),
 		newExtenderCommand(),
 		newDeschedulerCommand(),
+		newCheckCommand(),
 	)
 	return root
 }
