@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/spf13/pflag"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/klog/v2"
@@ -183,16 +184,10 @@ const caBundleCheckInterval = time.Minute
 // re-applied manifest, a Helm upgrade): otherwise the API server would stop trusting the
 // webhook until its next restart. The publisher writes only when the bundle differs.
 func keepCABundle(ctx context.Context, publish func(context.Context, []byte) error, bundle func() []byte) {
-	ticker := time.NewTicker(caBundleCheckInterval)
-	defer ticker.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-ticker.C:
-			if err := publish(ctx, bundle()); err != nil && ctx.Err() == nil {
-				klog.ErrorS(err, "Checking the CA bundle in the webhook configuration")
-			}
+	logger := klog.FromContext(ctx)
+	wait.UntilWithContext(ctx, func(ctx context.Context) {
+		if err := publish(ctx, bundle()); err != nil && ctx.Err() == nil {
+			logger.Error(err, "Checking the CA bundle in the webhook configuration")
 		}
-	}
+	}, caBundleCheckInterval)
 }

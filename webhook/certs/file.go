@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/klog/v2"
 )
 
@@ -77,16 +78,10 @@ func (s *FileSource) Reload() (bool, error) {
 
 // Run reloads every interval until ctx ends.
 func (s *FileSource) Run(ctx context.Context, interval time.Duration) {
-	ticker := time.NewTicker(interval)
-	defer ticker.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-ticker.C:
-			if _, err := s.Reload(); err != nil {
-				klog.ErrorS(err, "Reloading serving certificate; still serving the previous one")
-			}
+	logger := klog.FromContext(ctx)
+	wait.UntilWithContext(ctx, func(context.Context) {
+		if _, err := s.Reload(); err != nil {
+			logger.Error(err, "Reloading serving certificate; still serving the previous one")
 		}
-	}
+	}, interval)
 }
