@@ -455,11 +455,14 @@ func WaitingPodScheduledWhenRoomFrees(t *testing.T, e *Env) {
 // PluginConfig is edgemigrate-scheduler's plugin-mode configuration as the chart ships it
 // (manifests.SchedulerPluginConfig), with the plugin's arguments set to the extender's
 // defaults (jetson.DefaultFlags), which its tests run with: both modes see the same model.
+// It is a test cluster's only scheduler, so it does not elect a leader (the chart's lease
+// namespace does not exist there).
 func PluginConfig() (*schedconfig.KubeSchedulerConfiguration, error) {
 	cfg, err := manifests.SchedulerPluginConfig()
 	if err != nil {
 		return nil, err
 	}
+	cfg.LeaderElection.LeaderElect = ptr.To(false)
 	f := jetson.DefaultFlags()
 	args, err := json.Marshal(map[string]string{"policy": f.Policy, "memoryReserve": f.MemoryReserve, "nodeSelector": f.NodeSelector})
 	if err != nil {
