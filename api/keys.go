@@ -36,6 +36,10 @@ const (
 // SchedulerName is the name of the second scheduler that consults the extender.
 const SchedulerName = "edgemigrate-scheduler"
 
+// SchedulerPluginName is the Jetson plugin's name in edgemigrate-scheduler's profiles (plugin
+// mode); the chart's edgemigrate.schedulerPlugin says the same.
+const SchedulerPluginName = "JetsonUnifiedMemory"
+
 // Names of edgemigrate's own objects.
 const (
 	// SystemNamespace is where edgemigrate runs by default.

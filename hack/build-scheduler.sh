@@ -20,5 +20,14 @@ for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
 	ldflags+=" -X $pkg.gitTreeState=$tree -X $pkg.gitCommit=$commit"
 done
 
+# `build-scheduler.sh static`: linked statically (no cgo), for its image (`make images`).
+if [ "${1:-}" = static ]; then
+	printf '==> edgemigrate-scheduler (kube-scheduler %s with the Jetson plugin, edgemigrate %s, %s), static linux/amd64, for its image\n' "$k8s_version" "$commit" "$tree"
+	mkdir -p "$bin/static"
+	(cd "$root/scheduler" && CGO_ENABLED=0 GOOS=linux GOARCH=amd64 go build -trimpath -ldflags "-s -w$ldflags" \
+		-o "$bin/static/edgemigrate-scheduler" ./cmd/edgemigrate-scheduler)
+	exit 0
+fi
+
 printf '==> edgemigrate-scheduler (kube-scheduler %s with the Jetson plugin, edgemigrate %s, %s)\n' "$k8s_version" "$commit" "$tree"
 (cd "$root/scheduler" && go build -trimpath -ldflags "-s -w$ldflags" -o "$bin/edgemigrate-scheduler" ./cmd/edgemigrate-scheduler)

@@ -1,6 +1,6 @@
 // Package manifests embeds the plain YAML that edgemigrate ships, so that programs (tests,
-// the demo) run exactly what operators apply. scheduler-config.yaml and webhook.yaml are
-// rendered from the Helm chart, their one source, by `make manifests`; test/chart fails when
+// the demo) run exactly what operators apply. scheduler-config.yaml,
+// scheduler-plugin-config.yaml and webhook.yaml are rendered from the Helm chart, their one source, by `make manifests`; test/chart fails when
 // they drift.
 package manifests
 
@@ -23,6 +23,12 @@ import (
 //go:embed scheduler-config.yaml
 var SchedulerConfigYAML []byte
 
+// SchedulerPluginConfigYAML is scheduler-plugin-config.yaml: the edgemigrate-scheduler build
+// with the Jetson plugin (the chart's scheduler.mode plugin).
+//
+//go:embed scheduler-plugin-config.yaml
+var SchedulerPluginConfigYAML []byte
+
 // WebhookYAML is webhook.yaml: the webhook's Deployment, Service, RBAC and
 // MutatingWebhookConfiguration.
 //
@@ -44,6 +50,23 @@ func SchedulerConfig() (*schedconfig.KubeSchedulerConfiguration, error) {
 	if len(cfg.Extenders) != 1 || len(cfg.Profiles) != 1 || cfg.Profiles[0].SchedulerName == nil ||
 		*cfg.Profiles[0].SchedulerName != api.SchedulerName {
 		return nil, fmt.Errorf("scheduler-config.yaml: want one profile %s and one extender", api.SchedulerName)
+	}
+	return &cfg, nil
+}
+
+// SchedulerPluginConfig decodes scheduler-plugin-config.yaml strictly and checks that it holds
+// the one profile, enabling and configuring the Jetson plugin, and no extender.
+func SchedulerPluginConfig() (*schedconfig.KubeSchedulerConfiguration, error) {
+	var cfg schedconfig.KubeSchedulerConfiguration
+	if err := yaml.UnmarshalStrict(SchedulerPluginConfigYAML, &cfg); err != nil {
+		return nil, fmt.Errorf("decoding scheduler-plugin-config.yaml: %w", err)
+	}
+	if len(cfg.Extenders) != 0 || len(cfg.Profiles) != 1 || cfg.Profiles[0].SchedulerName == nil ||
+		*cfg.Profiles[0].SchedulerName != api.SchedulerName || cfg.Profiles[0].Plugins == nil ||
+		len(cfg.Profiles[0].Plugins.MultiPoint.Enabled) != 1 || cfg.Profiles[0].Plugins.MultiPoint.Enabled[0].Name != api.SchedulerPluginName ||
+		len(cfg.Profiles[0].PluginConfig) != 1 || cfg.Profiles[0].PluginConfig[0].Name != api.SchedulerPluginName {
+		return nil, fmt.Errorf("scheduler-plugin-config.yaml: want one profile %s enabling and configuring %s, no extender",
+			api.SchedulerName, api.SchedulerPluginName)
 	}
 	return &cfg, nil
 }

@@ -3,6 +3,8 @@ package manifests
 import (
 	"testing"
 
+	schedconfig "k8s.io/kube-scheduler/config/v1"
+
 	"github.com/edgemigrate/edgemigrate/api"
 )
 
@@ -24,4 +26,30 @@ func TestSchedulerConfig(t *testing.T) {
 	if cfg.Extenders[0].URLPrefix == "http://elsewhere" {
 		t.Error("SchedulerConfig results share state")
 	}
+}
+
+func TestSchedulerPluginConfig(t *testing.T) {
+	cfg, err := SchedulerPluginConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	prof := cfg.Profiles[0]
+	if w := prof.Plugins.MultiPoint.Enabled[0].Weight; w == nil || int64(*w) != schedulerConfig(t).Extenders[0].Weight {
+		t.Errorf("plugin weight %v, want the extender's", w)
+	}
+	if *prof.PercentageOfNodesToScore != *schedulerConfig(t).Profiles[0].PercentageOfNodesToScore {
+		t.Errorf("percentageOfNodesToScore %d differs from extender mode's", *prof.PercentageOfNodesToScore)
+	}
+	if cfg.LeaderElection.ResourceNamespace != "edgemigrate-system" {
+		t.Errorf("lease namespace %q, want the release's", cfg.LeaderElection.ResourceNamespace)
+	}
+}
+
+func schedulerConfig(t *testing.T) *schedconfig.KubeSchedulerConfiguration {
+	t.Helper()
+	cfg, err := SchedulerConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
 }

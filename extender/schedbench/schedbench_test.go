@@ -103,7 +103,7 @@ type phase struct {
 // phase a burst of 3,000 pending pods for edgemigrate-scheduler, and starts that phase's
 // scheduler: the stock kube-scheduler configured as manifests/scheduler-config.yaml without
 // its extender (the baseline), the same with the extender in this process, and
-// edgemigrate-scheduler configured as extender/schedtest/plugin-config.yaml. Throughput is
+// edgemigrate-scheduler configured as the chart's plugin mode (schedtest.PluginConfig). Throughput is
 // pods bound per second between the first and the last binding; each phase reports its
 // mean over the rounds and its ratio to the baseline's.
 func BenchmarkSchedulerThroughput(b *testing.B) {

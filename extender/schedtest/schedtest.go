@@ -7,7 +7,7 @@ package schedtest
 
 import (
 	"context"
-	_ "embed"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -19,17 +19,18 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	schedconfig "k8s.io/kube-scheduler/config/v1"
 	"k8s.io/utils/ptr"
-	"sigs.k8s.io/yaml"
 
 	"github.com/edgemigrate/edgemigrate/api"
 	"github.com/edgemigrate/edgemigrate/jetson"
 	"github.com/edgemigrate/edgemigrate/jetson/jetsontest"
 	"github.com/edgemigrate/edgemigrate/localcluster"
 	"github.com/edgemigrate/edgemigrate/localcluster/clustertest"
+	"github.com/edgemigrate/edgemigrate/manifests"
 )
 
 const (
@@ -451,20 +452,22 @@ func WaitingPodScheduledWhenRoomFrees(t *testing.T, e *Env) {
 	}
 }
 
-// PluginName is the Jetson plugin's name in edgemigrate-scheduler's configuration.
-const PluginName = "JetsonUnifiedMemory"
-
-// PluginConfigYAML is the KubeSchedulerConfiguration of edgemigrate-scheduler in plugin
-// mode.
-//
-//go:embed plugin-config.yaml
-var PluginConfigYAML []byte
-
-// PluginConfig decodes PluginConfigYAML strictly.
+// PluginConfig is edgemigrate-scheduler's plugin-mode configuration as the chart ships it
+// (manifests.SchedulerPluginConfig), with the plugin's arguments set to the extender's
+// defaults (jetson.DefaultFlags), which its tests run with: both modes see the same model.
+// It is a test cluster's only scheduler, so it does not elect a leader (the chart's lease
+// namespace does not exist there).
 func PluginConfig() (*schedconfig.KubeSchedulerConfiguration, error) {
-	var cfg schedconfig.KubeSchedulerConfiguration
-	if err := yaml.UnmarshalStrict(PluginConfigYAML, &cfg); err != nil {
-		return nil, fmt.Errorf("decoding plugin-config.yaml: %w", err)
+	cfg, err := manifests.SchedulerPluginConfig()
+	if err != nil {
+		return nil, err
 	}
-	return &cfg, nil
+	cfg.LeaderElection.LeaderElect = ptr.To(false)
+	f := jetson.DefaultFlags()
+	args, err := json.Marshal(map[string]string{"policy": f.Policy, "memoryReserve": f.MemoryReserve, "nodeSelector": f.NodeSelector})
+	if err != nil {
+		return nil, fmt.Errorf("encoding %s's arguments: %w", api.SchedulerPluginName, err)
+	}
+	cfg.Profiles[0].PluginConfig[0].Args = runtime.RawExtension{Raw: args}
+	return cfg, nil
 }

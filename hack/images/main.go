@@ -1,7 +1,7 @@
 // Command images builds the project's OCI images into an OCI layout (`make images`) and
 // pushes them to a registry (`make images-push`), without a container engine.
 //
-//	go run ./hack/images build --out bin/images --version 0.1.0 [--kube-scheduler bin/static/kube-scheduler]
+//	go run ./hack/images build --out bin/images --version 0.1.0 [--kube-scheduler bin/static/kube-scheduler] [--edgemigrate-scheduler bin/static/edgemigrate-scheduler]
 //	go run ./hack/images push --layout bin/images --repo ghcr.io/me
 package main
 
@@ -49,6 +49,7 @@ func build(ctx context.Context, args []string) error {
 	version := fs.String("version", "", "tag of the edgemigrate and test service images (the chart's appVersion)")
 	platforms := fs.String("platforms", strings.Join(images.DefaultPlatforms, ","), "platforms of the edgemigrate image")
 	scheduler := fs.String("kube-scheduler", "", "static kube-scheduler binary for its image (none: no image)")
+	pluginScheduler := fs.String("edgemigrate-scheduler", "", "static edgemigrate-scheduler binary for its image (none: no image)")
 	_ = fs.Parse(args)
 	if *version == "" {
 		return fmt.Errorf("--version is required")
@@ -58,7 +59,7 @@ func build(ctx context.Context, args []string) error {
 		return err
 	}
 	p := images.Project{Root: root, Work: filepath.Join(filepath.Dir(*out), "images-build"), Version: *version,
-		Platforms: strings.Split(*platforms, ","), KubeScheduler: *scheduler}
+		Platforms: strings.Split(*platforms, ","), KubeScheduler: *scheduler, EdgemigrateScheduler: *pluginScheduler}
 	built, err := p.Build(ctx)
 	if err != nil {
 		return err

@@ -38,8 +38,10 @@ const Registry = "edgemigrate.local"
 const (
 	Edgemigrate   = "edgemigrate"
 	KubeScheduler = "kube-scheduler"
-	Pause         = "pause"
-	TestService   = "testservice"
+	// EdgemigrateScheduler is kube-scheduler with the Jetson plugin (the chart's plugin mode).
+	EdgemigrateScheduler = "edgemigrate-scheduler"
+	Pause                = "pause"
+	TestService          = "testservice"
 )
 
 // PauseTag is the pause image's tag, the version of the upstream pause it stands for.

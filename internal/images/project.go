@@ -21,6 +21,10 @@ type Project struct {
 	// KubeScheduler is a static kube-scheduler for linux/amd64 (hack/build-tools.sh
 	// kube-scheduler-static); empty leaves its image out.
 	KubeScheduler string
+	// EdgemigrateScheduler is a static edgemigrate-scheduler for linux/amd64
+	// (hack/build-scheduler.sh static), tagged Version as the chart expects; empty leaves
+	// its image out.
+	EdgemigrateScheduler string
 }
 
 // DefaultPlatforms are the edgemigrate image's: x86 servers and Jetsons.
@@ -28,7 +32,7 @@ var DefaultPlatforms = []string{"linux/amd64", "linux/arm64"}
 
 // Build compiles the project's programs and builds every image: edgemigrate (an index of
 // Platforms), pause and the test service (amd64 and arm64, they are tiny) and, when given,
-// kube-scheduler.
+// kube-scheduler and edgemigrate-scheduler.
 func (p Project) Build(ctx context.Context) ([]Built, error) {
 	platforms := p.Platforms
 	if len(platforms) == 0 {
@@ -70,6 +74,14 @@ func (p Project) Build(ctx context.Context) ([]Built, error) {
 		}
 		b, err := Build(Spec{Repository: KubeScheduler, Tag: version, Command: "kube-scheduler", NoEntrypoint: true,
 			Binaries: map[string]string{"linux/amd64": p.KubeScheduler}}, ca)
+		if err != nil {
+			return nil, err
+		}
+		built = append(built, b)
+	}
+	if p.EdgemigrateScheduler != "" {
+		b, err := Build(Spec{Repository: EdgemigrateScheduler, Tag: p.Version, Command: "edgemigrate-scheduler", NoEntrypoint: true,
+			Binaries: map[string]string{"linux/amd64": p.EdgemigrateScheduler}}, ca)
 		if err != nil {
 			return nil, err
 		}

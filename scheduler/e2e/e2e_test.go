@@ -1,5 +1,5 @@
 // Package e2e tests the edgemigrate-scheduler build (plugin mode) as a cluster's
-// kube-scheduler, configured as schedtest.PluginConfigYAML says, with the scenarios the
+// kube-scheduler, configured as the chart's plugin mode says (schedtest.PluginConfig), with the scenarios the
 // extender's tests run: the same placements, reasons and guarantees in both modes.
 package e2e
 

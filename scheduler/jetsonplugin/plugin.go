@@ -30,7 +30,7 @@ import (
 )
 
 // Name is the plugin's name in KubeSchedulerConfiguration profiles.
-const Name = "JetsonUnifiedMemory"
+const Name = api.SchedulerPluginName
 
 // assumeTTL bounds how long a reservation counts without the informer showing the pod
 // bound. The framework calls Unreserve whenever binding fails, so expiry only catches

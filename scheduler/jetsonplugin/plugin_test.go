@@ -14,9 +14,9 @@ import (
 	frameworkruntime "k8s.io/kubernetes/pkg/scheduler/framework/runtime"
 
 	"github.com/edgemigrate/edgemigrate/api"
-	"github.com/edgemigrate/edgemigrate/extender/schedtest"
 	"github.com/edgemigrate/edgemigrate/jetson"
 	"github.com/edgemigrate/edgemigrate/jetson/jetsontest"
+	"github.com/edgemigrate/edgemigrate/manifests"
 )
 
 // cluster is what the plugin's cache has heard from the informers.
@@ -354,14 +354,12 @@ func TestArgs(t *testing.T) {
 	}
 }
 
-// TestShippedConfig: the plugin-mode configuration enables this plugin by its name.
+// TestShippedConfig: the chart's plugin-mode configuration enables this plugin by its name,
+// with arguments it accepts: the chart's defaults for jetson.*.
 func TestShippedConfig(t *testing.T) {
-	cfg, err := schedtest.PluginConfig()
+	cfg, err := manifests.SchedulerPluginConfig()
 	if err != nil {
 		t.Fatal(err)
-	}
-	if schedtest.PluginName != Name {
-		t.Fatalf("schedtest.PluginName %q, plugin %q", schedtest.PluginName, Name)
 	}
 	if len(cfg.Profiles) != 1 || *cfg.Profiles[0].SchedulerName != api.SchedulerName {
 		t.Fatalf("want one profile %s: %+v", api.SchedulerName, cfg.Profiles)
@@ -379,7 +377,8 @@ func TestShippedConfig(t *testing.T) {
 	if err := frameworkruntime.DecodeInto(raw, &args); err != nil {
 		t.Fatal(err)
 	}
-	if cfg, policy, err := args.parse(); err != nil || policy != jetson.Binpack || cfg.Selector.String() != jetson.DefaultSelector().String() {
+	if cfg, policy, err := args.parse(); err != nil || policy != jetson.Binpack || cfg.Selector.String() != jetson.DefaultSelector().String() ||
+		cfg.MemoryReserve != jetsontest.Gi {
 		t.Fatalf("shipped args %+v parse to %+v %v %v", args, cfg, policy, err)
 	}
 }

@@ -1,6 +1,7 @@
 package chart
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -10,8 +11,10 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -27,7 +30,10 @@ import (
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	schedconfig "k8s.io/kube-scheduler/config/v1"
 	extenderv1 "k8s.io/kube-scheduler/extender/v1"
+	"sigs.k8s.io/yaml"
 
 	"github.com/edgemigrate/edgemigrate/api"
 	edgemigratev1alpha1 "github.com/edgemigrate/edgemigrate/api/generated/clientset/versioned/typed/api/v1alpha1"
@@ -51,9 +57,11 @@ const crdName = "migrations.edgemigrate.io"
 
 var crdGVR = schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}
 
-// TestE2EHelmInstall installs the chart (self-signed webhook TLS) into a real API server,
-// runs the webhook's own code as the chart's webhook ServiceAccount to see the caBundle
-// written, checks each component's rights with SubjectAccessReviews, and uninstalls.
+// TestE2EHelmInstall installs the chart (self-signed webhook TLS, plugin mode) into a real
+// API server, runs the webhook's own code as the chart's webhook ServiceAccount to see the
+// caBundle written, the real edgemigrate-scheduler with the installed configuration as the
+// scheduler's ServiceAccount, upgrades to extender mode and binds with the extender as that
+// ServiceAccount, checks each component's rights with SubjectAccessReviews, and uninstalls.
 // kwok stands in for kubelets and there is no scheduler, so the chart's pods never run:
 // the test never waits for them.
 func TestE2EHelmInstall(t *testing.T) {
@@ -159,13 +167,86 @@ func TestE2EHelmInstall(t *testing.T) {
 		conn.Close()
 	})
 
+	t.Run("plugin mode: edgemigrate-scheduler schedules as the scheduler's ServiceAccount", func(t *testing.T) {
+		d, err := c.Client.AppsV1().Deployments(namespace).Get(ctx, schedulerName, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cs := d.Spec.Template.Spec.Containers; len(cs) != 1 || cs[0].Command[0] != localcluster.SchedulerBinary {
+			t.Fatalf("installed scheduler pod runs %+v, want %s alone", cs, localcluster.SchedulerBinary)
+		}
+		runInstalledScheduler(ctx, t, c)
+		node := localcluster.JetsonNode("xavier-plugin", localcluster.AGXXavier, localcluster.NodeOptions{})
+		if err := c.AddNodes(ctx, node); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = c.Client.CoreV1().Nodes().Delete(context.Background(), node.Name, metav1.DeleteOptions{}) })
+		ns := clustertest.Namespace(t, c, nil)
+		for name, gpu := range map[string]string{"model": "2Gi", "too-big": "64Gi"} {
+			if _, err := c.Client.CoreV1().Pods(ns).Create(ctx, &corev1.Pod{
+				ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, Annotations: map[string]string{api.AnnotationGPUMemory: gpu}},
+				Spec: corev1.PodSpec{SchedulerName: api.SchedulerName, Containers: []corev1.Container{{
+					Name: "model", Image: localcluster.DefaultImages[0].Names[0],
+					Resources: corev1.ResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("1"), corev1.ResourceMemory: resource.MustParse("2Gi")}},
+				}}},
+			}, metav1.CreateOptions{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// The one that fits is bound to the Jetson; the one that does not waits, with the
+		// plugin's reason.
+		var reason string
+		err = wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
+			p, err := c.Client.CoreV1().Pods(ns).Get(ctx, "model", metav1.GetOptions{})
+			if err != nil || p.Spec.NodeName != node.Name {
+				return false, nil
+			}
+			evs, err := c.Client.CoreV1().Events(ns).List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.name=too-big,reason=FailedScheduling"})
+			if err != nil || len(evs.Items) == 0 {
+				return false, nil
+			}
+			reason = evs.Items[0].Message
+			return true, nil
+		})
+		if err != nil {
+			t.Fatalf("edgemigrate-scheduler did not place the pods: %v", err)
+		}
+		if !strings.Contains(reason, "unified memory") {
+			t.Errorf("FailedScheduling %q does not give the plugin's reason", reason)
+		}
+		if p, _ := c.Client.CoreV1().Pods(ns).Get(ctx, "too-big", metav1.GetOptions{}); p.Spec.NodeName != "" {
+			t.Errorf("a pod needing 64Gi of a 32 GB Jetson was bound to %s", p.Spec.NodeName)
+		}
+	})
+
+	t.Run("extender mode: helm upgrade", func(t *testing.T) {
+		if out, err := helm(t, "upgrade", release, chartDir, "--namespace", namespace, "--kubeconfig", c.Kubeconfig,
+			"--reuse-values", "--set", "scheduler.mode=extender", "--timeout", "2m"); err != nil {
+			t.Fatalf("%v\n%s", err, out)
+		}
+		d, err := c.Client.AppsV1().Deployments(namespace).Get(ctx, schedulerName, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cs := d.Spec.Template.Spec.Containers; len(cs) != 2 || cs[0].Command[0] != "kube-scheduler" || cs[1].Name != "extender" {
+			t.Fatalf("scheduler pod after the upgrade runs %+v, want kube-scheduler and the extender", cs)
+		}
+		cm, err := c.Client.CoreV1().ConfigMaps(namespace).Get(ctx, schedulerName, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := render(t, "--set", "scheduler.mode=extender").must(t, "ConfigMap", schedulerName).typed.(*corev1.ConfigMap); cm.Data["scheduler-config.yaml"] != want.Data["scheduler-config.yaml"] {
+			t.Errorf("installed configuration is not extender mode's:\n%s", cm.Data["scheduler-config.yaml"])
+		}
+	})
+
 	t.Run("extender binds as the scheduler's ServiceAccount", func(t *testing.T) {
 		// The extender with the chart's arguments and only the scheduler's RBAC (the sidecar
 		// shares its pod's ServiceAccount) binds a pod.
 		fs := pflag.NewFlagSet("extender", pflag.ContinueOnError)
 		eo := app.NewExtenderOptions()
 		eo.AddFlags(fs)
-		if err := fs.Parse(containerArgs(t, render(t), schedulerName, "extender")[1:]); err != nil {
+		if err := fs.Parse(containerArgs(t, render(t, "--set", "scheduler.mode=extender"), schedulerName, "extender")[1:]); err != nil {
 			t.Fatal(err)
 		}
 		cfg, err := eo.Config()
@@ -389,6 +470,81 @@ func TestE2EHelmInstall(t *testing.T) {
 			t.Errorf("MutatingWebhookConfiguration after uninstall: %v, want NotFound", err)
 		}
 	})
+}
+
+// runInstalledScheduler runs bin/edgemigrate-scheduler with the installed ConfigMap's
+// configuration, as the scheduler's ServiceAccount (impersonated), until the test ends, and
+// waits until it holds its Lease.
+func runInstalledScheduler(ctx context.Context, t *testing.T, c *localcluster.Cluster) {
+	t.Helper()
+	dir, err := localcluster.FindBinDir()
+	if err == nil {
+		_, err = os.Stat(filepath.Join(dir, localcluster.SchedulerBinary))
+	}
+	if err != nil {
+		if os.Getenv(clustertest.RequireToolsEnv) != "1" {
+			t.Skip("SKIP: plugin mode needs bin/edgemigrate-scheduler (make scheduler): " + err.Error())
+		}
+		t.Fatal(err)
+	}
+	cm, err := c.Client.CoreV1().ConfigMaps(namespace).Get(ctx, schedulerName, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cfg schedconfig.KubeSchedulerConfiguration
+	if err := yaml.UnmarshalStrict([]byte(cm.Data["scheduler-config.yaml"]), &cfg); err != nil {
+		t.Fatalf("the installed configuration: %v", err)
+	}
+	kc, err := clientcmd.LoadFromFile(c.Kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ai := range kc.AuthInfos {
+		ai.Impersonate = serviceAccountUser(schedulerName)
+		ai.ImpersonateGroups = []string{"system:serviceaccounts", "system:serviceaccounts:" + namespace, "system:authenticated"}
+	}
+	tmp := t.TempDir()
+	kubeconfig, configFile := filepath.Join(tmp, "kubeconfig"), filepath.Join(tmp, "scheduler-config.yaml")
+	if err := clientcmd.WriteToFile(*kc, kubeconfig); err != nil {
+		t.Fatal(err)
+	}
+	cfg.ClientConnection.Kubeconfig = kubeconfig
+	data, err := yaml.Marshal(&cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(configFile, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	runCtx, stop := context.WithCancel(ctx)
+	var out bytes.Buffer
+	cmd := exec.CommandContext(runCtx, filepath.Join(dir, localcluster.SchedulerBinary), "--config="+configFile,
+		"--bind-address=127.0.0.1", fmt.Sprintf("--secure-port=%d", port),
+		"--authentication-kubeconfig="+kubeconfig, "--authorization-kubeconfig="+kubeconfig)
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		stop()
+		_ = cmd.Wait()
+		if t.Failed() {
+			t.Logf("edgemigrate-scheduler:\n%s", out.String())
+		}
+	})
+	err = wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
+		l, err := c.Client.CoordinationV1().Leases(namespace).Get(ctx, cfg.LeaderElection.ResourceName, metav1.GetOptions{})
+		return err == nil && l.Spec.HolderIdentity != nil && *l.Spec.HolderIdentity != "", nil
+	})
+	if err != nil {
+		t.Fatalf("edgemigrate-scheduler never took Lease %s/%s: %v", namespace, cfg.LeaderElection.ResourceName, err)
+	}
 }
 
 func ra(verb, group, resource, subresource, namespace, name string) authorizationv1.ResourceAttributes {

@@ -2,6 +2,7 @@ package chart
 
 import (
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"maps"
 	"os"
@@ -19,6 +20,7 @@ import (
 	schedconfig "k8s.io/kube-scheduler/config/v1"
 	"sigs.k8s.io/yaml"
 
+	"github.com/edgemigrate/edgemigrate/api"
 	"github.com/edgemigrate/edgemigrate/manifests"
 )
 
@@ -165,6 +167,41 @@ var valueSets = []valueSet{
 			if d := deployment(t, r, deschedulerName); *d.Spec.Replicas != 2 {
 				t.Errorf("descheduler replicas %d, want 2 (leader-elected)", *d.Spec.Replicas)
 			}
+			// Plugin mode: edgemigrate-scheduler alone, with the chart's jetson.* defaults.
+			wantPluginMode(t, r, map[string]string{"policy": "binpack", "memoryReserve": "1Gi", "nodeSelector": "nvidia.com/gpu.product,kubernetes.io/arch=arm64"})
+		},
+	},
+	{
+		name: "plugin mode with jetson values",
+		args: []string{"--set", "scheduler.mode=plugin", "--set", "jetson.policy=spread", "--set", "jetson.memoryReserve=2Gi",
+			"--set", "jetson.nodeSelector=edgemigrate.io/jetson=true", "--set", "scheduler.pluginImage.tag=v9"},
+		check: func(t *testing.T, r rendered) {
+			wantPluginMode(t, r, map[string]string{"policy": "spread", "memoryReserve": "2Gi", "nodeSelector": "edgemigrate.io/jetson=true"})
+			if img := deployment(t, r, schedulerName).Spec.Template.Spec.Containers[0].Image; img != "edgemigrate.local/edgemigrate-scheduler:v9" {
+				t.Errorf("scheduler image %q, want scheduler.pluginImage", img)
+			}
+		},
+	},
+	{
+		name: "extender mode",
+		args: []string{"--set", "scheduler.mode=extender", "--set", "jetson.policy=spread", "--set", "jetson.memoryReserve=2Gi",
+			"--set", "jetson.nodeSelector=edgemigrate.io/jetson=true"},
+		check: func(t *testing.T, r rendered) {
+			spec := deployment(t, r, schedulerName).Spec.Template.Spec
+			if len(spec.Containers) != 2 || spec.Containers[0].Image != "registry.k8s.io/kube-scheduler:v1.37.2" ||
+				spec.Containers[0].Command[0] != "kube-scheduler" || spec.Containers[1].Name != "extender" {
+				t.Errorf("scheduler pod %+v, want the stock kube-scheduler and the extender sidecar", spec.Containers)
+			}
+			args := containerArgs(t, r, schedulerName, "extender")
+			for _, want := range []string{"--policy=spread", "--memory-reserve=2Gi", "--jetson-node-selector=edgemigrate.io/jetson=true", "--metrics-address=:8889"} {
+				if !slices.Contains(args, want) {
+					t.Errorf("extender args %q lack %s", args, want)
+				}
+			}
+			cfg := schedulerConfig(t, r)
+			if len(cfg.Extenders) != 1 || cfg.Profiles[0].Plugins != nil || cfg.Profiles[0].PluginConfig != nil {
+				t.Errorf("extender-mode config: extenders %+v, plugins %+v", cfg.Extenders, cfg.Profiles[0].Plugins)
+			}
 		},
 	},
 	{
@@ -230,7 +267,7 @@ var valueSets = []valueSet{
 	},
 	{
 		name: "monitoring and network policies",
-		args: []string{"--set", "serviceMonitor.enabled=true", "--set", "serviceMonitor.labels.release=prometheus", "--set", "networkPolicy.enabled=true"},
+		args: []string{"--set", "scheduler.mode=extender", "--set", "serviceMonitor.enabled=true", "--set", "serviceMonitor.labels.release=prometheus", "--set", "networkPolicy.enabled=true"},
 		check: func(t *testing.T, r rendered) {
 			monitors := r.ofKind("ServiceMonitor")
 			if len(monitors) != 3 {
@@ -256,7 +293,7 @@ var valueSets = []valueSet{
 					t.Errorf("NetworkPolicy %s selects %d Deployments, want 1", np.Name, n)
 				}
 			}
-			// The API server must still reach the webhook, and clients the locator.
+			// The API server must still reach the webhook, clients the locator, Prometheus the extender.
 			for name, port := range map[string]int{webhookName: 8443, deschedulerName: 8090, schedulerName: 8889} {
 				np := r.must(t, "NetworkPolicy", name).typed.(*networkingv1.NetworkPolicy)
 				if len(np.Spec.Ingress) != 1 || len(np.Spec.Ingress[0].Ports) != 1 || np.Spec.Ingress[0].Ports[0].Port.IntValue() != port {
@@ -266,8 +303,25 @@ var valueSets = []valueSet{
 		},
 	},
 	{
+		name: "monitoring and network policies, plugin mode",
+		args: []string{"--set", "serviceMonitor.enabled=true", "--set", "networkPolicy.enabled=true"},
+		check: func(t *testing.T, r rendered) {
+			// No extender, no metrics port: the scheduler's pod serves nothing but its probes.
+			if n := len(r.ofKind("ServiceMonitor")); n != 2 {
+				t.Errorf("%d ServiceMonitors, want 2 (webhook, descheduler)", n)
+			}
+			if _, ok := r.get("Service", schedulerName+"-metrics"); ok {
+				t.Error("plugin mode renders the extender's metrics Service")
+			}
+			np := r.must(t, "NetworkPolicy", schedulerName).typed.(*networkingv1.NetworkPolicy)
+			if len(np.Spec.Ingress) != 0 || !slices.Contains(np.Spec.PolicyTypes, networkingv1.PolicyTypeIngress) {
+				t.Errorf("scheduler NetworkPolicy %+v, want all ingress denied", np.Spec)
+			}
+		},
+	},
+	{
 		name: "extra args and pod metadata",
-		args: []string{"--set", "extender.extraArgs={--logging-format=json,-v=4}", "--set", "webhook.extraArgs={--logging-format=json}",
+		args: []string{"--set", "scheduler.mode=extender", "--set", "extender.extraArgs={--logging-format=json,-v=4}", "--set", "webhook.extraArgs={--logging-format=json}",
 			"--set", "descheduler.extraArgs={--logging-format=json}", "--set", "scheduler.extraArgs={--kube-api-qps=100}",
 			"--set", "commonLabels.team=edge", "--set", "podLabels.tier=control", "--set", "podAnnotations.example\\.com/owner=ops"},
 		check: func(t *testing.T, r rendered) {
@@ -535,7 +589,7 @@ func TestSchema(t *testing.T) {
 		// --set passes decimals as strings, integers as numbers: both are checked.
 		{"location.latitude=-89.999", "location.longitude=-179.5"},
 		{"publicEndpoint=https://edge-1.example.com:30090"},
-		{"fullnameOverride=em"}, {"webhook.extraArgs[0]=--logging-format=json"}, {"rbac.create=false", "serviceAccount.create=false"},
+		{"fullnameOverride=em"}, {"scheduler.mode=extender"}, {"webhook.extraArgs[0]=--logging-format=json"}, {"rbac.create=false", "serviceAccount.create=false"},
 	} {
 		var args []string
 		for _, s := range ok {
@@ -557,6 +611,7 @@ func TestSchema(t *testing.T) {
 		{[]string{"location.latitude=90.01"}, "at '/location/latitude'"},
 		{[]string{"coverageRadius=0"}, "at '/coverageRadius'"},
 		{[]string{"ledger.backend=ipfs"}, "at '/ledger/backend': value must be one of 'remote', 'fabric'"},
+		{[]string{"scheduler.mode=both"}, "at '/scheduler/mode': value must be one of 'plugin', 'extender'"},
 		{[]string{"ledger.backend=fabric"}, "at '/ledger/fabric/mspId'"},
 		{[]string{"ledger.backend=fabric", "ledger.fabric.mspId=Org1MSP", "ledger.fabric.peer=no-port"}, "at '/ledger/fabric/peer'"},
 		{[]string{"webhook.tls.mode=vault"}, "at '/webhook/tls/mode'"},
@@ -599,45 +654,96 @@ func TestLint(t *testing.T) {
 	}
 }
 
-// TestSchedulerConfigManifestUpToDate: manifests/scheduler-config.yaml is the chart's
-// KubeSchedulerConfiguration as `make manifests` writes it (a comment header, then the
-// ConfigMap's data), and it points at the extender sidecar the chart runs.
+// TestSchedulerConfigManifestUpToDate: manifests/scheduler-config.yaml (extender mode) and
+// manifests/scheduler-plugin-config.yaml (plugin mode) are the chart's
+// KubeSchedulerConfiguration as `make manifests` writes them (a comment header, then the
+// ConfigMap's data), and what programs embed decodes to it.
 func TestSchedulerConfigManifestUpToDate(t *testing.T) {
-	r := render(t)
+	for _, tc := range []struct {
+		mode, path string
+		embedded   func() (*schedconfig.KubeSchedulerConfiguration, error)
+	}{
+		{"extender", schedulerYAML, manifests.SchedulerConfig},
+		{"plugin", pluginYAML, manifests.SchedulerPluginConfig},
+	} {
+		t.Run(tc.mode, func(t *testing.T) {
+			r := render(t, "--set", "scheduler.mode="+tc.mode)
+			cm := r.must(t, "ConfigMap", schedulerName).typed.(*corev1.ConfigMap)
+			data := cm.Data["scheduler-config.yaml"]
+			file, err := os.ReadFile(tc.path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			header, ok := strings.CutSuffix(string(file), data)
+			if !ok || data == "" {
+				t.Fatalf("%s is stale: run `make manifests`", tc.path)
+			}
+			for line := range strings.Lines(header) {
+				if !strings.HasPrefix(line, "#") {
+					t.Errorf("%s: header line %q is not a comment", tc.path, line)
+				}
+			}
+			got, err := tc.embedded()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := schedulerConfig(t, r); !reflect.DeepEqual(got, want) {
+				t.Errorf("embedded %s %+v, want the chart's %+v", tc.path, got, want)
+			}
+			d := deployment(t, r, schedulerName)
+			if cmd := d.Spec.Template.Spec.Containers[0].Command; !slices.Contains(cmd, "--config=/etc/edgemigrate-scheduler/scheduler-config.yaml") {
+				t.Errorf("scheduler command %q does not read the ConfigMap", cmd)
+			}
+			if tc.mode == "extender" {
+				// The URL reaches the sidecar.
+				if args := containerArgs(t, r, schedulerName, "extender"); got.Extenders[0].URLPrefix != "http://127.0.0.1:8888" || !slices.Contains(args, "--listen-address=127.0.0.1:8888") {
+					t.Errorf("extender args %q: not listening where urlPrefix %s points", args, got.Extenders[0].URLPrefix)
+				}
+			}
+		})
+	}
+}
+
+// schedulerConfig decodes, strictly, the KubeSchedulerConfiguration in the scheduler's ConfigMap.
+func schedulerConfig(t *testing.T, r rendered) *schedconfig.KubeSchedulerConfiguration {
+	t.Helper()
 	cm := r.must(t, "ConfigMap", schedulerName).typed.(*corev1.ConfigMap)
-	data := cm.Data["scheduler-config.yaml"]
-	file, err := os.ReadFile(schedulerYAML)
-	if err != nil {
-		t.Fatal(err)
-	}
-	header, ok := strings.CutSuffix(string(file), data)
-	if !ok || data == "" {
-		t.Errorf("%s is stale: run `make manifests`", schedulerYAML)
-	}
-	for line := range strings.Lines(header) {
-		if !strings.HasPrefix(line, "#") {
-			t.Errorf("%s: header line %q is not a comment", schedulerYAML, line)
-		}
-	}
-	// What programs embed decodes to the chart's configuration.
-	got, err := manifests.SchedulerConfig()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var want schedconfig.KubeSchedulerConfiguration
-	if err := yaml.UnmarshalStrict([]byte(data), &want); err != nil {
+	var cfg schedconfig.KubeSchedulerConfiguration
+	if err := yaml.UnmarshalStrict([]byte(cm.Data["scheduler-config.yaml"]), &cfg); err != nil {
 		t.Fatalf("decoding the chart's scheduler configuration: %v", err)
 	}
-	if !reflect.DeepEqual(got, &want) {
-		t.Errorf("manifests.SchedulerConfig() %+v, want the chart's %+v", got, &want)
+	return &cfg
+}
+
+// wantPluginMode: the scheduler pod runs edgemigrate-scheduler alone (no extender sidecar,
+// no metrics port), on the secure port with the probes, and its configuration enables the
+// Jetson plugin with args, in the release's lease namespace.
+func wantPluginMode(t *testing.T, r rendered, args map[string]string) {
+	t.Helper()
+	spec := deployment(t, r, schedulerName).Spec.Template.Spec
+	if len(spec.Containers) != 1 {
+		t.Fatalf("plugin mode: containers %+v, want edgemigrate-scheduler alone", spec.Containers)
 	}
-	// The URL reaches the sidecar, and the config file is where the scheduler reads it.
-	if args := containerArgs(t, r, schedulerName, "extender"); want.Extenders[0].URLPrefix != "http://127.0.0.1:8888" || !slices.Contains(args, "--listen-address=127.0.0.1:8888") {
-		t.Errorf("extender args %q: not listening where urlPrefix %s points", args, want.Extenders[0].URLPrefix)
+	c := spec.Containers[0]
+	if !strings.HasPrefix(c.Image, "edgemigrate.local/edgemigrate-scheduler:") || len(c.Command) < 3 || c.Command[0] != "edgemigrate-scheduler" ||
+		!slices.Contains(c.Command, "--secure-port=10259") {
+		t.Errorf("plugin mode: image %q command %q, want edgemigrate-scheduler on port 10259", c.Image, c.Command)
 	}
-	d := deployment(t, r, schedulerName)
-	if cmd := d.Spec.Template.Spec.Containers[0].Command; !slices.Contains(cmd, "--config=/etc/edgemigrate-scheduler/scheduler-config.yaml") {
-		t.Errorf("kube-scheduler command %q does not read the ConfigMap", cmd)
+	if len(c.Ports) != 1 || c.Ports[0].ContainerPort != 10259 || c.LivenessProbe == nil || c.ReadinessProbe == nil {
+		t.Errorf("plugin mode: ports %+v probes %v %v, want 10259 and both probes", c.Ports, c.LivenessProbe, c.ReadinessProbe)
+	}
+	cfg := schedulerConfig(t, r)
+	if cfg.LeaderElection.ResourceNamespace != namespace || len(cfg.Extenders) != 0 || len(cfg.Profiles) != 1 {
+		t.Fatalf("plugin-mode config: lease namespace %q, %d extenders, %d profiles", cfg.LeaderElection.ResourceNamespace, len(cfg.Extenders), len(cfg.Profiles))
+	}
+	prof := cfg.Profiles[0]
+	if prof.Plugins == nil || len(prof.Plugins.MultiPoint.Enabled) != 1 || prof.Plugins.MultiPoint.Enabled[0].Name != api.SchedulerPluginName ||
+		len(prof.PluginConfig) != 1 || prof.PluginConfig[0].Name != api.SchedulerPluginName {
+		t.Fatalf("plugin-mode profile %+v, want %s enabled and configured", prof, api.SchedulerPluginName)
+	}
+	var got map[string]string
+	if err := json.Unmarshal(prof.PluginConfig[0].Args.Raw, &got); err != nil || !maps.Equal(got, args) {
+		t.Errorf("%s args %s (%v), want %v", api.SchedulerPluginName, prof.PluginConfig[0].Args.Raw, err, args)
 	}
 }
 
@@ -661,6 +767,7 @@ func TestWebhookManifestUpToDate(t *testing.T) {
 const (
 	installYAML   = "../../manifests/install/edgemigrate.yaml"
 	schedulerYAML = "../../manifests/scheduler-config.yaml"
+	pluginYAML    = "../../manifests/scheduler-plugin-config.yaml"
 	webhookYAML   = "../../manifests/webhook.yaml"
 )
 

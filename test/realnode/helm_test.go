@@ -37,7 +37,8 @@ const (
 // TestE2ERealNodeHelmInstall installs the chart with its default image (what `make images`
 // built, from the cluster's registry) on a cluster whose only node is real, and every
 // component's pod becomes Ready by its probes: the webhook (self-signed, writing its
-// caBundle), the second scheduler with its extender sidecar, and one of the two descheduler
+// caBundle), the second scheduler (plugin mode, the default: the edgemigrate-scheduler image
+// alone), and one of the two descheduler
 // replicas, the leader (through its ServiceAccount token and in-cluster config; it talks to a
 // ledger on the host), while the other stands by unready. Then an opted-in pod is mutated
 // by the webhook pod, called by the API server through its Service, and placed on the real
@@ -86,7 +87,6 @@ func TestE2ERealNodeHelmInstall(t *testing.T) {
 		"--set", "ledger.remote.url=http://" + ln.Addr().String(),
 		// The node is amd64 (its kubelet says so): select Jetsons by their GPU product alone.
 		"--set", "jetson.nodeSelector=" + api.LabelGPUProduct,
-		"--set", "scheduler.image.repository=" + images.Registry + "/" + images.KubeScheduler,
 		"--set-string", "nodeSelector." + strings.ReplaceAll(localcluster.RealNodeLabel, ".", `\.`) + "=true",
 		"--set", "tolerations[0].key=" + localcluster.RealNodeTaint, "--set", "tolerations[0].operator=Exists",
 	}
@@ -111,6 +111,10 @@ func TestE2ERealNodeHelmInstall(t *testing.T) {
 			}
 			if p.Spec.NodeName != "" && p.Spec.NodeName != c.RealNodes()[0].Name {
 				return false, fmt.Errorf("pod %s on node %q", p.Name, p.Spec.NodeName)
+			}
+			if cs := p.Spec.Containers; p.Labels["app.kubernetes.io/component"] == "scheduler" &&
+				(len(cs) != 1 || !strings.HasPrefix(cs[0].Image, images.Registry+"/"+images.EdgemigrateScheduler+":")) {
+				return false, fmt.Errorf("scheduler pod %s runs %+v, want the edgemigrate-scheduler image alone", p.Name, cs)
 			}
 		}
 		return ready["webhook"] == 1 && ready["scheduler"] == 1 && ready["descheduler"] == 1, nil

@@ -123,3 +123,8 @@ imagePullSecrets:
 {{- define "edgemigrate.webhookSecret" -}}
 {{- if eq .Values.webhook.tls.mode "secret" }}{{ .Values.webhook.tls.secret.name }}{{ else }}{{ include "edgemigrate.webhook" . }}-tls{{ end -}}
 {{- end -}}
+
+{{/* The Jetson plugin's name in edgemigrate-scheduler (api.SchedulerPluginName). */}}
+{{- define "edgemigrate.schedulerPlugin" -}}
+JetsonUnifiedMemory
+{{- end -}}
