@@ -27,8 +27,8 @@ import (
 	"github.com/edgemigrate/edgemigrate/api/v1alpha1"
 	"github.com/edgemigrate/edgemigrate/internal/images"
 	"github.com/edgemigrate/edgemigrate/internal/localfleet"
+	"github.com/edgemigrate/edgemigrate/internal/localfleet/fleettest"
 	"github.com/edgemigrate/edgemigrate/localcluster"
-	"github.com/edgemigrate/edgemigrate/locator"
 )
 
 const (
@@ -123,26 +123,7 @@ func (s *scenario) waitFor(what string, cond func() (bool, error)) {
 	}
 }
 
-// state describes both clusters' migrations and pods in the namespace, for failures.
-func (s *scenario) state() string {
-	var b strings.Builder
-	for _, e := range s.f.Edges {
-		list, _ := s.migrations(e).List(context.Background(), metav1.ListOptions{})
-		if list != nil {
-			for _, m := range list.Items {
-				fmt.Fprintf(&b, "%s: migration %s role=%s phase=%s dest=%s msg=%q\n", e.ID, m.Name, m.Status.Role, m.Status.Phase, m.Status.Destination, m.Status.Message)
-			}
-		}
-		pods, _ := e.Client.CoreV1().Pods(s.ns).List(context.Background(), metav1.ListOptions{})
-		if pods != nil {
-			for _, p := range pods.Items {
-				status, _ := json.Marshal(p.Status.ContainerStatuses)
-				fmt.Fprintf(&b, "%s: pod %s phase=%s node=%q deleting=%v containers=%s\n", e.ID, p.Name, p.Status.Phase, p.Spec.NodeName, p.DeletionTimestamp != nil, status)
-			}
-		}
-	}
-	return b.String()
-}
+func (s *scenario) state() string { return fleettest.State(context.Background(), s.f, s.ns) }
 
 func (s *scenario) migrations(e *localfleet.Edge) edgemigratev1alpha1.MigrationInterface {
 	c, err := edgemigratev1alpha1.NewForConfig(e.Config)
@@ -152,13 +133,11 @@ func (s *scenario) migrations(e *localfleet.Edge) edgemigratev1alpha1.MigrationI
 	return c.Migrations(s.ns)
 }
 
-// drive reports the car's position to both clusters' locators, with its token.
+// drive reports the car at edge to's site to both clusters' locators.
 func (s *scenario) drive(to *localfleet.Edge) {
 	s.t.Helper()
-	for _, e := range s.f.Edges {
-		if err := locator.NewClient(e.LocatorURL, nil).ReportLocation(s.ctx, car, carToken, to.Point()); err != nil {
-			s.t.Fatalf("reporting %s at %s to %s: %v", car, to.ID, e.ID, err)
-		}
+	if err := fleettest.Drive(s.ctx, s.f, car, carToken, to.Point()); err != nil {
+		s.t.Fatal(err)
 	}
 }
 
