@@ -376,7 +376,7 @@ func (n *RealNode) startContainerd(ctx context.Context) error {
 	c := n.cluster
 	// What a node that died holding the same slot left there is no one's.
 	if err := os.RemoveAll(n.runDir()); err != nil {
-		return fmt.Errorf("removing old sockets: %w", err)
+		return fmt.Errorf("removing what a dead node left in its run directory: %w", err)
 	}
 	if err := os.MkdirAll(n.runDir(), 0o755); err != nil {
 		return fmt.Errorf("creating the node's run directory: %w", err)
