@@ -360,12 +360,28 @@ func (n *RealNode) writeYAML(rel string, v any) (string, error) {
 }
 
 func (n *RealNode) containerdSocket() string {
-	return filepath.Join(n.Dir, "containerd", "containerd.sock")
+	return filepath.Join(n.runDir(), "containerd.sock")
+}
+
+// runDir holds what contains Unix sockets: containerd's and the kubelet's root directory
+// (pod-resources, plugins). Not in Dir: a socket's path is limited (104 bytes in
+// containerd, 108 in Linux) and a cluster's directory can be deeper (a fleet's is). The
+// network slot's lock makes the name, the node's veth, this node's alone. The kubelet's
+// mounts there are in the node's mount namespace, gone with it.
+func (n *RealNode) runDir() string {
+	return filepath.Join(realNodeLockDir, n.hostVeth)
 }
 
 func (n *RealNode) startContainerd(ctx context.Context) error {
 	c := n.cluster
-	cfg := containerdConfig(n.Dir, c.cniDir)
+	// What a node that died holding the same slot left there is no one's.
+	if err := os.RemoveAll(n.runDir()); err != nil {
+		return fmt.Errorf("removing what a dead node left in its run directory: %w", err)
+	}
+	if err := os.MkdirAll(n.runDir(), 0o755); err != nil {
+		return fmt.Errorf("creating the node's run directory: %w", err)
+	}
+	cfg := containerdConfig(n.Dir, n.runDir(), c.cniDir)
 	path, err := n.writeFile("containerd/config.toml", []byte(cfg))
 	if err != nil {
 		return err
@@ -405,8 +421,9 @@ func (n *RealNode) startContainerd(ctx context.Context) error {
 // plain-HTTP pulls of images.Registry from the cluster's registry (certs.d/), the local
 // pause image, and what this VM lacks: CAP_SYS_RESOURCE (restrict_oom_score_adj) and
 // AppArmor. The streaming server listens on the node's loopback.
-func containerdConfig(dir, cniDir string) string {
+func containerdConfig(dir, socketDir, cniDir string) string {
 	d := func(rel string) string { return strconv.Quote(filepath.Join(dir, rel)) }
+	sock := func(name string) string { return strconv.Quote(filepath.Join(socketDir, name)) }
 	return fmt.Sprintf(`version = 2
 root = %s
 state = %s
@@ -453,7 +470,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
 
   [plugins."io.containerd.grpc.v1.cri".registry]
     config_path = %s
-`, d("containerd/root"), d("containerd/state"), d("containerd/containerd.sock"), d("containerd/containerd.sock.ttrpc"),
+`, d("containerd/root"), d("containerd/state"), sock("containerd.sock"), sock("containerd.sock.ttrpc"),
 		d("containerd/opt"), images.Registry, images.Pause, images.PauseTag, d("containerd/runc"), cniDir, d("cni/net.d"),
 		d("containerd/certs.d"))
 }
@@ -545,7 +562,7 @@ func (n *RealNode) startKubelet() error {
 	_, err = n.run("kubelet", filepath.Join(c.opts.BinDir, "kubelet"),
 		"--config="+path,
 		"--kubeconfig="+kubeconfig,
-		"--root-dir="+filepath.Join(n.Dir, "kubelet", "root"),
+		"--root-dir="+filepath.Join(n.runDir(), "kubelet"),
 		"--cert-dir="+filepath.Join(n.Dir, "kubelet", "pki"),
 		"--hostname-override="+n.Name,
 		"--node-ip="+n.IP,
@@ -695,6 +712,9 @@ func (n *RealNode) stop() {
 	n.killLeftovers()
 	if n.holder != nil {
 		n.holder.stop(grace)
+	}
+	if err := os.RemoveAll(n.runDir()); err != nil {
+		klog.ErrorS(err, "Removing the node's run directory", "node", n.Name)
 	}
 	for _, dir := range n.cgroupDirs {
 		removeCgroup(dir)

@@ -10,10 +10,11 @@ import (
 )
 
 func TestContainerdConfig(t *testing.T) {
-	cfg := containerdConfig("/tmp/c/nodes/real-0", "/usr/lib/cni")
+	cfg := containerdConfig("/tmp/c/nodes/real-0", "/run/edgemigrate-localcluster/emrn0n0", "/usr/lib/cni")
 	for _, want := range []string{
 		`root = "/tmp/c/nodes/real-0/containerd/root"`,
-		`address = "/tmp/c/nodes/real-0/containerd/containerd.sock"`,
+		`address = "/run/edgemigrate-localcluster/emrn0n0/containerd.sock"`,
+		`address = "/run/edgemigrate-localcluster/emrn0n0/containerd.sock.ttrpc"`,
 		`sandbox_image = "edgemigrate.local/pause:3.10"`,
 		// What this VM lacks, and a streaming server that stays on the node's loopback.
 		"restrict_oom_score_adj = true", "disable_apparmor = true", `stream_server_address = "127.0.0.1"`,

@@ -81,6 +81,10 @@ type Options struct {
 	Log io.Writer
 	// ReadyTimeout bounds each wait for a component; default 60s.
 	ReadyTimeout time.Duration
+	// RealNodes gives every cluster that many real nodes beside Nodes' fake ones (see
+	// localcluster.Options.RealNodes: root, containerd and the images of `make images`,
+	// found in BinDir/images or $EDGEMIGRATE_IMAGES).
+	RealNodes int
 }
 
 func (o *Options) defaults() error {
@@ -198,6 +202,7 @@ func Start(ctx context.Context, o Options) (_ *Fleet, err error) {
 				Name: e.ID, BinDir: o.BinDir, Dir: dir, ReadyTimeout: o.ReadyTimeout,
 				// The fleet removes its whole directory; a failed start keeps it.
 				KeepDir: true, StopGrace: stopGrace,
+				RealNodes: o.RealNodes,
 			})
 			clusters[i] = c
 			return err

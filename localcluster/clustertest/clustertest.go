@@ -153,6 +153,13 @@ func skipReason(err error) (bool, string) {
 	if errors.Is(err, errShort) {
 		return true, err.Error()
 	}
+	return SkipReason(err)
+}
+
+// SkipReason says whether a failure to start clusters means the test should skip, and
+// why: missing binaries, or a machine that cannot run real nodes, unless the environment
+// (RequireToolsEnv, RequireRealNodesEnv) requires them.
+func SkipReason(err error) (bool, string) {
 	if errors.Is(err, localcluster.ErrToolsMissing) && os.Getenv(RequireToolsEnv) != "1" {
 		return true, "SKIP: real-cluster test needs the pinned binaries: " + err.Error()
 	}

@@ -107,14 +107,11 @@ func (s *scenario) at(metresNorth float64) geo.Point {
 	return geo.North(s.f.Edges[0].Point(), metresNorth)
 }
 
-// drive reports the car's position to every cluster's locator, as a car does to the road
-// side units it passes.
+// drive reports the car's position to every cluster's locator.
 func (s *scenario) drive(car string, p geo.Point) {
 	s.t.Helper()
-	for _, e := range s.f.Edges {
-		if err := locator.NewClient(e.LocatorURL, nil).ReportLocation(s.ctx, car, tokens[car], p); err != nil {
-			s.t.Fatalf("reporting %s at %v to %s: %v", car, p, e.ID, err)
-		}
+	if err := fleettest.Drive(s.ctx, s.f, car, tokens[car], p); err != nil {
+		s.t.Fatal(err)
 	}
 }
 
@@ -126,26 +123,7 @@ func (s *scenario) waitFor(what string, cond func() (bool, error)) {
 	}
 }
 
-// state describes every cluster's migrations and pods in the namespace, for failures.
-func (s *scenario) state() string {
-	var b strings.Builder
-	for i, e := range s.f.Edges {
-		list, _ := s.migs[i].Migrations(s.ns).List(context.Background(), metav1.ListOptions{})
-		if list != nil {
-			for _, m := range list.Items {
-				fmt.Fprintf(&b, "%s: migration %s role=%s phase=%s reason=%s dest=%s msg=%q bids=%v excluded=%v\n", e.ID, m.Name,
-					m.Status.Role, m.Status.Phase, m.Spec.Reason, m.Status.Destination, m.Status.Message, m.Status.Bids, m.Status.Excluded)
-			}
-		}
-		pods, _ := e.Client.CoreV1().Pods(s.ns).List(context.Background(), metav1.ListOptions{})
-		if pods != nil {
-			for _, p := range pods.Items {
-				fmt.Fprintf(&b, "%s: pod %s phase=%s node=%q deleting=%v\n", e.ID, p.Name, p.Status.Phase, p.Spec.NodeName, p.DeletionTimestamp != nil)
-			}
-		}
-	}
-	return b.String()
-}
+func (s *scenario) state() string { return fleettest.State(context.Background(), s.f, s.ns) }
 
 // running counts Running, not deleting pods with label app=name in a cluster.
 func (s *scenario) running(e *localfleet.Edge, name string) int {

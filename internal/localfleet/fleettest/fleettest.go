@@ -186,8 +186,5 @@ func skipReason(err error) (bool, string) {
 	if errors.Is(err, errShort) {
 		return true, err.Error()
 	}
-	if errors.Is(err, localcluster.ErrToolsMissing) && os.Getenv(RequireToolsEnv) != "1" {
-		return true, "SKIP: real-cluster test needs the pinned binaries: " + err.Error()
-	}
-	return false, ""
+	return clustertest.SkipReason(err)
 }
