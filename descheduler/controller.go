@@ -184,15 +184,7 @@ func New(cfg *Config, d Deps) (*Controller, error) {
 	c.pods, c.podIndex = podInformer.Lister(), podInformer.Informer().GetIndexer()
 	c.deployments = c.kubeInformers.Apps().V1().Deployments().Lister()
 	nodeInformer := c.kubeInformers.Core().V1().Nodes().Informer()
-	if _, err := nodeInformer.AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    func(obj any) { c.usage.SetNode(obj.(*corev1.Node)) },
-		UpdateFunc: func(_, obj any) { c.usage.SetNode(obj.(*corev1.Node)) },
-		DeleteFunc: func(obj any) {
-			if n, ok := unwrap(obj).(*corev1.Node); ok {
-				c.usage.DeleteNode(n.Name)
-			}
-		},
-	}); err != nil {
+	if _, err := nodeInformer.AddEventHandler(c.usage.NodeHandler()); err != nil {
 		return nil, err
 	}
 	if _, err := podInformer.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{

@@ -122,26 +122,10 @@ func (e *Extender) Start(ctx context.Context) error {
 			return fmt.Errorf("setting informer transform: %w", err)
 		}
 	}
-	if _, err := nodes.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
-		AddFunc:    func(obj any) { e.onNode(obj) },
-		UpdateFunc: func(_, obj any) { e.onNode(obj) },
-		DeleteFunc: func(obj any) {
-			if n, ok := unwrap(obj).(*corev1.Node); ok {
-				e.cache.DeleteNode(n.Name)
-			}
-		},
-	}); err != nil {
+	if _, err := nodes.AddEventHandler(e.cache.NodeHandler()); err != nil {
 		return fmt.Errorf("watching nodes: %w", err)
 	}
-	if _, err := pods.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
-		AddFunc:    func(obj any) { e.onPod(obj) },
-		UpdateFunc: func(_, obj any) { e.onPod(obj) },
-		DeleteFunc: func(obj any) {
-			if p, ok := unwrap(obj).(*corev1.Pod); ok {
-				e.cache.DeletePod(p.UID)
-			}
-		},
-	}); err != nil {
+	if _, err := pods.AddEventHandler(e.cache.PodHandler()); err != nil {
 		return fmt.Errorf("watching pods: %w", err)
 	}
 	e.pods = podInformer.Lister()
@@ -155,25 +139,6 @@ func (e *Extender) Start(ctx context.Context) error {
 	}()
 	go wait.UntilWithContext(ctx, func(ctx context.Context) { e.cache.Expire(ctx) }, max(e.opts.AssumeTTL/4, time.Second))
 	return nil
-}
-
-func unwrap(obj any) any {
-	if d, ok := obj.(toolscache.DeletedFinalStateUnknown); ok {
-		return d.Obj
-	}
-	return obj
-}
-
-func (e *Extender) onNode(obj any) {
-	if n, ok := obj.(*corev1.Node); ok {
-		e.cache.SetNode(n)
-	}
-}
-
-func (e *Extender) onPod(obj any) {
-	if p, ok := obj.(*corev1.Pod); ok {
-		e.cache.SetPod(p)
-	}
 }
 
 // Ready is nil once the informers have synced: before that, filter would reject nodes it
