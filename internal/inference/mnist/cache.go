@@ -12,6 +12,9 @@ import (
 	"time"
 )
 
+// ImagePath is where the classifier image holds the weights `make images` trained.
+const ImagePath = "/model/mnist.weights"
+
 // Trained is what TrainCached reports.
 type Trained struct {
 	Model *Model
