@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -103,7 +104,7 @@ func TestAccuracy(t *testing.T) {
 			t.Logf("no weights at %s (make images trains them): checking a quick training instead", path)
 		}
 	}
-	m, err := Train(train, quickConfig())
+	m, err := Train(context.Background(), train, quickConfig())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,11 +139,11 @@ func tinyConfig() Config {
 
 func TestTrainIsDeterministic(t *testing.T) {
 	_, train, _ := data(t)
-	a, err := Train(train, tinyConfig())
+	a, err := Train(context.Background(), train, tinyConfig())
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := Train(train, tinyConfig())
+	b, err := Train(context.Background(), train, tinyConfig())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -151,7 +152,7 @@ func TestTrainIsDeterministic(t *testing.T) {
 	}
 	other := tinyConfig()
 	other.Seed++
-	c, err := Train(train, other)
+	c, err := Train(context.Background(), train, other)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -172,18 +173,27 @@ func TestTrainRejectsBadConfig(t *testing.T) {
 	} {
 		c := tinyConfig()
 		mutate(&c)
-		if _, err := Train(train, c); err == nil {
+		if _, err := Train(context.Background(), train, c); err == nil {
 			t.Errorf("%s: no error", name)
 		}
 	}
-	if _, err := Train(&Set{}, tinyConfig()); err == nil {
+	if _, err := Train(context.Background(), &Set{}, tinyConfig()); err == nil {
 		t.Error("empty set: no error")
+	}
+}
+
+func TestTrainStopsWithTheContext(t *testing.T) {
+	_, train, _ := data(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := Train(ctx, train, tinyConfig()); !errors.Is(err, context.Canceled) {
+		t.Fatalf("training with an ended context: %v, want context.Canceled", err)
 	}
 }
 
 func TestWeightsRoundTrip(t *testing.T) {
 	_, train, test := data(t)
-	m, err := Train(train, tinyConfig())
+	m, err := Train(context.Background(), train, tinyConfig())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -298,7 +308,7 @@ func FuzzDecode(f *testing.F) {
 
 func TestInfer(t *testing.T) {
 	_, train, test := data(t)
-	m, err := Train(train, tinyConfig())
+	m, err := Train(context.Background(), train, tinyConfig())
 	if err != nil {
 		t.Fatal(err)
 	}
