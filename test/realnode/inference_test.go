@@ -35,7 +35,7 @@ func TestE2ERealNodeInference(t *testing.T) {
 	ctx := context.Background()
 	node := c.RealNodes()[0]
 
-	test, err := loadTestDigits(ctx)
+	test, err := mnist.TestSplit(ctx, ".")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -119,14 +119,6 @@ func TestE2ERealNodeInference(t *testing.T) {
 			}
 		})
 	}
-}
-
-func loadTestDigits(ctx context.Context) (*mnist.Set, error) {
-	dir, err := mnist.DataDir(ctx, ".")
-	if err != nil {
-		return nil, err
-	}
-	return mnist.LoadTest(dir)
 }
 
 // postJSON posts v to url, wants status, and decodes the answer into out.

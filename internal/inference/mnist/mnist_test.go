@@ -342,3 +342,23 @@ func TestInfer(t *testing.T) {
 		}
 	}
 }
+
+func FuzzParseRequest(f *testing.F) {
+	good, _ := json.Marshal(NewRequest([Pixels]uint8{3: 255}))
+	f.Add(good)
+	f.Add([]byte(`{"pixels":[-1]}`))
+	f.Add([]byte(`{"pixels":null}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		img, err := ParseRequest(data)
+		if err != nil {
+			if !service.IsBadInput(err) {
+				t.Fatalf("error %v is not a bad-input error", err)
+			}
+			return
+		}
+		var back Request
+		if json.Unmarshal(data, &back) != nil || len(back.Pixels) != Pixels || NewRequest(img).Pixels[0] != back.Pixels[0] {
+			t.Fatalf("accepted %q as %v", data, img[:4])
+		}
+	})
+}
