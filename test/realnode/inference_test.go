@@ -114,6 +114,12 @@ func TestE2ERealNodeInference(t *testing.T) {
 			if id != want {
 				t.Errorf("answers came from %+v, want %+v", id, want)
 			}
+			// Its liveness probe passed all along: the kubelet never restarted it.
+			if p, err := c.Client.CoreV1().Pods(ns).Get(ctx, pod.Name, metav1.GetOptions{}); err != nil {
+				t.Error(err)
+			} else if n := p.Status.ContainerStatuses[0].RestartCount; n != 0 {
+				t.Errorf("pod %s restarted %d times", pod.Name, n)
+			}
 			if pulls := c.Registry().BlobPulls(tc.repo); pulls == 0 {
 				t.Errorf("no blob of %s was pulled from the cluster's registry", tc.repo)
 			}
