@@ -49,11 +49,16 @@ func data(t testing.TB) (dir string, train, test *Set) {
 	return dataDir, trainSet, testSet
 }
 
-func quickConfig() Config {
+// subset is DefaultConfig trained smaller and on the first limit images only.
+func subset(hidden, epochs, limit int) Config {
 	c := DefaultConfig()
-	c.Hidden, c.Epochs, c.Limit = 64, 2, 10000
+	c.Hidden, c.Epochs, c.Limit = hidden, epochs, limit
 	return c
 }
+
+// quickConfig learns in about a second; tinyConfig is for tests of anything but accuracy.
+func quickConfig() Config { return subset(64, 2, 10000) }
+func tinyConfig() Config  { return subset(16, 1, 2000) }
 
 func TestSplits(t *testing.T) {
 	_, train, test := data(t)
@@ -129,12 +134,6 @@ func repoRoot() (string, error) {
 		}
 		dir = filepath.Dir(dir)
 	}
-}
-
-func tinyConfig() Config {
-	c := DefaultConfig()
-	c.Hidden, c.Epochs, c.Limit = 16, 1, 2000
-	return c
 }
 
 func TestTrainIsDeterministic(t *testing.T) {
