@@ -116,3 +116,16 @@ func TestRoute(t *testing.T) {
 		}
 	}
 }
+
+func TestParseCluster(t *testing.T) {
+	c, err := ParseCluster("edge-a=http://10.0.0.1:8443/base@35.888, 128.611,1500")
+	want := Cluster{ID: "edge-a", Gateway: "http://10.0.0.1:8443/base", Site: geo.Point{Lat: 35.888, Lon: 128.611}, RadiusM: 1500}
+	if err != nil || c != want {
+		t.Fatalf("ParseCluster = %+v, %v; want %+v", c, err, want)
+	}
+	for _, bad := range []string{"", "edge-a", "=http://h@1,2,3", "a=http://h", "a=http://h@1,2", "a=http://h@1,2,x", "a=http://h@1,2,-5", "a=http://h@95,2,5"} {
+		if _, err := ParseCluster(bad); err == nil {
+			t.Errorf("ParseCluster(%q): want an error", bad)
+		}
+	}
+}
