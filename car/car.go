@@ -212,6 +212,14 @@ func (c *Car) Serving() string {
 	return c.serving
 }
 
+// SetPosition puts the car at p without reporting it, for a caller that reports
+// positions itself (the demo tells every cluster, as road-side units would).
+func (c *Car) SetPosition(p geo.Point) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.position, c.placed = p, true
+}
+
 // MoveTo puts the car at p and reports it (PUT /v1/clients/{id}/location) to the cluster
 // covering p and to the one that last served it, as a car tells the road-side units it
 // passes and its current server. Both are tried; the error joins their failures.

@@ -61,6 +61,10 @@ func TestWindow(t *testing.T) {
 	if w.Requests != want.Requests || w.Failed != want.Failed || math.Abs(w.Rate-want.Rate) > 1e-9 || w.Latency != want.Latency || !maps.Equal(w.ByCluster, want.ByCluster) {
 		t.Errorf("window = %+v, want %+v", w, want)
 	}
+	c := &Car{results: results}
+	if b := c.Between(t0.Add(5*time.Second), t0.Add(7*time.Second)); b.Requests != 3 || b.Failed != 1 || b.ByCluster["a"] != 1 || b.Latency.P99 != ms(3) {
+		t.Errorf("Between 5s and 7s = %+v, want the 3 requests started then, 1 failed", b)
+	}
 	if w := window(nil, t0, time.Second); w.Requests != 0 || w.Rate != 0 {
 		t.Errorf("empty window = %+v", w)
 	}
