@@ -208,9 +208,12 @@ func Run(ctx context.Context, o Options) (err error) {
 		BinDir:       binDir,
 		Nodes:        demoNodes,
 		ClientTokens: map[string]string{CarID: d.token},
-		// Snappy: offload after one second of Pending, resync often.
-		DeschedulerArgs: []string{"--offload-after=1s", "--resync-interval=2s"},
-		Log:             d.narr,
+		// Snappy: offload after one second of Pending, resync often. Leader election as
+		// the descheduler's defaults, not the fleet's short test times: one replica, and
+		// on a busy machine a slow lease renewal must not stop the gateway mid-tour.
+		DeschedulerArgs: []string{"--offload-after=1s", "--resync-interval=2s",
+			"--leader-elect-lease-duration=15s", "--leader-elect-renew-deadline=10s", "--leader-elect-retry-period=2s"},
+		Log: d.narr,
 	})
 	if err != nil {
 		return fmt.Errorf("starting the fleet: %w", err)
@@ -219,6 +222,8 @@ func Run(ctx context.Context, o Options) (err error) {
 		stopWatching()
 		d.narr.say("Stopping every process the demo started")
 		if err != nil && !errors.Is(err, context.Canceled) {
+			d.stopRequests()
+			d.printRequests()
 			fmt.Fprintln(o.Out, d.fleet.LogTails(15))
 		}
 		d.fleet.Stop()
@@ -567,6 +572,14 @@ func (d *demo) printSummary() {
 	for _, line := range d.col.summary().lines() {
 		d.narr.detail("%s", line)
 	}
+	d.printRequests()
+}
+
+// maxFailureLines caps the failed requests listed one by one.
+const maxFailureLines = 20
+
+// printRequests prints the car's request figures and its first failed requests.
+func (d *demo) printRequests() {
 	if d.sender == nil {
 		d.narr.detail("requests: none sent (the service is simulated on kwok)")
 		return
@@ -575,10 +588,16 @@ func (d *demo) printSummary() {
 	for _, line := range st.Summary() {
 		d.narr.detail("car %s", line)
 	}
+	listed := 0
 	for _, r := range d.sender.Results() {
-		if !r.OK() {
-			d.narr.detail("FAILED request #%d at %s: %s (via %s)", r.Seq, r.Start.Format(time.TimeOnly+".000"), r.Err, strings.Join(r.Via, " → "))
+		if r.OK() {
+			continue
 		}
+		if listed++; listed > maxFailureLines {
+			d.narr.detail("… and %d more failed requests", st.Failed-maxFailureLines)
+			break
+		}
+		d.narr.detail("FAILED request #%d at %s: %s (via %s)", r.Seq, r.Start.Format(time.TimeOnly+".000"), r.Err, strings.Join(r.Via, " → "))
 	}
 }
 
