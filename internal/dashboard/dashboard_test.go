@@ -145,7 +145,7 @@ func TestE2EBrowserDashboard(t *testing.T) {
 				strip: strip.length, fails: strip.filter(e => e.classList.contains("fail")).length,
 				// each answered request in its cluster's colour, the one of its coverage circle
 				coloured: strip.filter(e => !e.classList.contains("fail") &&
-					getComputedStyle(e).backgroundColor === fill(e.dataset.cluster)).length};
+					getComputedStyle(e).backgroundColor === fill(e.dataset.servedBy)).length};
 		})()`)
 		if err != nil {
 			t.Fatal(err)

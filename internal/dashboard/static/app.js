@@ -171,7 +171,7 @@ function renderRequests(state) {
       counts.push(el("span", { class: "count bad", "data-failed": why }, `${why} ${r.failedBy[why]}`));
     }
     const strip = (r.recent || []).map(q => el("span", {
-      class: "req" + (q.ok ? "" : " fail"), style: q.ok ? `--c:${colour(q.cluster)}` : null, "data-cluster": q.cluster || "",
+      class: "req" + (q.ok ? "" : " fail"), style: q.ok ? `--c:${colour(q.cluster)}` : null, "data-served-by": q.cluster || "",
       title: `#${q.seq} ${q.ok ? "answered by " + q.cluster : "FAILED" + (q.status ? " " + q.status : "")} in ${ms(q.latencyMs)}` }));
     return el("div", { class: "reqcar", "data-requests": r.car },
       el("div", { class: "figures" },
