@@ -8,6 +8,7 @@ package car
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -430,13 +431,13 @@ func readCapped(resp *http.Response) ([]byte, error) {
 
 // errorMessage is a gateway's {"error": ...} message, or the start of the body.
 func errorMessage(body []byte) string {
-	s := strings.TrimSpace(string(body))
-	if i := strings.Index(s, `"error":"`); i >= 0 {
-		rest := s[i+len(`"error":"`):]
-		if j := strings.Index(rest, `"`); j >= 0 {
-			return rest[:j]
-		}
+	var e struct {
+		Error string `json:"error"`
 	}
+	if json.Unmarshal(body, &e) == nil && e.Error != "" {
+		return e.Error
+	}
+	s := strings.TrimSpace(string(body))
 	if len(s) > 200 {
 		s = s[:200] + "…"
 	}
