@@ -33,8 +33,9 @@ type mode struct {
 	real bool
 	// why the run is on kwok; empty when real.
 	why string
-	// classifier is the classifier image's reference in the clusters' registries.
-	classifier string
+	// classifier and profiler are the images' references in the clusters' registries;
+	// without the profiler the offload scenario stays on kwok boards.
+	classifier, profiler string
 	// requests are the classifier requests the car sends, MNIST test digits.
 	requests [][]byte
 }
@@ -69,8 +70,11 @@ func detectMode(ctx context.Context, o Options, binDir string) mode {
 	}
 	m := mode{}
 	for _, b := range built {
-		if strings.HasPrefix(b.Ref, images.Registry+"/"+images.Classifier+":") {
+		switch {
+		case strings.HasPrefix(b.Ref, images.Registry+"/"+images.Classifier+":"):
 			m.classifier = b.Ref
+		case strings.HasPrefix(b.Ref, images.Registry+"/"+images.Profiler+":"):
+			m.profiler = b.Ref
 		}
 	}
 	if m.classifier == "" {
