@@ -109,6 +109,8 @@ func TestManifestRoundTrip(t *testing.T) {
 	p := barePod("solo")
 	p.Spec.Priority, p.Spec.PriorityClassName = ptr.To[int32](1000), "inference"
 	p.Annotations[api.AnnotationDemand] = "cpu=500m"
+	// The destination's webhook writes its own cluster (api.EnvCluster reads it).
+	p.Annotations[api.AnnotationSourceCluster] = "edge-a"
 	running := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "web-0", Namespace: testNamespace, Labels: map[string]string{"app": "web"},
 		Annotations: map[string]string{api.AnnotationImageSize: "1234"}},
 		Status: corev1.PodStatus{Phase: corev1.PodRunning, PodIP: "10.1.2.3"}}
@@ -157,7 +159,7 @@ func TestManifestRoundTrip(t *testing.T) {
 		t.Errorf("pod spec: node %q priority %v class %q replicas %d; want no node, no priority, the class kept, 1",
 			got.Pod.Spec.NodeName, got.Pod.Spec.Priority, got.Pod.Spec.PriorityClassName, replicas)
 	}
-	for _, k := range []string{api.AnnotationDemand, api.AnnotationWorkload} {
+	for _, k := range []string{api.AnnotationDemand, api.AnnotationWorkload, api.AnnotationSourceCluster} {
 		if _, ok := got.Pod.Annotations[k]; ok {
 			t.Errorf("the pod kept %s", k)
 		}

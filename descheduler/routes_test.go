@@ -2,6 +2,7 @@ package descheduler
 
 import (
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -171,4 +172,28 @@ func TestRoute(t *testing.T) {
 		})
 	}
 	var _ gateway.Router = &Controller{}
+}
+
+// Only the leading, registered controller routes the gateway; other replicas answer 503.
+func TestLeaderRouter(t *testing.T) {
+	c := routeController(t, nil, []*corev1.Pod{servicePod("p1", svc, true)})
+	var ctrl atomic.Pointer[Controller]
+	var leading atomic.Bool
+	r := leaderRouter("edge-a", &ctrl, &leading)
+	if got := r.Route("car-1"); got.Kind != gateway.Unavailable || got.Reason != "not the leader" {
+		t.Errorf("before leading: %+v", got)
+	}
+	ctrl.Store(c)
+	leading.Store(true)
+	if got := r.Route("car-1"); got.Kind != gateway.Unavailable || got.Reason != "the descheduler is starting" {
+		t.Errorf("leading, not registered: %+v", got)
+	}
+	c.registered.Store(true)
+	if got := r.Route("car-1"); got.Kind != gateway.Local || len(got.Backends) != 1 {
+		t.Errorf("leading and registered: %+v", got)
+	}
+	leading.Store(false)
+	if got := r.Route("car-1"); got.Kind != gateway.Unavailable || got.Reason != "not the leader" {
+		t.Errorf("after losing the lease: %+v", got)
+	}
 }
