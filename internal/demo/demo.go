@@ -251,14 +251,14 @@ func Run(ctx context.Context, o Options) (err error) {
 	if err != nil {
 		return err
 	}
-	if err := col.start(watchCtx); err != nil {
-		return err
-	}
 	if d.mode.real {
 		if d.sender, err = newCar(d.fleet, d.token, d.mode); err != nil {
 			return err
 		}
-		col.sender = d.sender
+		col.sender = d.sender // before its watches start: they read it
+	}
+	if err := col.start(watchCtx); err != nil {
+		return err
 	}
 	d.col = col
 	d.published.Store(col)
@@ -672,7 +672,9 @@ const maxFailureLines = 20
 // printRequests prints the car's request figures and its first failed requests.
 func (d *demo) printRequests() {
 	if d.sender == nil {
-		d.narr.detail("requests: none sent (the service is simulated on kwok)")
+		if !d.mode.real {
+			d.narr.detail("requests: none sent (the service is simulated on kwok)")
+		}
 		return
 	}
 	st := d.sender.Stats()
