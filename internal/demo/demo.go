@@ -490,11 +490,7 @@ func (d *demo) holdRealGPU(ctx context.Context, e *localfleet.Edge) error {
 // askProfiler sends one telemetry window for OffloadClient to the full cluster's gateway
 // and says who answered: the gateway redirects it to the neighbour now running the profiler.
 func (d *demo) askProfiler(ctx context.Context, full, dest *localfleet.Edge) error {
-	var clusters []car.Cluster
-	for _, e := range d.fleet.Edges {
-		clusters = append(clusters, car.Cluster{ID: e.ID, Gateway: e.LocatorURL, Site: e.Point(), RadiusM: e.RadiusM})
-	}
-	c, err := car.New(car.Options{ID: OffloadClient, Token: d.offloadToken, Clusters: clusters})
+	c, err := car.New(car.Options{ID: OffloadClient, Token: d.offloadToken, Clusters: carClusters(d.fleet)})
 	if err != nil {
 		return fmt.Errorf("creating %s: %w", OffloadClient, err)
 	}

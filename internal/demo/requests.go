@@ -108,11 +108,7 @@ func detectMode(ctx context.Context, o Options, binDir string) mode {
 
 // newCar is the car that sends the classifier requests, its clusters the fleet's.
 func newCar(f *localfleet.Fleet, token string, m mode) (*car.Car, error) {
-	var clusters []car.Cluster
-	for _, e := range f.Edges {
-		clusters = append(clusters, car.Cluster{ID: e.ID, Gateway: e.LocatorURL, Site: e.Point(), RadiusM: e.RadiusM})
-	}
-	c, err := car.New(car.Options{ID: CarID, Token: token, Clusters: clusters, Every: requestEvery,
+	c, err := car.New(car.Options{ID: CarID, Token: token, Clusters: carClusters(f), Every: requestEvery,
 		NewRequest: func(seq int) car.Request {
 			return car.Request{Method: "POST", Path: "/infer", ContentType: "application/json", Body: m.requests[seq%len(m.requests)]}
 		}})
@@ -120,6 +116,15 @@ func newCar(f *localfleet.Fleet, token string, m mode) (*car.Car, error) {
 		return nil, fmt.Errorf("creating the demo's car: %w", err)
 	}
 	return c, nil
+}
+
+// carClusters are the fleet's clusters as a car knows them: the public endpoint is the gateway.
+func carClusters(f *localfleet.Fleet) []car.Cluster {
+	var clusters []car.Cluster
+	for _, e := range f.Edges {
+		clusters = append(clusters, car.Cluster{ID: e.ID, Gateway: e.LocatorURL, Site: e.Point(), RadiusM: e.RadiusM})
+	}
+	return clusters
 }
 
 // dashboardRequests is the car's figures as the dashboard shows them.
