@@ -21,12 +21,14 @@ import (
 	"github.com/edgemigrate/edgemigrate/api/generated/clientset/versioned"
 	migrationinformers "github.com/edgemigrate/edgemigrate/api/generated/informers/externalversions/api/v1alpha1"
 	"github.com/edgemigrate/edgemigrate/api/v1alpha1"
+	"github.com/edgemigrate/edgemigrate/car"
 	"github.com/edgemigrate/edgemigrate/chaincode"
 	"github.com/edgemigrate/edgemigrate/geo"
 	"github.com/edgemigrate/edgemigrate/internal/dashboard"
 	"github.com/edgemigrate/edgemigrate/internal/localfleet"
 	"github.com/edgemigrate/edgemigrate/jetson"
 	"github.com/edgemigrate/edgemigrate/ledger"
+	"github.com/edgemigrate/edgemigrate/localcluster"
 	"github.com/edgemigrate/edgemigrate/locator"
 )
 
@@ -61,6 +63,8 @@ type collector struct {
 	// Locator answers to the car's queries, for the summary.
 	answers, answersUnknown, answerErrors int
 	answerLatency                         time.Duration
+	// sender is the car sending requests, on real containers; nil on kwok.
+	sender *car.Car
 }
 
 func newCollector(f *localfleet.Fleet, l ledger.Ledger, narr *narrator) (*collector, error) {
@@ -214,7 +218,15 @@ func (c *collector) finishLocked(r *record) {
 		return
 	}
 	r.done = true
-	c.narr.timeline(r.timelineLine())
+	line := r.timelineLine()
+	if c.sender != nil && r.clientID == CarID {
+		end := r.steps[stepCompleted]
+		if end.IsZero() {
+			end = time.Now()
+		}
+		line += "  " + requestFigures(c.sender.Between(r.started(), end))
+	}
+	c.narr.timeline(line)
 }
 
 // finished returns a copy of the first finished migration, triggered at or after since,
@@ -287,6 +299,9 @@ func (c *collector) state(now time.Time) dashboard.State {
 		st.Cars = []dashboard.Car{car}
 	}
 	st.Ledger = slices.Clone(c.events)
+	if c.sender != nil {
+		st.Requests = []dashboard.Requests{dashboardRequests(CarID, c.sender.Stats(), c.sender.Recent(stripRequests))}
+	}
 	for _, id := range c.order {
 		if r := c.records[id]; r.kind != "" || r.source != "" {
 			st.Migrations = append(st.Migrations, r.dashboardMigration())
@@ -320,6 +335,16 @@ func clusterState(w *edgeWatch) dashboard.Cluster {
 			continue
 		}
 		capacity := jetson.NodeCapacity(node, jetson.Config{})
+		if !capacity.Jetson {
+			// A real node runs on the host (amd64): no Jetson to the extender, its own
+			// allocatable memory and GPU slots on the page.
+			alloc := node.Status.Allocatable
+			gpus := alloc[api.ResourceGPU]
+			capacity = jetson.Capacity{Model: "not a Jetson (the host)", Memory: alloc.Memory().Value(), GPUSlots: gpus.Value()}
+			if node.Labels[localcluster.RealNodeLabel] == "true" {
+				capacity.Model = "real node (kubelet, containerd) on the host"
+			}
+		}
 		u := used[node.Name]
 		cl.Nodes = append(cl.Nodes, dashboard.Node{Name: node.Name, Model: capacity.Model,
 			MemoryUsedBytes: u.Unified(), MemoryTotalBytes: capacity.Memory, GPUSlotsUsed: u.GPUSlots, GPUSlots: capacity.GPUSlots})
