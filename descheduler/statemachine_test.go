@@ -439,8 +439,8 @@ func TestTriggers(t *testing.T) {
 		a.waitQueued()
 		a.drain()
 		ms := a.migrations("")
-		if len(ms) != 1 || ms[0].Spec.Reason != v1alpha1.ReasonInsufficientResources || ms[0].Spec.Workload.Name != "svc" {
-			t.Fatalf("Migrations %+v, want one InsufficientResources of svc", ms)
+		if len(ms) != 1 || ms[0].Spec.Reason != v1alpha1.ReasonInsufficientResources || ms[0].Spec.Workload.Name != "svc" || ms[0].Spec.ClientID != "car-1" {
+			t.Fatalf("Migrations %+v, want one InsufficientResources of svc for its client car-1 (the gateway routes it by that)", ms)
 		}
 	})
 	t.Run("client mobility", func(t *testing.T) {

@@ -69,7 +69,9 @@ func (c *Controller) syncPendingPod(ctx context.Context, namespace, name string)
 	if wait := c.cfg.OffloadAfter - c.clock.Since(since); wait > 0 {
 		return wait, nil
 	}
-	return c.startMigration(ctx, p, ref, v1alpha1.ReasonInsufficientResources, "", nil,
+	// The client, if the service has one, so that this cluster's gateway sends it on to
+	// wherever the service is offloaded to.
+	return c.startMigration(ctx, p, ref, v1alpha1.ReasonInsufficientResources, p.Annotations[api.AnnotationClientID], nil,
 		fmt.Sprintf("pod %s unschedulable since %s", p.Name, since.Format(time.RFC3339)))
 }
 
