@@ -61,7 +61,9 @@ scheduler:
 
 # The demo runs until Ctrl-C, or for DURATION (e.g. 3m) with the scenarios always finished.
 .PHONY: demo
+# As root the demo runs real containers, from the images `make images` builds.
 demo: tools
+	@if [ "$$(id -u)" = 0 ]; then $(MAKE) --no-print-directory images; fi
 	@$(GO) build -o $(BIN)/ ./cmd/edgemigrate ./cmd/edgemigrate-demo
 	EDGEMIGRATE_BIN=$(BIN) $(BIN)/edgemigrate-demo $(if $(DURATION),--duration $(DURATION)) $(if $(CLUSTERS),--clusters $(CLUSTERS))
 

@@ -13,7 +13,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -502,13 +501,6 @@ func (d *demo) askProfiler(ctx context.Context, full, dest *localfleet.Edge) err
 	}
 	req := car.Request{Method: "POST", Path: "/infer", ContentType: "application/json", Body: body}
 	res := c.Do(ctx, req)
-	if res.Status == http.StatusNotFound && res.Cluster == "" {
-		// The source's gateway redirects a client only when its Migration names it, which
-		// an offload's (triggered by a Pending pod) does not yet: ask the neighbour itself.
-		d.narr.detail("%s's gateway does not know %s (%s): the offload's Migration names no client; asking %s's gateway", full.ID, OffloadClient, res.Err, dest.ID)
-		c.SetPosition(dest.Point())
-		res = c.Do(ctx, req)
-	}
 	if !res.OK() || res.Cluster != dest.ID {
 		return fmt.Errorf("%s's profiler request to %s: %s (answered by %q, want %s)", OffloadClient, full.ID, res.Err, res.Cluster, dest.ID)
 	}
