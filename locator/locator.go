@@ -11,14 +11,10 @@ package locator
 
 import (
 	"context"
-	"crypto/sha256"
-	"crypto/subtle"
 	"errors"
 	"fmt"
 	"math"
 	"net/http"
-	"net/url"
-	"strconv"
 	"strings"
 	"time"
 
@@ -39,7 +35,6 @@ const (
 	DefaultFailedAuthPerSecond     = 1
 	DefaultFailedAuthBurst         = 10
 	maxClientIDLength              = 63
-	unauthorizedMessage            = "missing or invalid client credentials"
 	locationPath, endpointPath     = "/v1/clients/:id/location", "/v1/clients/:id/endpoint"
 	redirectPath, redirectRestPath = "/v1/clients/:id/redirect", "/v1/clients/:id/redirect/*rest"
 )
@@ -58,9 +53,13 @@ type Resolver interface {
 	Resolve(clientID string) (Route, bool)
 }
 
-// Options configure a Locator. Tokens and Resolver are required.
+// Options configure a Locator. Resolver, and Tokens or Auth, are required.
 type Options struct {
-	Tokens   Tokens
+	Tokens Tokens
+	// Auth checks the bearer tokens; when set it replaces Tokens and FailedAuth*, so the
+	// locator shares its failed-authentication budget with whoever else uses it (the
+	// gateway).
+	Auth     *Auth
 	Resolver Resolver
 	// OnLocation is called, after the location is stored, for every accepted report. ctx is
 	// the request's: it ends with the response, so hand the work off and return quickly.
@@ -85,16 +84,16 @@ type Options struct {
 
 // Locator serves the client locator API.
 type Locator struct {
-	opts       Options
-	locations  *Locations
-	perClient  *limiterSet
-	failedAuth *limiterSet
-	metrics    *metrics
+	opts      Options
+	locations *Locations
+	perClient *limiterSet
+	auth      *Auth
+	metrics   *metrics
 }
 
 // New checks o, fills in its defaults and returns a Locator.
 func New(o Options) (*Locator, error) {
-	if o.Tokens == nil {
+	if o.Tokens == nil && o.Auth == nil {
 		return nil, errors.New("locator needs client tokens")
 	}
 	if o.Resolver == nil {
@@ -136,16 +135,23 @@ func New(o Options) (*Locator, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	auth := o.Auth
+	if auth == nil {
+		var err error
+		if auth, err = NewAuth(AuthOptions{Tokens: o.Tokens, FailedPerSecond: o.FailedAuthPerSecond, FailedBurst: o.FailedAuthBurst, Now: o.Now}); err != nil {
+			return nil, err
+		}
+	}
 	m, err := newMetrics(o.Registerer)
 	if err != nil {
 		return nil, err
 	}
 	return &Locator{
-		opts:       o,
-		locations:  newLocations(),
-		perClient:  newLimiterSet(rate.Limit(o.RatePerSecond), o.Burst),
-		failedAuth: newLimiterSet(rate.Limit(o.FailedAuthPerSecond), o.FailedAuthBurst),
-		metrics:    m,
+		opts:      o,
+		locations: newLocations(),
+		perClient: newLimiterSet(rate.Limit(o.RatePerSecond), o.Burst),
+		auth:      auth,
+		metrics:   m,
 	}, nil
 }
 
@@ -199,25 +205,18 @@ func (l *Locator) putLocation(c *gin.Context) {
 		logger.V(2).Info("Refused client location", "client", logID, "remoteIP", ip, "status", code, "reason", reason)
 		c.AbortWithStatusJSON(code, gin.H{"error": message})
 	}
-	if err := validateClientID(id); err != nil {
+	if err := ValidateClientID(id); err != nil {
 		refuse(http.StatusBadRequest, err.Error(), err.Error())
 		return
 	}
+	if r := l.auth.Check(ip, id, c.GetHeader("Authorization")); r != nil {
+		logger.V(2).Info("Refused client location", "client", id, "remoteIP", ip, "status", r.Status, "reason", r.Reason)
+		r.Respond(c, "edgemigrate-locator")
+		return
+	}
 	now := l.opts.Now()
-	if blocked, wait := l.failedAuth.exhausted(ip, now); blocked {
-		setRetryAfter(c, wait)
-		refuse(http.StatusTooManyRequests, "too many failed authentications from this address",
-			"too many failed authentication attempts; retry later")
-		return
-	}
-	if reason := l.authenticate(id, c.GetHeader("Authorization")); reason != "" {
-		l.failedAuth.take(ip, now)
-		c.Header("WWW-Authenticate", `Bearer realm="edgemigrate-locator"`)
-		refuse(http.StatusUnauthorized, reason, unauthorizedMessage)
-		return
-	}
 	if ok, wait := l.perClient.allow(id, now); !ok {
-		setRetryAfter(c, wait)
+		SetRetryAfter(c, wait)
 		refuse(http.StatusTooManyRequests, "client rate limit", fmt.Sprintf(
 			"client %q reports its location more often than %g/s (burst %d); retry later", id, l.opts.RatePerSecond, l.opts.Burst))
 		return
@@ -236,34 +235,6 @@ func (l *Locator) putLocation(c *gin.Context) {
 	logger.V(4).Info("Accepted client location", "client", id, "lat", p.Lat, "lon", p.Lon)
 	l.opts.OnLocation(c.Request.Context(), id, p)
 	c.Status(http.StatusNoContent)
-}
-
-// authenticate checks the bearer token of id; it returns why it refused, "" when it accepts.
-// Unknown clients and wrong tokens take the same time and get the same answer, so neither
-// ids nor token lengths can be probed.
-func (l *Locator) authenticate(id, header string) string {
-	const prefix = "Bearer "
-	if len(header) <= len(prefix) || !strings.EqualFold(header[:len(prefix)], prefix) {
-		return "missing bearer token"
-	}
-	want, known := l.opts.Tokens.Token(id)
-	got, wantSum := sha256.Sum256([]byte(header[len(prefix):])), sha256.Sum256([]byte(want))
-	match := subtle.ConstantTimeCompare(got[:], wantSum[:]) == 1
-	switch {
-	case !known:
-		return "unknown client"
-	case !match:
-		return "wrong token"
-	}
-	return ""
-}
-
-func setRetryAfter(c *gin.Context, wait time.Duration) {
-	secs := int64(math.Ceil(wait.Seconds()))
-	if secs < 1 {
-		secs = 1
-	}
-	c.Header("Retry-After", strconv.FormatInt(secs, 10))
 }
 
 type endpointResponse struct {
@@ -286,30 +257,15 @@ func (l *Locator) redirect(c *gin.Context) {
 	if !ok {
 		return
 	}
-	target := strings.TrimSuffix(route.Endpoint, "/") + redirectRest(c.Request.URL.EscapedPath(), c.Param("rest"))
+	target := strings.TrimSuffix(route.Endpoint, "/") + EscapedRest(c.Request.URL.EscapedPath(), "redirect", c.Param("rest"))
 	if q := c.Request.URL.RawQuery; q != "" {
 		target += "?" + q
 	}
 	c.Redirect(http.StatusTemporaryRedirect, target)
 }
 
-// redirectRest is the part of the escaped request path after /v1/clients/{id}/redirect,
-// kept as the client escaped it; decodedRest (gin's *rest) is the fallback when the
-// prefix itself was escaped oddly.
-func redirectRest(escaped, decodedRest string) string {
-	// "", "v1", "clients", id, "redirect", rest
-	parts := strings.SplitN(escaped, "/", 6)
-	if len(parts) >= 5 && parts[4] == "redirect" {
-		if len(parts) == 6 {
-			return "/" + parts[5]
-		}
-		return ""
-	}
-	return (&url.URL{Path: decodedRest}).EscapedPath()
-}
-
 func (l *Locator) resolve(c *gin.Context, id string) (Route, bool) {
-	if err := validateClientID(id); err != nil {
+	if err := ValidateClientID(id); err != nil {
 		c.AbortWithStatusJSON(http.StatusBadRequest, gin.H{"error": err.Error()})
 		return Route{}, false
 	}
@@ -319,22 +275,4 @@ func (l *Locator) resolve(c *gin.Context, id string) (Route, bool) {
 		return Route{}, false
 	}
 	return route, true
-}
-
-// validateClientID accepts DNS labels (RFC 1123): 1–63 lower-case letters, digits and
-// '-', starting and ending with a letter or digit. Hand-written: it runs on every request.
-func validateClientID(id string) error {
-	if id == "" || len(id) > maxClientIDLength {
-		return fmt.Errorf("client id must be 1 to %d characters, got %d", maxClientIDLength, len(id))
-	}
-	for i := 0; i < len(id); i++ {
-		ch := id[i]
-		switch {
-		case ch >= 'a' && ch <= 'z', ch >= '0' && ch <= '9':
-		case ch == '-' && i > 0 && i < len(id)-1:
-		default:
-			return fmt.Errorf("client id %q must be lower-case letters, digits and '-', starting and ending with a letter or digit", id)
-		}
-	}
-	return nil
 }

@@ -459,8 +459,8 @@ func TestValidateClientID(t *testing.T) {
 		{"a.b", false}, {"a_b", false}, {"a b", false}, {"é", false}, {"a/b", false},
 	}
 	for _, tt := range tests {
-		if err := validateClientID(tt.id); (err == nil) != tt.ok {
-			t.Errorf("validateClientID(%q) = %v, want ok=%v", tt.id, err, tt.ok)
+		if err := ValidateClientID(tt.id); (err == nil) != tt.ok {
+			t.Errorf("ValidateClientID(%q) = %v, want ok=%v", tt.id, err, tt.ok)
 		}
 	}
 }

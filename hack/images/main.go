@@ -59,7 +59,7 @@ func build(ctx context.Context, args []string) error {
 		return err
 	}
 	p := images.Project{Root: root, Work: filepath.Join(filepath.Dir(*out), "images-build"), Version: *version,
-		Platforms: strings.Split(*platforms, ","), KubeScheduler: *scheduler, EdgemigrateScheduler: *pluginScheduler}
+		Platforms: strings.Split(*platforms, ","), KubeScheduler: *scheduler, EdgemigrateScheduler: *pluginScheduler, Out: os.Stdout}
 	built, err := p.Build(ctx)
 	if err != nil {
 		return err

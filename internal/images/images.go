@@ -42,6 +42,10 @@ const (
 	EdgemigrateScheduler = "edgemigrate-scheduler"
 	Pause                = "pause"
 	TestService          = "testservice"
+	// Classifier is the MNIST digit classifier (internal/images/classifier).
+	Classifier = "classifier"
+	// Profiler is the driver-behaviour profiler (internal/images/profiler).
+	Profiler = "profiler"
 )
 
 // PauseTag is the pause image's tag, the version of the upstream pause it stands for.
@@ -74,6 +78,40 @@ type Spec struct {
 	// NoEntrypoint leaves the entrypoint empty, for images whose users always give a
 	// command (kube-scheduler's, as Kubernetes' own image).
 	NoEntrypoint bool
+	// Files are put in the binary's layer of every platform (the classifier's weights).
+	Files []File
+}
+
+// File is a file of an image besides its binary: Data, or the host file Source.
+type File struct {
+	// Path in the image, absolute, e.g. /model/mnist.weights.
+	Path   string
+	Data   []byte
+	Source string
+}
+
+// entries returns the layer entries of f, its parent directories first.
+func (f File) entries() ([]file, error) {
+	clean := path.Clean(f.Path)
+	if !path.IsAbs(f.Path) || clean != f.Path || clean == "/" {
+		return nil, fmt.Errorf("file %q: want an absolute, clean path", f.Path)
+	}
+	data := f.Data
+	if f.Source != "" {
+		if f.Data != nil {
+			return nil, fmt.Errorf("file %s: both data and a source", f.Path)
+		}
+		var err error
+		if data, err = os.ReadFile(f.Source); err != nil {
+			return nil, fmt.Errorf("file %s: %w", f.Path, err)
+		}
+	}
+	var out []file
+	for dir := path.Dir(clean); dir != "/"; dir = path.Dir(dir) {
+		out = append(out, file{name: dir[1:] + "/", mode: 0o755})
+	}
+	slices.Reverse(out)
+	return append(out, file{name: clean[1:], mode: 0o644, data: data}), nil
 }
 
 // Built is an image or, for several platforms, an index of images.
@@ -131,7 +169,22 @@ func platformImage(spec Spec, p v1.Platform, binary string, base v1.Layer) (v1.I
 	if err != nil {
 		return nil, fmt.Errorf("image %s for %s: reading the binary: %w", spec.Repository, p, err)
 	}
-	bin, err := layer([]file{{name: "usr/local/bin/" + spec.Command, mode: 0o755, data: data}})
+	files := []file{{name: "usr/local/bin/" + spec.Command, mode: 0o755, data: data}}
+	for _, f := range spec.Files {
+		entries, err := f.entries()
+		if err != nil {
+			return nil, fmt.Errorf("image %s: %w", spec.Repository, err)
+		}
+		for _, e := range entries {
+			switch {
+			case !slices.ContainsFunc(files, func(o file) bool { return o.name == e.name }):
+				files = append(files, e)
+			case !strings.HasSuffix(e.name, "/"):
+				return nil, fmt.Errorf("image %s: file /%s given twice", spec.Repository, e.name)
+			}
+		}
+	}
+	bin, err := layer(files)
 	if err != nil {
 		return nil, fmt.Errorf("image %s for %s: %w", spec.Repository, p, err)
 	}

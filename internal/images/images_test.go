@@ -217,3 +217,46 @@ func TestBuildRejectsBadSpec(t *testing.T) {
 		t.Error("an empty CA bundle was accepted")
 	}
 }
+
+// TestImageFiles: a spec's files land in the image with their directories, from data or a
+// host file; bad paths and a file given twice are errors.
+func TestImageFiles(t *testing.T) {
+	dir := t.TempDir()
+	bin, weights := filepath.Join(dir, "bin"), filepath.Join(dir, "weights")
+	if err := os.WriteFile(bin, []byte("#!"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(weights, []byte("trained"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	spec := Spec{Repository: "x", Tag: "1", Command: "x", Binaries: map[string]string{"linux/amd64": bin},
+		Files: []File{{Path: "/model/mnist.weights", Source: weights}, {Path: "/model/sub/note", Data: []byte("hi")}}}
+	b, err := Build(spec, []byte("ca"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := imageFiles(t, b.Image)
+	if string(files["model/mnist.weights"]) != "trained" || string(files["model/sub/note"]) != "hi" {
+		t.Errorf("files in the image: weights %q, note %q", files["model/mnist.weights"], files["model/sub/note"])
+	}
+	if _, ok := files["model"]; !ok {
+		t.Error("no /model directory in the image")
+	}
+	if len(files["usr/local/bin/x"]) == 0 {
+		t.Error("the binary is missing beside the files")
+	}
+	for name, f := range map[string][]File{
+		"relative":     {{Path: "model/w", Data: []byte("x")}},
+		"unclean":      {{Path: "/model/../etc/passwd", Data: []byte("x")}},
+		"root":         {{Path: "/", Data: []byte("x")}},
+		"missing":      {{Path: "/model/w", Source: filepath.Join(dir, "absent")}},
+		"both":         {{Path: "/model/w", Source: weights, Data: []byte("x")}},
+		"twice":        {{Path: "/model/w", Data: []byte("x")}, {Path: "/model/w", Data: []byte("y")}},
+		"binary again": {{Path: "/usr/local/bin/x", Data: []byte("x")}},
+	} {
+		spec.Files = f
+		if _, err := Build(spec, []byte("ca")); err == nil {
+			t.Errorf("%s: built", name)
+		}
+	}
+}

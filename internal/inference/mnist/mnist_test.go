@@ -1,0 +1,294 @@
+package mnist
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// readmeAccuracy is the held-out accuracy the README states for the weights `make images`
+// trains (98.0 %), less a margin for another machine's rounding.
+const readmeAccuracy = 0.975
+
+var (
+	dataOnce  sync.Once
+	dataDir   string
+	dataErr   error
+	trainSet  *Set
+	testSet   *Set
+	loadError error
+)
+
+// data loads both splits once for the package's tests.
+func data(t testing.TB) (dir string, train, test *Set) {
+	t.Helper()
+	dataOnce.Do(func() {
+		dataDir, dataErr = DataDir(context.Background(), ".")
+		if dataErr != nil {
+			return
+		}
+		if trainSet, loadError = LoadTrain(dataDir); loadError == nil {
+			testSet, loadError = LoadTest(dataDir)
+		}
+	})
+	if dataErr != nil {
+		t.Fatal(dataErr)
+	}
+	if loadError != nil {
+		t.Fatal(loadError)
+	}
+	return dataDir, trainSet, testSet
+}
+
+func quickConfig() Config {
+	c := DefaultConfig()
+	c.Hidden, c.Epochs, c.Limit = 64, 2, 10000
+	return c
+}
+
+func TestSplits(t *testing.T) {
+	_, train, test := data(t)
+	if train.Len() != 60000 || test.Len() != 10000 {
+		t.Fatalf("train %d, test %d images: want 60000 and 10000", train.Len(), test.Len())
+	}
+	var counts [Classes]int
+	for _, l := range test.Labels {
+		counts[l]++
+	}
+	for d, n := range counts {
+		if n < 800 {
+			t.Errorf("t10k has %d images of %d", n, d)
+		}
+	}
+}
+
+func TestDataDirError(t *testing.T) {
+	_, err := DataDir(context.Background(), t.TempDir())
+	if err == nil || !strings.Contains(err.Error(), Module) {
+		t.Fatalf("DataDir outside the module: %v, want an error naming %s", err, Module)
+	}
+}
+
+// TestAccuracy: the weights `make images` cached reach the README's figure on t10k; without
+// them (or with -short), a quick training on a subset learns.
+func TestAccuracy(t *testing.T) {
+	dir, train, test := data(t)
+	if !testing.Short() {
+		key, err := CacheKey(dir, DefaultConfig())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if root, err := repoRoot(); err == nil {
+			path := CachePath(filepath.Join(root, "bin", "images-build"), key)
+			if raw, err := os.ReadFile(path); err == nil {
+				m, err := Decode(raw)
+				if err != nil {
+					t.Fatalf("%s: %v", path, err)
+				}
+				if acc := m.Accuracy(test); acc < readmeAccuracy {
+					t.Fatalf("weights %s: %.2f%% on t10k, the README states ≥ %.1f%%", path, 100*acc, 100*readmeAccuracy)
+				} else {
+					t.Logf("weights %s: %.2f%% on t10k", path, 100*acc)
+				}
+				return
+			}
+			t.Logf("no weights at %s (make images trains them): checking a quick training instead", path)
+		}
+	}
+	m, err := Train(train, quickConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if acc := m.Accuracy(test); acc < 0.90 {
+		t.Fatalf("quick training: %.2f%% on t10k, want ≥ 90%%", 100*acc)
+	} else {
+		t.Logf("quick training (%d images, %d hidden, %d epochs): %.2f%% on t10k", quickConfig().Limit, quickConfig().Hidden, quickConfig().Epochs, 100*acc)
+	}
+}
+
+func repoRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir, nil
+		}
+		if filepath.Dir(dir) == dir {
+			return "", os.ErrNotExist
+		}
+		dir = filepath.Dir(dir)
+	}
+}
+
+func tinyConfig() Config {
+	c := DefaultConfig()
+	c.Hidden, c.Epochs, c.Limit = 16, 1, 2000
+	return c
+}
+
+func TestTrainIsDeterministic(t *testing.T) {
+	_, train, _ := data(t)
+	a, err := Train(train, tinyConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := Train(train, tinyConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(a.Encode(), b.Encode()) {
+		t.Fatal("two trainings with the same configuration gave different weights")
+	}
+	other := tinyConfig()
+	other.Seed++
+	c, err := Train(train, other)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Equal(a.Encode(), c.Encode()) {
+		t.Fatal("another seed gave the same weights")
+	}
+}
+
+func TestTrainRejectsBadConfig(t *testing.T) {
+	_, train, _ := data(t)
+	for name, mutate := range map[string]func(*Config){
+		"no hidden":      func(c *Config) { c.Hidden = 0 },
+		"huge hidden":    func(c *Config) { c.Hidden = maxHidden + 1 },
+		"no epochs":      func(c *Config) { c.Epochs = 0 },
+		"zero rate":      func(c *Config) { c.LearnRate = 0 },
+		"momentum 1":     func(c *Config) { c.Momentum = 1 },
+		"negative limit": func(c *Config) { c.Limit = -1 },
+	} {
+		c := tinyConfig()
+		mutate(&c)
+		if _, err := Train(train, c); err == nil {
+			t.Errorf("%s: no error", name)
+		}
+	}
+	if _, err := Train(&Set{}, tinyConfig()); err == nil {
+		t.Error("empty set: no error")
+	}
+}
+
+func TestWeightsRoundTrip(t *testing.T) {
+	_, train, test := data(t)
+	m, err := Train(train, tinyConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	enc := m.Encode()
+	got, err := Decode(enc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got.Encode(), enc) {
+		t.Fatal("decode then encode changed the weights")
+	}
+	for i := range 20 {
+		d1, p1 := m.Predict(test.Images[i])
+		d2, p2 := got.Predict(test.Images[i])
+		if d1 != d2 || p1 != p2 {
+			t.Fatalf("image %d: %d %v before, %d %v after a round trip", i, d1, p1, d2, p2)
+		}
+		var sum float32
+		for _, p := range p1 {
+			sum += p
+		}
+		if sum < 0.999 || sum > 1.001 || p1[d1] < p1[(d1+1)%Classes] {
+			t.Fatalf("image %d: probabilities %v sum to %v, digit %d", i, p1, sum, d1)
+		}
+	}
+
+	bad := map[string][]byte{
+		"empty":     nil,
+		"truncated": enc[:len(enc)-1],
+		"longer":    append(bytes.Clone(enc), 0),
+		"flipped":   flip(enc, headerSize+100),
+		"magic":     flip(enc, 0),
+		"version":   withHeader(enc, 0, 2),
+		"inputs":    withHeader(enc, 1, 783),
+		"hidden":    withHeader(enc, 2, maxHidden+1),
+		"classes":   withHeader(enc, 3, 11),
+	}
+	for name, data := range bad {
+		if _, err := Decode(data); err == nil {
+			t.Errorf("%s: decoded", name)
+		}
+	}
+}
+
+func flip(b []byte, i int) []byte {
+	b = bytes.Clone(b)
+	b[i] ^= 0x40
+	return b
+}
+
+// withHeader sets header field i; Decode checks the header before the checksum.
+func withHeader(b []byte, i int, v uint32) []byte {
+	b = bytes.Clone(b)
+	binary.LittleEndian.PutUint32(b[len(magic)+4*i:], v)
+	return b
+}
+
+func TestTrainCached(t *testing.T) {
+	dir, _, _ := data(t)
+	cache := t.TempDir()
+	c := tinyConfig()
+	first, err := TrainCached(context.Background(), dir, cache, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first.Cached || first.Accuracy < 0.5 {
+		t.Fatalf("first run: cached %v, accuracy %.3f", first.Cached, first.Accuracy)
+	}
+	second, err := TrainCached(context.Background(), dir, cache, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !second.Cached || second.Path != first.Path || !bytes.Equal(second.Model.Encode(), first.Model.Encode()) {
+		t.Fatalf("second run: cached %v at %s (first %s)", second.Cached, second.Path, first.Path)
+	}
+	c.Seed++
+	if k1, _ := CacheKey(dir, tinyConfig()); k1 == mustKey(t, dir, c) {
+		t.Fatal("another configuration has the same cache key")
+	}
+	if err := os.WriteFile(first.Path, []byte("garbage"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := TrainCached(context.Background(), dir, cache, tinyConfig()); err == nil {
+		t.Fatal("corrupt cached weights were used")
+	}
+}
+
+func mustKey(t *testing.T, dir string, c Config) string {
+	k, err := CacheKey(dir, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+func FuzzDecode(f *testing.F) {
+	m := &Model{Hidden: 1, W1: make([]float32, Pixels), B1: make([]float32, 1), W2: make([]float32, Classes), B2: make([]float32, Classes)}
+	f.Add(m.Encode())
+	f.Add([]byte("EMMNIST\x00"))
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		got, err := Decode(data)
+		if err != nil {
+			return
+		}
+		if !bytes.Equal(got.Encode(), data) {
+			t.Fatal("accepted input does not re-encode to itself")
+		}
+		got.Predict([Pixels]uint8{})
+	})
+}
