@@ -112,6 +112,21 @@ func (r *Readiness) Serving(cluster, pod string) []Interval {
 	return slices.Clone(r.serving[cluster][pod])
 }
 
+// ServingNow returns the clusters where some pod is serving now.
+func (r *Readiness) ServingNow() map[string]bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := map[string]bool{}
+	for cluster, pods := range r.serving {
+		for _, spans := range pods {
+			if len(spans) > 0 && spans[len(spans)-1].To.IsZero() {
+				out[cluster] = true
+			}
+		}
+	}
+	return out
+}
+
 // String lists every pod's serving intervals, for a failure's message.
 func (r *Readiness) String() string {
 	r.mu.Lock()
@@ -135,3 +150,13 @@ func (r *Readiness) String() string {
 
 // TimeFormat prints the test's clock with milliseconds.
 const TimeFormat = "15:04:05.000"
+
+// Percentile is the nearest-rank p-th percentile of ds; zero without any.
+func Percentile(ds []time.Duration, p int) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	return s[min(len(s)-1, (len(s)*p+99)/100-1)]
+}
