@@ -72,6 +72,11 @@ type Controller struct {
 	metrics *metrics
 	// locations are the clients' last reported positions.
 	locations LocationSource
+	// gatewayInFlight counts the gateway's requests per client; nil when nothing is proxied here.
+	gatewayInFlight RequestsInFlight
+	// endpoints caches the public endpoint of each cluster on the ledger (id → URL): the
+	// gateway's routes need them on every request, and they seldom change.
+	endpoints sync.Map
 
 	kubeInformers informers.SharedInformerFactory
 	migInformers  migrationinformers.SharedInformerFactory
@@ -104,6 +109,11 @@ type LocationSource interface {
 	Location(clientID string) (geo.Point, bool)
 }
 
+// RequestsInFlight is the gateway's count of requests it is handling per client.
+type RequestsInFlight interface {
+	InFlight(clientID string) int
+}
+
 // Deps are what the controller works with. The caller builds them: the controller builds
 // no client of its own, so tests hand it fakes, the embedded ledger and a fake clock.
 type Deps struct {
@@ -114,6 +124,9 @@ type Deps struct {
 	Locations  LocationSource
 	// Registerer takes the controller's metrics.
 	Registerer prometheus.Registerer
+	// InFlight, optional, is the gateway's: a source copy is removed only once its
+	// clients' requests through the gateway are done (bounded by --drain-timeout).
+	InFlight RequestsInFlight
 }
 
 // keyKind says what a queue key names.
@@ -148,7 +161,7 @@ func (c *Controller) Ready() bool { return c.registered.Load() }
 // New builds a controller from its configuration and dependencies; Run starts it.
 func New(cfg *Config, d Deps) (*Controller, error) {
 	if d.Kube == nil || d.Migrations == nil || d.Ledger == nil || d.Locations == nil || d.Registerer == nil {
-		return nil, fmt.Errorf("descheduler.New: every dependency but the clock is required")
+		return nil, fmt.Errorf("descheduler.New: every dependency but the clock and the in-flight count is required")
 	}
 	if d.Clock == nil {
 		d.Clock = clock.RealClock{}
@@ -159,7 +172,8 @@ func New(cfg *Config, d Deps) (*Controller, error) {
 	}
 	c := &Controller{
 		cfg: cfg, kube: d.Kube, migs: d.Migrations, ledger: d.Ledger, clock: d.Clock, metrics: m, locations: d.Locations,
-		usage: usage.New(cfg.Jetson, usageAssumeTTL),
+		gatewayInFlight: d.InFlight,
+		usage:           usage.New(cfg.Jetson, usageAssumeTTL),
 		queue: workqueue.NewTypedRateLimitingQueueWithConfig(
 			workqueue.NewTypedItemExponentialFailureRateLimiter[queueKey](retryBase, retryMax),
 			workqueue.TypedRateLimitingQueueConfig[queueKey]{Name: "migrations", Clock: d.Clock}),
@@ -416,6 +430,7 @@ func (c *Controller) sync(ctx context.Context, key queueKey) (time.Duration, err
 // resync reconciles every open ledger migration and every open Migration object, so that
 // a lost event or a crash costs at most one interval.
 func (c *Controller) resync(ctx context.Context) {
+	c.refreshEndpoints(ctx)
 	open, err := c.ledger.ListOpenMigrations(ctx)
 	if err != nil {
 		klog.FromContext(ctx).Error(err, "Listing open migrations on the ledger")
@@ -454,4 +469,37 @@ func compareResourceVersions(a, b string) int {
 		return len(a) - len(b)
 	}
 	return strings.Compare(a, b)
+}
+
+// refreshEndpoints reads every cluster's public endpoint from the ledger into the cache.
+func (c *Controller) refreshEndpoints(ctx context.Context) {
+	start := c.clock.Now()
+	clusters, err := c.ledger.ListClusters(ctx)
+	c.metrics.ledgerCall("ListClusters", start, err)
+	if err != nil {
+		klog.FromContext(ctx).Error(err, "Listing the clusters' endpoints on the ledger")
+		return
+	}
+	for _, cl := range clusters {
+		if cl.Endpoint != "" {
+			c.endpoints.Store(cl.ID, cl.Endpoint)
+		}
+	}
+}
+
+// learnEndpoint caches one cluster's endpoint unless it is cached already.
+func (c *Controller) learnEndpoint(ctx context.Context, cluster string) error {
+	if _, ok := c.endpoints.Load(cluster); ok || cluster == "" {
+		return nil
+	}
+	start := c.clock.Now()
+	cl, err := c.ledger.GetCluster(ctx, cluster)
+	c.metrics.ledgerCall("GetCluster", start, err)
+	if err != nil {
+		return fmt.Errorf("reading cluster %s's endpoint from the ledger: %w", cluster, err)
+	}
+	if cl.Endpoint != "" {
+		c.endpoints.Store(cl.ID, cl.Endpoint)
+	}
+	return nil
 }

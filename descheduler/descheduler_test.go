@@ -82,6 +82,9 @@ func TestOptionsValidate(t *testing.T) {
 		{"radius", func(o *Options) { o.CoverageRadius = -1 }, "non-negative"},
 		{"concurrency", func(o *Options) { o.MaxConcurrentMigrations = 0 }, "--max-concurrent-migrations"},
 		{"durations", func(o *Options) { o.OffloadAfter = 0 }, "--offload-after must be positive"},
+		{"drain timeout", func(o *Options) { o.DrainTimeout = 0 }, "--drain-timeout must be positive"},
+		{"gateway timeout", func(o *Options) { o.GatewayRequestTimeout = -time.Second }, "--gateway-request-timeout must be positive"},
+		{"gateway body", func(o *Options) { o.GatewayMaxBodyBytes = 0 }, "--gateway-max-body-bytes must be positive"},
 		{"policy", func(o *Options) { o.Jetson.Policy = "random" }, "random"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

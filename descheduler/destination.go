@@ -77,6 +77,10 @@ func (c *Controller) syncDestination(ctx context.Context, m *v1alpha1.Migration)
 	if err != nil {
 		return 0, err
 	}
+	// While the copy starts, the gateway sends the client to the source: know where it is.
+	if err := c.learnEndpoint(ctx, lm.Source); err != nil {
+		logger.Error(err, "The gateway cannot send the client back to the source until resync reads its endpoint")
+	}
 	if m.Status.Role == "" {
 		now := metav1.NewTime(c.clock.Now())
 		m.Status = v1alpha1.MigrationStatus{Role: v1alpha1.RoleDestination, Phase: v1alpha1.PhaseCreating, LedgerID: id,

@@ -17,6 +17,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/edgemigrate/edgemigrate/api"
+	"github.com/edgemigrate/edgemigrate/gateway"
 	"github.com/edgemigrate/edgemigrate/geo"
 	"github.com/edgemigrate/edgemigrate/jetson"
 )
@@ -65,8 +66,14 @@ type Options struct {
 	CapacityReportInterval                                              time.Duration
 	// ResyncInterval is how often everything is reconciled again even without events.
 	ResyncInterval time.Duration
-	Jetson         jetson.Flags
-	SchedulerName  string
+	// DrainTimeout bounds the wait for a source's in-flight gateway requests before its copy
+	// is removed.
+	DrainTimeout time.Duration
+	// GatewayRequestTimeout and GatewayMaxBodyBytes bound each request the gateway proxies.
+	GatewayRequestTimeout time.Duration
+	GatewayMaxBodyBytes   int64
+	Jetson                jetson.Flags
+	SchedulerName         string
 }
 
 // NewOptions returns the defaults.
@@ -98,6 +105,9 @@ func NewOptions() *Options {
 		DestinationReadyTimeout: time.Minute,
 		CapacityReportInterval:  30 * time.Second,
 		ResyncInterval:          10 * time.Second,
+		DrainTimeout:            30 * time.Second,
+		GatewayRequestTimeout:   gateway.DefaultRequestTimeout,
+		GatewayMaxBodyBytes:     gateway.DefaultMaxBodyBytes,
 		Jetson:                  jetson.DefaultFlags(),
 		SchedulerName:           api.SchedulerName,
 	}
@@ -134,6 +144,9 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&o.DestinationReadyTimeout, "destination-ready-timeout", o.DestinationReadyTimeout, "how long a destination waits for its copy to be Ready before it deletes it and reports failure")
 	fs.DurationVar(&o.CapacityReportInterval, "capacity-report-interval", o.CapacityReportInterval, "how often free capacity is reported to the ledger (it also keeps the cluster live for bidding)")
 	fs.DurationVar(&o.ResyncInterval, "resync-interval", o.ResyncInterval, "how often every migration is reconciled even without events")
+	fs.DurationVar(&o.DrainTimeout, "drain-timeout", o.DrainTimeout, "how long a source waits for its clients' requests in flight through the gateway to finish before it removes its copy")
+	fs.DurationVar(&o.GatewayRequestTimeout, "gateway-request-timeout", o.GatewayRequestTimeout, "most time the gateway gives a proxied request, answer included (504 beyond)")
+	fs.Int64Var(&o.GatewayMaxBodyBytes, "gateway-max-body-bytes", o.GatewayMaxBodyBytes, "largest request body the gateway proxies (413 beyond)")
 	o.Jetson.AddFlags(fs)
 	fs.StringVar(&o.SchedulerName, "scheduler-name", o.SchedulerName, "the scheduler whose unschedulable pods may be offloaded")
 }
@@ -179,10 +192,13 @@ func (o *Options) Validate() error {
 		value time.Duration
 	}{{"--offload-after", o.OffloadAfter}, {"--bid-timeout", o.BidTimeout}, {"--migration-timeout", o.MigrationTimeout},
 		{"--destination-ready-timeout", o.DestinationReadyTimeout}, {"--capacity-report-interval", o.CapacityReportInterval},
-		{"--resync-interval", o.ResyncInterval}} {
+		{"--resync-interval", o.ResyncInterval}, {"--drain-timeout", o.DrainTimeout}, {"--gateway-request-timeout", o.GatewayRequestTimeout}} {
 		if d.value <= 0 {
 			add("%s must be positive", d.flag)
 		}
+	}
+	if o.GatewayMaxBodyBytes <= 0 {
+		add("--gateway-max-body-bytes must be positive")
 	}
 	if _, _, err := o.Jetson.Parse(); err != nil {
 		errs = append(errs, err)
@@ -226,6 +242,9 @@ type Config struct {
 	DestinationReadyTimeout time.Duration
 	CapacityReportInterval  time.Duration
 	ResyncInterval          time.Duration
+	DrainTimeout            time.Duration
+	GatewayRequestTimeout   time.Duration
+	GatewayMaxBodyBytes     int64
 	Jetson                  jetson.Config
 	Policy                  jetson.Policy
 	SchedulerName           string
@@ -257,6 +276,7 @@ func (o *Options) Config() (*Config, error) {
 		DryRun:   o.DryRun, MaxConcurrentMigrations: o.MaxConcurrentMigrations,
 		OffloadAfter: o.OffloadAfter, BidTimeout: o.BidTimeout, MigrationTimeout: o.MigrationTimeout,
 		DestinationReadyTimeout: o.DestinationReadyTimeout, CapacityReportInterval: o.CapacityReportInterval,
-		ResyncInterval: o.ResyncInterval, Jetson: jc, Policy: policy, SchedulerName: o.SchedulerName,
+		ResyncInterval: o.ResyncInterval, DrainTimeout: o.DrainTimeout, GatewayRequestTimeout: o.GatewayRequestTimeout,
+		GatewayMaxBodyBytes: o.GatewayMaxBodyBytes, Jetson: jc, Policy: policy, SchedulerName: o.SchedulerName,
 	}, nil
 }

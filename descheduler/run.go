@@ -19,6 +19,7 @@ import (
 	"k8s.io/utils/clock"
 
 	"github.com/edgemigrate/edgemigrate/api/generated/clientset/versioned"
+	"github.com/edgemigrate/edgemigrate/gateway"
 	"github.com/edgemigrate/edgemigrate/geo"
 	"github.com/edgemigrate/edgemigrate/internal/serve"
 	"github.com/edgemigrate/edgemigrate/ledger"
@@ -33,7 +34,7 @@ const LeaseName = "edgemigrate-descheduler"
 // Kubernetes client rates: a migration's steps come in bursts.
 const clientQPS, clientBurst = 50, 100
 
-// Run connects to the cluster and the ledger, serves the locator and, while it holds the
+// Run connects to the cluster and the ledger, serves the locator and the gateway and, while it holds the
 // Lease, runs the controller. It returns when ctx ends or leadership is lost.
 func Run(ctx context.Context, o *Options) error {
 	if err := o.Validate(); err != nil {
@@ -83,9 +84,14 @@ func Serve(ctx context.Context, o *Options, restCfg *rest.Config, ln net.Listene
 
 	var ctrl atomic.Pointer[Controller]
 	var leading atomic.Bool
+	// One Auth: failed authentications on the locator and the gateway share a budget.
+	auth, err := locator.NewAuth(locator.AuthOptions{Tokens: tokens})
+	if err != nil {
+		return err
+	}
 	var loc *locator.Locator
 	loc, err = locator.New(locator.Options{
-		Tokens: tokens,
+		Auth: auth,
 		Resolver: resolverFunc(func(id string) (locator.Route, bool) {
 			if c := ctrl.Load(); c != nil {
 				return c.Resolve(id)
@@ -102,8 +108,26 @@ func Serve(ctx context.Context, o *Options, restCfg *rest.Config, ln net.Listene
 	if err != nil {
 		return err
 	}
+	gw, err := gateway.New(gateway.Options{
+		Auth: auth, ClusterID: cfg.ClusterID, RequestTimeout: cfg.GatewayRequestTimeout, MaxBodyBytes: cfg.GatewayMaxBodyBytes,
+		Router: gateway.RouterFunc(func(id string) gateway.Route {
+			// Only the leader's informers and routes are current.
+			c := ctrl.Load()
+			switch {
+			case c == nil || !leading.Load():
+				return gateway.Route{Kind: gateway.Unavailable, Cluster: cfg.ClusterID, Reason: "not the leader"}
+			case !c.Ready():
+				return gateway.Route{Kind: gateway.Unavailable, Cluster: cfg.ClusterID, Reason: "the descheduler is starting"}
+			}
+			return c.Route(id)
+		}),
+		Registerer: reg,
+	})
+	if err != nil {
+		return err
+	}
 	c, err := New(cfg, Deps{Kube: kube, Migrations: migs, Ledger: l, Clock: clock.RealClock{},
-		Locations: locationsOf{loc.Locations()}, Registerer: reg})
+		Locations: locationsOf{loc.Locations()}, Registerer: reg, InFlight: gw})
 	if err != nil {
 		return err
 	}
@@ -121,6 +145,7 @@ func Serve(ctx context.Context, o *Options, restCfg *rest.Config, ln net.Listene
 		return nil
 	})
 	loc.Register(engine)
+	gw.Register(engine)
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- serve.Serve(ctx, ln, engine, nil) }()
 

@@ -3,6 +3,7 @@ package descheduler
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -20,8 +21,15 @@ import (
 	"github.com/edgemigrate/edgemigrate/chaincode"
 )
 
-// reasonEvictionBlocked: a PodDisruptionBudget keeps the source's pod.
-const reasonEvictionBlocked = "EvictionBlocked"
+// Reasons of the SourceRemoved condition while the copy goes.
+const (
+	// reasonEvictionBlocked: a PodDisruptionBudget keeps the source's pod.
+	reasonEvictionBlocked = "EvictionBlocked"
+	// reasonDraining: requests through the gateway still run on the copy.
+	reasonDraining = "Draining"
+	// reasonRemoving: drained (or --drain-timeout passed); the copy is being removed.
+	reasonRemoving = "Removing"
+)
 
 // Requeue delays of the source's steps; events usually come sooner.
 const (
@@ -33,6 +41,8 @@ const (
 	removalRequeue = 500 * time.Millisecond
 	// evictionBlockedRequeue: a PodDisruptionBudget refused the eviction.
 	evictionBlockedRequeue = 5 * time.Second
+	// drainRequeue: requests in flight are short; no event says when they end.
+	drainRequeue = 100 * time.Millisecond
 )
 
 // syncSource drives a Migration of a workload of this cluster: propose, decide, and once the
@@ -220,6 +230,9 @@ func (c *Controller) followLedger(ctx context.Context, logger klog.Logger, m *v1
 // with where it went (so the service can come back), a bare Pod is evicted, respecting
 // PodDisruptionBudgets. It reports whether the copy is gone, else when to look again.
 func (c *Controller) removeSource(ctx context.Context, logger klog.Logger, m *v1alpha1.Migration) (bool, time.Duration, error) {
+	if wait, err := c.drain(ctx, logger, m); wait > 0 || err != nil {
+		return false, wait, err
+	}
 	ns, name := m.Namespace, m.Spec.Workload.Name
 	switch m.Spec.Workload.Kind {
 	case v1alpha1.KindDeployment:
@@ -277,6 +290,66 @@ func (c *Controller) removeSource(ctx context.Context, logger klog.Logger, m *v1
 		return false, removalRequeue, nil
 	}
 	return true, 0, nil
+}
+
+// drain holds the removal of the source's copy while the gateway still proxies requests of
+// its clients to it, at most --drain-timeout. New requests already go to the destination:
+// the Migration is Ready, so the gateway's route says so; those counted now were routed
+// here before. It returns how soon to look again, 0 once the copy may go.
+func (c *Controller) drain(ctx context.Context, logger klog.Logger, m *v1alpha1.Migration) (time.Duration, error) {
+	if c.gatewayInFlight == nil {
+		return 0, nil
+	}
+	cond := meta.FindStatusCondition(m.Status.Conditions, v1alpha1.ConditionSourceRemoved)
+	if cond != nil && cond.Reason != reasonDraining {
+		return 0, nil // drained already: removing
+	}
+	n := 0
+	for _, id := range c.clientsOf(m) {
+		n += c.gatewayInFlight.InFlight(id)
+	}
+	now := c.clock.Now()
+	set := func(reason, msg string) {
+		meta.SetStatusCondition(&m.Status.Conditions, metav1.Condition{Type: v1alpha1.ConditionSourceRemoved, Status: metav1.ConditionFalse,
+			Reason: reason, Message: msg, LastTransitionTime: metav1.NewTime(now)})
+	}
+	switch {
+	case n == 0:
+		if cond != nil {
+			logger.V(2).Info("Drained the gateway's requests to the local copy", "waited", now.Sub(cond.LastTransitionTime.Time))
+		}
+	case cond != nil && now.Sub(cond.LastTransitionTime.Time) >= c.cfg.DrainTimeout:
+		msg := fmt.Sprintf("%d requests through the gateway still in flight after --drain-timeout %s; removing the local copy anyway", n, c.cfg.DrainTimeout)
+		logger.Info("Drain timed out", "inFlight", n, "drainTimeout", c.cfg.DrainTimeout)
+		c.recorder.Event(m, corev1.EventTypeWarning, "DrainTimeout", msg)
+	default:
+		msg := fmt.Sprintf("waiting for %d requests through the gateway to finish (at most --drain-timeout %s)", n, c.cfg.DrainTimeout)
+		if cond == nil {
+			logger.V(2).Info("Draining the gateway's requests to the local copy", "inFlight", n)
+			c.recorder.Event(m, corev1.EventTypeNormal, reasonDraining, "Waiting for "+strconv.Itoa(n)+" requests through the gateway to finish before removing the local copy")
+		}
+		set(reasonDraining, msg)
+		return drainRequeue, c.writeStatus(ctx, m)
+	}
+	// Recorded even when nothing was in flight: once removal starts, the brief count of a
+	// request being redirected must not hold it again.
+	set(reasonRemoving, "removing the local copy")
+	return 0, c.writeStatus(ctx, m)
+}
+
+// clientsOf are the clients whose requests the source's copy serves: the Migration's and
+// its pods'.
+func (c *Controller) clientsOf(m *v1alpha1.Migration) []string {
+	var ids []string
+	if m.Spec.ClientID != "" {
+		ids = append(ids, m.Spec.ClientID)
+	}
+	for _, p := range c.podsOf(m.Namespace, m.Spec.Workload) {
+		if id := p.Annotations[api.AnnotationClientID]; id != "" && !slices.Contains(ids, id) {
+			ids = append(ids, id)
+		}
+	}
+	return ids
 }
 
 func (c *Controller) complete(ctx context.Context, logger klog.Logger, m *v1alpha1.Migration) error {

@@ -14,7 +14,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/edgemigrate/edgemigrate/internal/inference/mnist"
-	"github.com/edgemigrate/edgemigrate/internal/inference/serve"
+	"github.com/edgemigrate/edgemigrate/internal/inference/service"
 )
 
 func main() {
@@ -32,9 +32,9 @@ func main() {
 }
 
 func run(ctx context.Context, listen, model string) error {
-	svc := &serve.Service{Name: "classifier", Identity: serve.IdentityFromEnv()}
+	svc := &service.Service{Name: "classifier", Identity: service.IdentityFromEnv()}
 	errc := make(chan error, 1)
-	go func() { errc <- serve.Run(ctx, listen, svc.Handler(), serve.DefaultDrain) }()
+	go func() { errc <- svc.Run(ctx, listen) }()
 	data, err := os.ReadFile(model)
 	if err != nil {
 		return fmt.Errorf("loading the model: %w", err)

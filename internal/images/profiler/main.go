@@ -14,7 +14,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/edgemigrate/edgemigrate/internal/inference/profile"
-	"github.com/edgemigrate/edgemigrate/internal/inference/serve"
+	"github.com/edgemigrate/edgemigrate/internal/inference/service"
 )
 
 func main() {
@@ -25,9 +25,9 @@ func main() {
 	defer stop()
 	ctx = klog.NewContext(ctx, klog.Background().WithName("profiler"))
 	// The rules need nothing loaded: ready from the start.
-	svc := &serve.Service{Name: "profiler", Identity: serve.IdentityFromEnv()}
+	svc := &service.Service{Name: "profiler", Identity: service.IdentityFromEnv()}
 	svc.SetReady(profile.Infer)
-	if err := serve.Run(ctx, *listen, svc.Handler(), serve.DefaultDrain); err != nil {
+	if err := svc.Run(ctx, *listen); err != nil {
 		fmt.Fprintln(os.Stderr, "profiler:", err)
 		os.Exit(1)
 	}

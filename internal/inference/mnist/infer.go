@@ -4,7 +4,7 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/edgemigrate/edgemigrate/internal/inference/serve"
+	"github.com/edgemigrate/edgemigrate/internal/inference/service"
 )
 
 // Request is the classifier's POST /infer body: 784 grey levels 0..255, 28×28 row-major,
@@ -19,7 +19,7 @@ type Answer struct {
 	Digit         int              `json:"digit"`
 	Confidence    float32          `json:"confidence"`
 	Probabilities [Classes]float32 `json:"probabilities"`
-	serve.Identity
+	service.Identity
 }
 
 // NewRequest is the request that sends img.
@@ -35,23 +35,23 @@ func NewRequest(img [Pixels]uint8) Request {
 func ParseRequest(body []byte) ([Pixels]uint8, error) {
 	var img [Pixels]uint8
 	var r Request
-	if err := serve.DecodeJSON(body, &r); err != nil {
+	if err := service.DecodeJSON(body, &r); err != nil {
 		return img, err
 	}
 	if len(r.Pixels) != Pixels {
-		return img, serve.BadInput(fmt.Errorf("pixels: %d values, want %d (28×28 row-major, 0..255)", len(r.Pixels), Pixels))
+		return img, service.BadInput(fmt.Errorf("pixels: %d values, want %d (28×28 row-major, 0..255)", len(r.Pixels), Pixels))
 	}
 	for i, p := range r.Pixels {
 		if p < 0 || p > 255 {
-			return img, serve.BadInput(fmt.Errorf("pixels[%d] is %d, want 0..255", i, p))
+			return img, service.BadInput(fmt.Errorf("pixels[%d] is %d, want 0..255", i, p))
 		}
 		img[i] = uint8(p)
 	}
 	return img, nil
 }
 
-// Infer is the classifier service's serve.InferFunc.
-func (m *Model) Infer(_ context.Context, body []byte, id serve.Identity) (any, error) {
+// Infer is the classifier service's service.InferFunc.
+func (m *Model) Infer(_ context.Context, body []byte, id service.Identity) (any, error) {
 	img, err := ParseRequest(body)
 	if err != nil {
 		return nil, err

@@ -4,11 +4,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/edgemigrate/edgemigrate/internal/inference/service"
 )
 
 // readmeAccuracy is the held-out accuracy the README states for the weights `make images`
@@ -291,4 +294,41 @@ func FuzzDecode(f *testing.F) {
 		}
 		got.Predict([Pixels]uint8{})
 	})
+}
+
+func TestInfer(t *testing.T) {
+	_, train, test := data(t)
+	m, err := Train(train, tinyConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := json.Marshal(NewRequest(test.Images[0]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := m.Infer(context.Background(), body, service.Identity{Cluster: "edge-b", Pod: "detector-1", Node: "n"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := out.(Answer)
+	digit, probs := m.Predict(test.Images[0])
+	if a.Digit != digit || a.Probabilities != probs || a.Confidence != probs[digit] || a.Cluster != "edge-b" {
+		t.Errorf("answer %+v, want digit %d with %v", a, digit, probs)
+	}
+	raw, _ := json.Marshal(a)
+	for _, field := range []string{`"digit":`, `"confidence":`, `"probabilities":[`, `"cluster":"edge-b"`, `"pod":"detector-1"`, `"node":"n"`} {
+		if !strings.Contains(string(raw), field) {
+			t.Errorf("answer %s lacks %s", raw, field)
+		}
+	}
+	short := `{"pixels":[` + strings.Repeat("0,", Pixels-2) + `0]}`
+	high := `{"pixels":[` + strings.Repeat("0,", Pixels-1) + `256]}`
+	for name, bad := range map[string]string{
+		"783 pixels": short, "256": high, "no pixels": `{}`, "not JSON": `pixels`, "base64": `{"pixels":"AAAA"}`,
+		"unknown field": `{"pixels":[],"colour":1}`,
+	} {
+		if _, err := m.Infer(context.Background(), []byte(bad), service.Identity{}); err == nil || !service.IsBadInput(err) {
+			t.Errorf("%s: %v, want a bad-input error", name, err)
+		}
+	}
 }

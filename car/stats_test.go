@@ -1,0 +1,118 @@
+package car
+
+import (
+	"maps"
+	"math"
+	"testing"
+	"time"
+
+	"github.com/edgemigrate/edgemigrate/geo"
+)
+
+func ms(n int) time.Duration { return time.Duration(n) * time.Millisecond }
+
+func TestLatencies(t *testing.T) {
+	ok := func(ds ...int) []Result {
+		var rs []Result
+		for _, d := range ds {
+			rs = append(rs, Result{Latency: ms(d)})
+		}
+		return rs
+	}
+	hundred := make([]int, 100)
+	for i := range hundred {
+		hundred[i] = i + 1
+	}
+	tests := []struct {
+		name    string
+		results []Result
+		want    Latency
+	}{
+		{"none", nil, Latency{}},
+		{"one", ok(7), Latency{ms(7), ms(7), ms(7)}},
+		{"unsorted", ok(30, 10, 20), Latency{ms(20), ms(30), ms(30)}},
+		{"1..100", ok(hundred...), Latency{ms(50), ms(99), ms(100)}},
+		{"failures left out", append(ok(5), Result{Latency: ms(999), Reason: ReasonTransport}), Latency{ms(5), ms(5), ms(5)}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := latencies(tc.results); got != tc.want {
+				t.Errorf("latencies = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestWindow(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	at := func(s int, cluster, reason string, lat int) Result {
+		return Result{Start: t0.Add(time.Duration(s) * time.Second), Cluster: cluster, Reason: reason, Latency: ms(lat)}
+	}
+	results := []Result{
+		at(0, "a", "", 100),
+		at(5, "a", "", 1),
+		at(6, "b", "", 3),
+		at(7, "", "http 503", 0),
+		at(9, "b", "", 2),
+	}
+	w := window(results, t0.Add(10*time.Second), 5*time.Second)
+	want := Window{Span: 5 * time.Second, Requests: 3, Failed: 1, Rate: 0.6, Latency: Latency{ms(2), ms(3), ms(3)},
+		ByCluster: map[string]int{"b": 2}}
+	if w.Requests != want.Requests || w.Failed != want.Failed || math.Abs(w.Rate-want.Rate) > 1e-9 || w.Latency != want.Latency || !maps.Equal(w.ByCluster, want.ByCluster) {
+		t.Errorf("window = %+v, want %+v", w, want)
+	}
+	if w := window(nil, t0, time.Second); w.Requests != 0 || w.Rate != 0 {
+		t.Errorf("empty window = %+v", w)
+	}
+}
+
+func TestSummary(t *testing.T) {
+	s := Stats{Sent: 4, OK: 3, Failed: 1, Latency: Latency{ms(2), ms(9), ms(9)},
+		ByCluster: map[string]int{"edge-b": 1, "edge-a": 2}, FailedBy: map[string]int{"http 503": 1}}
+	got := s.Summary()
+	want := []string{"requests: 4 sent, 3 ok, 1 failed", "latency: p50 2ms, p99 9ms, max 9ms", "served by: edge-a 2, edge-b 1", "failed: http 503 1"}
+	if len(got) != len(want) {
+		t.Fatalf("summary %q, want %q", got, want)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("line %d = %q, want %q", i, got[i], want[i])
+		}
+	}
+}
+
+func TestRoute(t *testing.T) {
+	r, err := ParseRoute("0,0; 0,0.01 ;0.01,0.01")
+	if err != nil {
+		t.Fatal(err)
+	}
+	leg := geo.Distance(r[0], r[1])
+	tests := []struct {
+		name   string
+		metres float64
+		want   geo.Point
+	}{
+		{"before the start", -5, r[0]},
+		{"start", 0, r[0]},
+		{"half the first leg", leg / 2, geo.Point{Lat: 0, Lon: 0.005}},
+		{"corner", leg, r[1]},
+		{"into the second leg", leg + geo.Distance(r[1], r[2])/4, geo.Point{Lat: 0.0025, Lon: 0.01}},
+		{"beyond the end", 1e9, r[2]},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got := r.At(tc.metres)
+			if geo.Distance(got, tc.want) > 0.01 {
+				t.Errorf("At(%v) = %s, want %s", tc.metres, got, tc.want)
+			}
+		})
+	}
+	if math.Abs(r.Length()-leg-geo.Distance(r[1], r[2])) > 1e-6 {
+		t.Errorf("Length = %v", r.Length())
+	}
+	for _, bad := range []string{"", ";", "0,0;91,0", "0;0"} {
+		if _, err := ParseRoute(bad); err == nil {
+			t.Errorf("ParseRoute(%q): want an error", bad)
+		}
+	}
+}
