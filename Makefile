@@ -30,7 +30,7 @@ help:
 	@echo "make lint    gofmt and go vet"
 	@echo "make demo    watch both migration scenarios on local clusters, dashboard at http://127.0.0.1:8080 (DURATION=3m to stop by itself)"
 	@echo "make tools   build the pinned Kubernetes, etcd, kwok and helm binaries into bin/ (as root: install containerd, runc, CNI plugins)"
-	@echo "make images  build the OCI images (edgemigrate, edgemigrate-scheduler, kube-scheduler, pause, testservice) into bin/images and print their digests"
+	@echo "make images  build the OCI images (edgemigrate, edgemigrate-scheduler, kube-scheduler, pause, testservice, classifier, profiler) into bin/images and print their digests; trains the classifier first (cached)"
 	@echo "make images-push IMAGE_REPO=registry/path  push them"
 	@echo "make scheduler  build bin/edgemigrate-scheduler: kube-scheduler with the Jetson plugin (scheduler/)"
 	@echo "make build   build every package"

@@ -8,6 +8,7 @@ package car
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -210,6 +211,14 @@ func (c *Car) Serving() string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.serving
+}
+
+// SetPosition puts the car at p without reporting it, for a caller that reports
+// positions itself (the demo tells every cluster, as road-side units would).
+func (c *Car) SetPosition(p geo.Point) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.position, c.placed = p, true
 }
 
 // MoveTo puts the car at p and reports it (PUT /v1/clients/{id}/location) to the cluster
@@ -422,13 +431,13 @@ func readCapped(resp *http.Response) ([]byte, error) {
 
 // errorMessage is a gateway's {"error": ...} message, or the start of the body.
 func errorMessage(body []byte) string {
-	s := strings.TrimSpace(string(body))
-	if i := strings.Index(s, `"error":"`); i >= 0 {
-		rest := s[i+len(`"error":"`):]
-		if j := strings.Index(rest, `"`); j >= 0 {
-			return rest[:j]
-		}
+	var e struct {
+		Error string `json:"error"`
 	}
+	if json.Unmarshal(body, &e) == nil && e.Error != "" {
+		return e.Error
+	}
+	s := strings.TrimSpace(string(body))
 	if len(s) > 200 {
 		s = s[:200] + "…"
 	}

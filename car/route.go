@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strconv"
 	"strings"
 	"time"
 
@@ -92,4 +93,33 @@ func (c *Car) Drive(ctx context.Context, route Route, speed float64, reportEvery
 		case <-tick.C():
 		}
 	}
+}
+
+// ParseCluster reads "id=URL@lat,lon,radiusM", as given on command lines, e.g.
+// "edge-a=http://10.0.0.1:8443@35.888,128.611,1500".
+func ParseCluster(s string) (Cluster, error) {
+	const want = `want "id=URL@lat,lon,radiusM", e.g. "edge-a=http://10.0.0.1:8443@35.888,128.611,1500"`
+	id, rest, ok := strings.Cut(s, "=")
+	at := strings.LastIndex(rest, "@")
+	if !ok || id == "" || at < 0 {
+		return Cluster{}, fmt.Errorf("parsing cluster %q: %s", s, want)
+	}
+	gateway, where := rest[:at], rest[at+1:]
+	i := strings.LastIndex(where, ",")
+	if i < 0 {
+		return Cluster{}, fmt.Errorf("parsing cluster %q: %s", s, want)
+	}
+	p, err := geo.ParsePoint(where[:i])
+	if err != nil {
+		return Cluster{}, fmt.Errorf("parsing cluster %q: %w", s, err)
+	}
+	radius, err := strconv.ParseFloat(strings.TrimSpace(where[i+1:]), 64)
+	if err != nil {
+		return Cluster{}, fmt.Errorf("parsing the radius of cluster %q: %s", s, want)
+	}
+	c := Cluster{ID: id, Gateway: gateway, Site: p, RadiusM: radius}
+	if err := (geo.Coverage{Center: p, RadiusM: radius}).Validate(); err != nil {
+		return Cluster{}, fmt.Errorf("parsing cluster %q: %w", s, err)
+	}
+	return c, nil
 }

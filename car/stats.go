@@ -73,6 +73,21 @@ func (c *Car) Stats() Stats {
 	return st
 }
 
+// Between sums up the kept results started in [from, to] (e.g. during a migration): Span
+// is to-from, Latency over its successes.
+func (c *Car) Between(from, to time.Time) Window {
+	c.mu.Lock()
+	results := c.results
+	c.mu.Unlock()
+	var in []Result
+	for _, r := range results {
+		if !r.Start.Before(from) && !r.Start.After(to) {
+			in = append(in, r)
+		}
+	}
+	return summarize(in, to.Sub(from))
+}
+
 // latencies are the percentiles of the successes' latencies.
 func latencies(results []Result) Latency {
 	var d []time.Duration
@@ -96,13 +111,17 @@ func rank(d []time.Duration, q float64) time.Duration {
 
 // window sums up the results started in (now-span, now].
 func window(results []Result, now time.Time, span time.Duration) Window {
-	w := Window{Span: span, ByCluster: map[string]int{}}
 	from := now.Add(-span)
 	i := len(results)
 	for i > 0 && results[i-1].Start.After(from) {
 		i--
 	}
-	recent := results[i:]
+	return summarize(results[i:], span)
+}
+
+// summarize counts results over a span of time.
+func summarize(recent []Result, span time.Duration) Window {
+	w := Window{Span: span, ByCluster: map[string]int{}}
 	for _, r := range recent {
 		w.Requests++
 		if !r.OK() {
@@ -111,7 +130,9 @@ func window(results []Result, now time.Time, span time.Duration) Window {
 			w.ByCluster[r.Cluster]++
 		}
 	}
-	w.Rate = float64(w.Requests) / span.Seconds()
+	if span > 0 {
+		w.Rate = float64(w.Requests) / span.Seconds()
+	}
 	w.Latency = latencies(recent)
 	return w
 }

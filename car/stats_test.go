@@ -61,6 +61,10 @@ func TestWindow(t *testing.T) {
 	if w.Requests != want.Requests || w.Failed != want.Failed || math.Abs(w.Rate-want.Rate) > 1e-9 || w.Latency != want.Latency || !maps.Equal(w.ByCluster, want.ByCluster) {
 		t.Errorf("window = %+v, want %+v", w, want)
 	}
+	c := &Car{results: results}
+	if b := c.Between(t0.Add(5*time.Second), t0.Add(7*time.Second)); b.Requests != 3 || b.Failed != 1 || b.ByCluster["a"] != 1 || b.Latency.P99 != ms(3) {
+		t.Errorf("Between 5s and 7s = %+v, want the 3 requests started then, 1 failed", b)
+	}
 	if w := window(nil, t0, time.Second); w.Requests != 0 || w.Rate != 0 {
 		t.Errorf("empty window = %+v", w)
 	}
@@ -113,6 +117,19 @@ func TestRoute(t *testing.T) {
 	for _, bad := range []string{"", ";", "0,0;91,0", "0;0"} {
 		if _, err := ParseRoute(bad); err == nil {
 			t.Errorf("ParseRoute(%q): want an error", bad)
+		}
+	}
+}
+
+func TestParseCluster(t *testing.T) {
+	c, err := ParseCluster("edge-a=http://10.0.0.1:8443/base@35.888, 128.611,1500")
+	want := Cluster{ID: "edge-a", Gateway: "http://10.0.0.1:8443/base", Site: geo.Point{Lat: 35.888, Lon: 128.611}, RadiusM: 1500}
+	if err != nil || c != want {
+		t.Fatalf("ParseCluster = %+v, %v; want %+v", c, err, want)
+	}
+	for _, bad := range []string{"", "edge-a", "=http://h@1,2,3", "a=http://h", "a=http://h@1,2", "a=http://h@1,2,x", "a=http://h@1,2,-5", "a=http://h@95,2,5"} {
+		if _, err := ParseCluster(bad); err == nil {
+			t.Errorf("ParseCluster(%q): want an error", bad)
 		}
 	}
 }

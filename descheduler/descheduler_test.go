@@ -8,13 +8,11 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/utils/ptr"
 
 	"github.com/edgemigrate/edgemigrate/api"
 	"github.com/edgemigrate/edgemigrate/api/v1alpha1"
 	"github.com/edgemigrate/edgemigrate/jetson"
-	"github.com/edgemigrate/edgemigrate/locator"
 )
 
 func TestPlaceReplicas(t *testing.T) {
@@ -111,6 +109,8 @@ func TestManifestRoundTrip(t *testing.T) {
 	p := barePod("solo")
 	p.Spec.Priority, p.Spec.PriorityClassName = ptr.To[int32](1000), "inference"
 	p.Annotations[api.AnnotationDemand] = "cpu=500m"
+	// The destination's webhook writes its own cluster (api.EnvCluster reads it).
+	p.Annotations[api.AnnotationSourceCluster] = "edge-a"
 	running := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "web-0", Namespace: testNamespace, Labels: map[string]string{"app": "web"},
 		Annotations: map[string]string{api.AnnotationImageSize: "1234"}},
 		Status: corev1.PodStatus{Phase: corev1.PodRunning, PodIP: "10.1.2.3"}}
@@ -159,7 +159,7 @@ func TestManifestRoundTrip(t *testing.T) {
 		t.Errorf("pod spec: node %q priority %v class %q replicas %d; want no node, no priority, the class kept, 1",
 			got.Pod.Spec.NodeName, got.Pod.Spec.Priority, got.Pod.Spec.PriorityClassName, replicas)
 	}
-	for _, k := range []string{api.AnnotationDemand, api.AnnotationWorkload} {
+	for _, k := range []string{api.AnnotationDemand, api.AnnotationWorkload, api.AnnotationSourceCluster} {
 		if _, ok := got.Pod.Annotations[k]; ok {
 			t.Errorf("the pod kept %s", k)
 		}
@@ -187,57 +187,4 @@ func TestSourceLedgerID(t *testing.T) {
 	if id != strings.Repeat("e", 40)+"-0f2c1c4e5b7d" || len(id) > 63 {
 		t.Errorf("ledger id %q", id)
 	}
-}
-
-// Resolve follows the make-before-break order: the destination once it is Ready, here
-// while a copy runs here, else where the latest completed migration sent the client.
-func TestResolve(t *testing.T) {
-	newController := func(migs []*v1alpha1.Migration, pods []*corev1.Pod) *Controller {
-		var objs []runtime.Object
-		for _, m := range migs {
-			objs = append(objs, m)
-		}
-		for _, p := range pods {
-			objs = append(objs, p)
-		}
-		cl := newWorld(t).newCluster("edge-a", func(c *Config) { c.PublicEndpoint = "http://a" }, objs...)
-		cl.settle()
-		return cl.c
-	}
-	at := func(s int) metav1.Time { return metav1.NewTime(time.Unix(1_800_000_000+int64(s), 0)) }
-	mig := func(name string, role v1alpha1.MigrationRole, phase v1alpha1.MigrationPhase, dest string, created int) *v1alpha1.Migration {
-		return &v1alpha1.Migration{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "ns", CreationTimestamp: at(created), ResourceVersion: "1"},
-			Spec:   v1alpha1.MigrationSpec{ClientID: "car-1"},
-			Status: v1alpha1.MigrationStatus{Role: role, Phase: phase, Destination: dest, DestinationEndpoint: "http://" + dest}}
-	}
-	running := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "ns", Annotations: map[string]string{api.AnnotationClientID: "car-1"}},
-		Spec: corev1.PodSpec{NodeName: "n"}, Status: corev1.PodStatus{Phase: corev1.PodRunning}}
-	for _, tc := range []struct {
-		name string
-		migs []*v1alpha1.Migration
-		pods []*corev1.Pod
-		want string
-	}{
-		{"unknown", nil, nil, ""},
-		{"runs here", nil, []*corev1.Pod{running}, "edge-a"},
-		{"moving, destination not ready", []*v1alpha1.Migration{mig("m1", v1alpha1.RoleSource, v1alpha1.PhaseDecided, "edge-b", 1)}, []*corev1.Pod{running}, "edge-a"},
-		{"destination ready, local copy still running", []*v1alpha1.Migration{mig("m1", v1alpha1.RoleSource, v1alpha1.PhaseReady, "edge-b", 1)}, []*corev1.Pod{running}, "edge-b"},
-		{"moved away", []*v1alpha1.Migration{mig("m1", v1alpha1.RoleSource, v1alpha1.PhaseCompleted, "edge-b", 1)}, nil, "edge-b"},
-		{"moved away twice", []*v1alpha1.Migration{mig("m1", v1alpha1.RoleSource, v1alpha1.PhaseCompleted, "edge-b", 1),
-			mig("m2", v1alpha1.RoleDestination, v1alpha1.PhaseCompleted, "edge-a", 2), mig("m3", v1alpha1.RoleSource, v1alpha1.PhaseCompleted, "edge-c", 3)}, nil, "edge-c"},
-		{"came back, pods starting", []*v1alpha1.Migration{mig("m1", v1alpha1.RoleSource, v1alpha1.PhaseCompleted, "edge-b", 1),
-			mig("m2", v1alpha1.RoleDestination, v1alpha1.PhaseReady, "edge-a", 2)}, nil, "edge-a"},
-		{"failed migration keeps it here", []*v1alpha1.Migration{mig("m1", v1alpha1.RoleSource, v1alpha1.PhaseFailed, "", 1)}, []*corev1.Pod{running}, "edge-a"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			r, ok := newController(tc.migs, tc.pods).Resolve("car-1")
-			if got := map[bool]string{true: r.Cluster}[ok]; got != tc.want {
-				t.Errorf("Resolve = %+v, %v; want cluster %q", r, ok, tc.want)
-			}
-			if ok && r.Endpoint == "" {
-				t.Errorf("route %+v has no endpoint", r)
-			}
-		})
-	}
-	var _ locator.Resolver = &Controller{}
 }

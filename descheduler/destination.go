@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -127,6 +128,11 @@ func (c *Controller) syncDestination(ctx context.Context, m *v1alpha1.Migration)
 		return 0, err
 	}
 	if !ready {
+		// A copy that crashes will not get Ready: give the migration back now, so the source
+		// keeps serving and the ledger tries the next bidder, not after the timeout.
+		if why, crashed := c.crashedCopy(w); crashed {
+			return 0, c.giveUp(ctx, logger, m, lm, w, "the copy crashed before it was Ready: "+why)
+		}
 		if c.clock.Now().After(m.Status.StartTime.Add(c.cfg.DestinationReadyTimeout)) {
 			return 0, c.giveUp(ctx, logger, m, lm, w, fmt.Sprintf("not Ready within --destination-ready-timeout %s", c.cfg.DestinationReadyTimeout))
 		}
@@ -172,4 +178,66 @@ func (c *Controller) reportFailed(ctx context.Context, id, reason string) error 
 		return fmt.Errorf("reporting %s failed: %w", id, err)
 	}
 	return nil
+}
+
+// crashedCopy reports whether a pod of the migrated copy has a container that restarted,
+// is in CrashLoopBackOff or ended with an error, and says which and why.
+func (c *Controller) crashedCopy(w *workloadManifest) (string, bool) {
+	var pods []*corev1.Pod
+	switch w.Kind {
+	case v1alpha1.KindDeployment:
+		d, err := c.deployments.Deployments(w.Deployment.Namespace).Get(w.Deployment.Name)
+		if err != nil {
+			return "", false
+		}
+		pods, _ = c.pods.Pods(d.Namespace).List(selectorOf(d))
+	case v1alpha1.KindPod:
+		if p, err := c.pods.Pods(w.Pod.Namespace).Get(w.Pod.Name); err == nil {
+			pods = []*corev1.Pod{p}
+		}
+	}
+	for _, p := range pods {
+		if p.DeletionTimestamp != nil {
+			continue
+		}
+		for _, st := range append(slices.Clone(p.Status.InitContainerStatuses), p.Status.ContainerStatuses...) {
+			if why, ok := containerCrash(st); ok {
+				return fmt.Sprintf("container %s of pod %s/%s %s", st.Name, p.Namespace, p.Name, why), true
+			}
+		}
+	}
+	return "", false
+}
+
+// containerCrash says how a container failed, if it did.
+func containerCrash(st corev1.ContainerStatus) (string, bool) {
+	term := func(t *corev1.ContainerStateTerminated) string {
+		s := fmt.Sprintf("exit code %d", t.ExitCode)
+		if t.Reason != "" {
+			s += " (" + t.Reason + ")"
+		}
+		if t.Message != "" {
+			s += ": " + chaincode.Truncate(t.Message, 200)
+		}
+		return s
+	}
+	switch {
+	case st.State.Waiting != nil && st.State.Waiting.Reason == "CrashLoopBackOff":
+		why := "is in CrashLoopBackOff"
+		if t := st.LastTerminationState.Terminated; t != nil {
+			why += ", last " + term(t)
+		} else if st.State.Waiting.Message != "" {
+			why += ": " + st.State.Waiting.Message
+		}
+		return why, true
+	case st.State.Terminated != nil && st.State.Terminated.ExitCode != 0:
+		return "terminated with " + term(st.State.Terminated), true
+	case st.RestartCount > 0:
+		why := fmt.Sprintf("restarted %d times", st.RestartCount)
+		if t := st.LastTerminationState.Terminated; t != nil {
+			why += ", last " + term(t)
+		}
+		return why, true
+	}
+	return "", false
 }

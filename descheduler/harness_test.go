@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -24,6 +25,7 @@ import (
 	kubefake "k8s.io/client-go/kubernetes/fake"
 	clienttesting "k8s.io/client-go/testing"
 	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/record"
 	"k8s.io/utils/clock"
 	clocktesting "k8s.io/utils/clock/testing"
 	"k8s.io/utils/ptr"
@@ -89,7 +91,21 @@ type cluster struct {
 	crashAt  func(*v1alpha1.Migration) bool
 	restarts int
 	stop     context.CancelFunc
+	// inFlight, when set, plays the gateway's count of requests in flight.
+	inFlight *inFlightCounts
+	// events, when set, records the controller's Events instead of the broadcaster.
+	events *record.FakeRecorder
 }
+
+// inFlightCounts is a gateway's in-flight count per client, set by the test.
+type inFlightCounts struct {
+	mu sync.Mutex
+	m  map[string]int
+}
+
+func (f *inFlightCounts) InFlight(id string) int { f.mu.Lock(); defer f.mu.Unlock(); return f.m[id] }
+
+func (f *inFlightCounts) set(id string, n int) { f.mu.Lock(); f.m[id] = n; f.mu.Unlock() }
 
 type locations struct{ m map[string]geo.Point }
 
@@ -148,6 +164,13 @@ func (w *world) addCluster(id string, mutate func(*Config), objs ...runtime.Obje
 // newCluster builds a cluster's controller on its API servers' objects; it does not register.
 func (w *world) newCluster(id string, mutate func(*Config), objs ...runtime.Object) *cluster {
 	w.t.Helper()
+	return w.newClusterWith(nil, id, mutate, objs...)
+}
+
+// newClusterWith is newCluster with the cluster's test doubles set by before, ahead of the
+// controller's construction.
+func (w *world) newClusterWith(before func(*cluster), id string, mutate func(*Config), objs ...runtime.Object) *cluster {
+	w.t.Helper()
 	cfg := testConfig(id)
 	if mutate != nil {
 		mutate(cfg)
@@ -170,6 +193,9 @@ func (w *world) newCluster(id string, mutate func(*Config), objs ...runtime.Obje
 	}
 	cl := &cluster{w: w, id: id, cfg: cfg, kube: kubefake.NewClientset(kubeObjs...), migs: migfake.NewSimpleClientset(migObjs...),
 		ledger: w.store.Client("MSP-" + id), locations: &locations{m: map[string]geo.Point{}}}
+	if before != nil {
+		before(cl)
+	}
 	cl.addReactors()
 	cl.start()
 	w.clusters = append(w.clusters, cl)
@@ -183,10 +209,17 @@ func (cl *cluster) start() {
 	if w.realClock {
 		clk = clock.RealClock{}
 	}
-	c, err := New(cl.cfg, Deps{Kube: cl.kube, Migrations: cl.migs, Ledger: cl.ledger, Clock: clk, Locations: cl.locations,
-		Registerer: prometheus.NewRegistry()})
+	d := Deps{Kube: cl.kube, Migrations: cl.migs, Ledger: cl.ledger, Clock: clk, Locations: cl.locations,
+		Registerer: prometheus.NewRegistry()}
+	if cl.inFlight != nil {
+		d.InFlight = cl.inFlight
+	}
+	c, err := New(cl.cfg, d)
 	if err != nil {
 		w.t.Fatal(err)
+	}
+	if cl.events != nil {
+		c.recorder = cl.events
 	}
 	cl.c = c
 	ctx, stop := context.WithCancel(w.ctx)

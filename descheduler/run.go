@@ -110,18 +110,7 @@ func Serve(ctx context.Context, o *Options, restCfg *rest.Config, ln net.Listene
 	}
 	gw, err := gateway.New(gateway.Options{
 		Auth: auth, ClusterID: cfg.ClusterID, RequestTimeout: cfg.GatewayRequestTimeout, MaxBodyBytes: cfg.GatewayMaxBodyBytes,
-		Router: gateway.RouterFunc(func(id string) gateway.Route {
-			// Only the leader's informers and routes are current.
-			c := ctrl.Load()
-			switch {
-			case c == nil || !leading.Load():
-				return gateway.Route{Kind: gateway.Unavailable, Cluster: cfg.ClusterID, Reason: "not the leader"}
-			case !c.Ready():
-				return gateway.Route{Kind: gateway.Unavailable, Cluster: cfg.ClusterID, Reason: "the descheduler is starting"}
-			}
-			return c.Route(id)
-		}),
-		Registerer: reg,
+		Router: leaderRouter(cfg.ClusterID, &ctrl, &leading), Registerer: reg,
 	})
 	if err != nil {
 		return err
@@ -198,6 +187,21 @@ func Serve(ctx context.Context, o *Options, restCfg *rest.Config, ln net.Listene
 	default:
 	}
 	return err
+}
+
+// leaderRouter routes the gateway through the leading controller; other replicas answer
+// 503: only the leader's informers and routes are current.
+func leaderRouter(clusterID string, ctrl *atomic.Pointer[Controller], leading *atomic.Bool) gateway.Router {
+	return gateway.RouterFunc(func(id string) gateway.Route {
+		c := ctrl.Load()
+		switch {
+		case c == nil || !leading.Load():
+			return gateway.Route{Kind: gateway.Unavailable, Cluster: clusterID, Reason: "not the leader"}
+		case !c.Ready():
+			return gateway.Route{Kind: gateway.Unavailable, Cluster: clusterID, Reason: "the descheduler is starting"}
+		}
+		return c.Route(id)
+	})
 }
 
 type resolverFunc func(string) (locator.Route, bool)

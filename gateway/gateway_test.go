@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"k8s.io/apimachinery/pkg/util/wait"
 
 	"github.com/edgemigrate/edgemigrate/api"
 	"github.com/edgemigrate/edgemigrate/internal/serve"
@@ -67,7 +69,7 @@ func newUpstream(t testing.TB, name string) *upstream {
 			fmt.Fprintln(w, "two")
 			return
 		case r.URL.Path == "/cut":
-			w.Header().Set("Content-Length", "100")
+			// Chunked: only the missing last chunk tells a cut answer from a whole one.
 			w.WriteHeader(http.StatusOK)
 			fmt.Fprint(w, "partial")
 			w.(http.Flusher).Flush()
@@ -189,6 +191,24 @@ func errorOf(t testing.TB, body string) string {
 		t.Fatalf("answer %q is not {\"error\": …}", body)
 	}
 	return e.Error
+}
+
+// counted waits until c has grown past before (a proxied request is counted as its handler
+// returns, which can be after the client has read the whole answer) and returns by how much.
+func counted(t testing.TB, c prometheus.Counter, before float64) float64 {
+	t.Helper()
+	_ = wait.PollUntilContextTimeout(context.Background(), time.Millisecond, 10*time.Second, true, func(context.Context) (bool, error) {
+		return testutil.ToFloat64(c) > before, nil
+	})
+	return testutil.ToFloat64(c) - before
+}
+
+// idle waits until the gateway counts no request of id in flight, as after the handlers'
+// last deferred calls; false if it never does.
+func idle(g *Gateway, id string) bool {
+	return wait.PollUntilContextTimeout(context.Background(), time.Millisecond, 10*time.Second, true, func(context.Context) (bool, error) {
+		return g.InFlight(id) == 0, nil
+	}) == nil
 }
 
 func TestGateway(t *testing.T) {
@@ -340,7 +360,7 @@ func TestGateway(t *testing.T) {
 			if got := pod1.served.Load() - before; got != tc.wantServed {
 				t.Errorf("the pod served %d requests, want %d", got, tc.wantServed)
 			}
-			if got := testutil.ToFloat64(counter) - count; got != 1 {
+			if got := counted(t, counter, count); got != 1 {
 				t.Errorf("outcome %s/%s counted %v times, want once", tc.wantOutcome, tc.wantCluster, got)
 			}
 			if tc.check != nil {
@@ -348,8 +368,8 @@ func TestGateway(t *testing.T) {
 			}
 		})
 	}
-	if n := f.g.InFlight("car-a"); n != 0 {
-		t.Errorf("%d requests of car-a still counted in flight", n)
+	if !idle(f.g, "car-a") {
+		t.Errorf("%d requests of car-a still counted in flight", f.g.InFlight("car-a"))
 	}
 }
 
@@ -368,7 +388,7 @@ func TestBodyLimitStreamed(t *testing.T) {
 	if resp.StatusCode != http.StatusRequestEntityTooLarge {
 		t.Fatalf("status %d (%s), want 413", resp.StatusCode, text)
 	}
-	if got := testutil.ToFloat64(f.g.metrics.requests.WithLabelValues(string(outcomeTooLarge), "edge-a")); got != 1 {
+	if got := counted(t, f.g.metrics.requests.WithLabelValues(string(outcomeTooLarge), "edge-a"), 0); got != 1 {
 		t.Errorf("too_large counted %v times", got)
 	}
 }
@@ -437,7 +457,7 @@ func TestCutAnswer(t *testing.T) {
 	if _, err := io.ReadAll(resp.Body); err == nil {
 		t.Fatal("the cut answer read as complete")
 	}
-	if got := testutil.ToFloat64(f.g.metrics.requests.WithLabelValues(string(outcomeUpstreamError), "edge-a")); got != 1 {
+	if got := counted(t, f.g.metrics.requests.WithLabelValues(string(outcomeUpstreamError), "edge-a"), 0); got != 1 {
 		t.Errorf("upstream_error counted %v times, want 1", got)
 	}
 }
@@ -462,8 +482,8 @@ func TestInFlight(t *testing.T) {
 	}
 	close(pod.release)
 	<-done
-	if n := f.g.InFlight("car-a"); n != 0 {
-		t.Errorf("in flight after the answer: %d, want 0", n)
+	if !idle(f.g, "car-a") {
+		t.Errorf("in flight after the answer: %d, want 0", f.g.InFlight("car-a"))
 	}
 	f.routes.mu.Lock()
 	defer f.routes.mu.Unlock()
@@ -529,5 +549,24 @@ func TestNew(t *testing.T) {
 				t.Errorf("New = %v, want %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// The request timeout covers the answer: a stream that outlives it is cut, and counted as
+// a timeout.
+func TestTimeoutCutsStream(t *testing.T) {
+	pod := newUpstream(t, "svc-1")
+	f := newFixture(t, Options{RequestTimeout: 200 * time.Millisecond}, map[string]Route{"car-a": {Kind: Local, Cluster: "edge-a", Backends: []Backend{pod.backend()}}})
+	resp := f.do(t, http.MethodGet, "/v1/clients/car-a/service/stream", "token-a", nil, nil)
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err == nil || string(b) != "one\n" {
+		t.Fatalf("read %q, %v; want the first line, then the answer cut", b, err)
+	}
+	if !idle(f.g, "car-a") {
+		t.Errorf("still %d in flight after the cut", f.g.InFlight("car-a"))
+	}
+	if got := counted(t, f.g.metrics.requests.WithLabelValues(string(outcomeTimeout), "edge-a"), 0); got != 1 {
+		t.Errorf("timeout counted %v times, want 1", got)
 	}
 }

@@ -148,9 +148,6 @@ func (g *Gateway) proxy(c *gin.Context, logger klog.Logger, route Route) {
 			c.AbortWithStatusJSON(result.status, gin.H{"error": msg})
 		},
 	}
-	// Let the pod answer while the car still sends (HTTP/1 otherwise ends the request body
-	// at the first byte of the answer). Not every writer can; then the answer waits.
-	_ = http.NewResponseController(c.Writer).EnableFullDuplex()
 	rp.ServeHTTP(c.Writer, c.Request.WithContext(ctx))
 	if result.outcome == outcomeProxied && timedOut() {
 		// Outside an http.Server, ReverseProxy returns from a cut copy without panicking.

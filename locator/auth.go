@@ -50,7 +50,7 @@ func NewAuth(o AuthOptions) (*Auth, error) {
 		o.FailedBurst = DefaultFailedAuthBurst
 	}
 	if o.FailedPerSecond < 0 || math.IsNaN(o.FailedPerSecond) || o.FailedBurst < 0 {
-		return nil, fmt.Errorf("failed authentications per second and burst must be positive, got %v and %d", o.FailedPerSecond, o.FailedBurst)
+		return nil, fmt.Errorf("failed authentications per second must be positive and their burst too, got %v and %d", o.FailedPerSecond, o.FailedBurst)
 	}
 	if o.Now == nil {
 		o.Now = time.Now

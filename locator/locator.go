@@ -69,9 +69,9 @@ type Options struct {
 	// Defaults: 10/s, burst 20.
 	RatePerSecond float64
 	Burst         int
-	// FailedAuthPerSecond and FailedAuthBurst limit failed authentications per remote IP;
-	// once exhausted, that IP's location reports are refused with 429 without being
-	// checked. Defaults: 1/s, burst 10.
+	// FailedAuthPerSecond and FailedAuthBurst limit failed authentications per remote IP,
+	// without Auth; once exhausted, that IP's location reports are refused with 429
+	// without being checked. Defaults: 1/s, burst 10.
 	FailedAuthPerSecond float64
 	FailedAuthBurst     int
 	// MaxBodyBytes bounds a location report's body. Default 4 KiB.
@@ -108,26 +108,14 @@ func New(o Options) (*Locator, error) {
 	if o.Burst == 0 {
 		o.Burst = DefaultBurst
 	}
-	if o.FailedAuthPerSecond == 0 {
-		o.FailedAuthPerSecond = DefaultFailedAuthPerSecond
-	}
-	if o.FailedAuthBurst == 0 {
-		o.FailedAuthBurst = DefaultFailedAuthBurst
-	}
 	if o.MaxBodyBytes == 0 {
 		o.MaxBodyBytes = DefaultMaxBodyBytes
 	}
-	for _, r := range []struct {
-		name string
-		v    float64
-	}{{"rate per second", o.RatePerSecond}, {"failed authentications per second", o.FailedAuthPerSecond}} {
-		if r.v < 0 || math.IsNaN(r.v) {
-			return nil, fmt.Errorf("locator %s must be positive, got %v", r.name, r.v)
-		}
+	if o.RatePerSecond < 0 || math.IsNaN(o.RatePerSecond) {
+		return nil, fmt.Errorf("locator rate per second must be positive, got %v", o.RatePerSecond)
 	}
-	if o.Burst < 0 || o.FailedAuthBurst < 0 || o.MaxBodyBytes < 0 {
-		return nil, fmt.Errorf("locator bursts and body limit must be positive, got burst %d, failed-auth burst %d, max body %d",
-			o.Burst, o.FailedAuthBurst, o.MaxBodyBytes)
+	if o.Burst < 0 || o.MaxBodyBytes < 0 {
+		return nil, fmt.Errorf("locator burst and body limit must be positive, got burst %d, max body %d", o.Burst, o.MaxBodyBytes)
 	}
 	if o.Registerer == nil {
 		o.Registerer = prometheus.NewRegistry()
@@ -139,7 +127,7 @@ func New(o Options) (*Locator, error) {
 	if auth == nil {
 		var err error
 		if auth, err = NewAuth(AuthOptions{Tokens: o.Tokens, FailedPerSecond: o.FailedAuthPerSecond, FailedBurst: o.FailedAuthBurst, Now: o.Now}); err != nil {
-			return nil, err
+			return nil, fmt.Errorf("locator: %w", err)
 		}
 	}
 	m, err := newMetrics(o.Registerer)

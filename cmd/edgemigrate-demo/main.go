@@ -35,9 +35,12 @@ func newCommand() *cobra.Command {
 		Short: "Watch both migration scenarios happen on local edge clusters, with a live dashboard",
 		Long: `edgemigrate-demo starts edge clusters of fake Jetson AGX Xavier boards on 127.0.0.1
 (binaries from ` + "`make tools`" + `), the ledger, and in every cluster the extender, the schedulers,
-the webhook and the descheduler. A simulated car drives through every cluster's coverage and
-back while its inference service follows it; then one cluster is filled and offloads a new
-service to a neighbour. The terminal prints every migration's timeline; the dashboard draws
+the webhook and the descheduler. A car drives through every cluster's coverage and back while
+its inference service follows it; then one cluster is filled and offloads a new service to a
+neighbour. Where the machine allows it (Linux, root, containerd, ` + "`make images`" + `) each cluster
+also gets a real node, the car's service is the real classifier container and the car sends
+it MNIST digits through the gateways all along, the dashboard showing every request; else
+the services are simulated on kwok and the car sends none. The first lines say which. The terminal prints every migration's timeline; the dashboard draws
 it live. Ctrl-C stops every process the demo started.`,
 		Args:         cobra.NoArgs,
 		SilenceUsage: true,
@@ -51,6 +54,7 @@ it live. Ctrl-C stops every process the demo started.`,
 	fs.IntVar(&o.Clusters, "clusters", o.Clusters, "number of edge clusters, on a line 2 km apart")
 	fs.DurationVar(&o.Duration, "duration", o.Duration, "run this long, the scenarios always finished, then exit; 0 drives the route again and again until Ctrl-C")
 	fs.StringVar(&o.Address, "address", o.Address, "address of the dashboard")
+	fs.BoolVar(&o.Kwok, "kwok", o.Kwok, "simulate the services on kwok even where real containers could run (Linux, root, make images)")
 	fs.StringVar(&o.Binary, "binary", o.Binary, "the edgemigrate binary the clusters run; default edgemigrate beside this executable")
 	return cmd
 }

@@ -1,5 +1,7 @@
 // Command images builds the project's OCI images into an OCI layout (`make images`) and
-// pushes them to a registry (`make images-push`), without a container engine.
+// pushes them to a registry (`make images-push`), without a container engine. Building
+// trains the classifier's weights first, or reuses those cached in the work directory
+// (beside --out, images-build/) by an earlier build with the same inputs.
 //
 //	go run ./hack/images build --out bin/images --version 0.1.0 [--kube-scheduler bin/static/kube-scheduler] [--edgemigrate-scheduler bin/static/edgemigrate-scheduler]
 //	go run ./hack/images push --layout bin/images --repo ghcr.io/me

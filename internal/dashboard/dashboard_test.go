@@ -134,6 +134,32 @@ func TestE2EBrowserDashboard(t *testing.T) {
 		}
 	})
 
+	t.Run("request panel", func(t *testing.T) {
+		got, err := browsertest.Eval[map[string]any](page, `(() => {
+			const box = document.querySelector('#requests [data-requests="car-1"]');
+			const fig = k => box.querySelector('[data-figure="' + k + '"] b').textContent;
+			const fill = id => getComputedStyle(document.querySelector('#map [data-cluster="' + id + '"] circle')).fill;
+			const strip = [...box.querySelectorAll(".strip .req")];
+			return {rate: fig("rate"), p50: fig("p50"), p99: fig("p99"), failed: fig("failed"),
+				counts: [...box.querySelectorAll(".byc .count")].map(e => e.textContent).join(","),
+				strip: strip.length, fails: strip.filter(e => e.classList.contains("fail")).length,
+				// each answered request in its cluster's colour, the one of its coverage circle
+				coloured: strip.filter(e => !e.classList.contains("fail") &&
+					getComputedStyle(e).backgroundColor === fill(e.dataset.servedBy)).length};
+		})()`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := first.Requests[0]
+		want := map[string]any{"rate": "5.0", "p50": "3.2 ms", "p99": "41.0 ms", "failed": "1",
+			"counts": "edge-a 25,edge-b 14,http 503 1", "strip": float64(len(r.Recent)), "fails": 1.0, "coloured": float64(len(r.Recent) - 1)}
+		for k, v := range want {
+			if got[k] != v {
+				t.Errorf("request panel %s = %v, want %v", k, got[k], v)
+			}
+		}
+	})
+
 	t.Run("ledger and narration", func(t *testing.T) {
 		n, err := browsertest.Eval[[]float64](page, `[document.querySelectorAll("#ledger .lrow").length, document.querySelectorAll("#log .logline").length]`)
 		if err != nil {
@@ -157,12 +183,15 @@ func TestE2EBrowserDashboard(t *testing.T) {
 			phase: document.querySelector('[data-migration="mig-2"]').dataset.phase,
 			car: document.querySelector('[data-car="car-1"]').getAttribute("transform"),
 			ledger: document.querySelectorAll("#ledger .lrow").length,
+			strip: document.querySelectorAll('#requests [data-requests="car-1"] .strip .req').length,
 		})`)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got["phase"] != "Completed" || got["car"] == carBefore || got["ledger"] != float64(len(second.Ledger)) {
-			t.Errorf("after the update: %v; want mig-2 Completed, the car moved from %s, %d ledger rows", got, carBefore, len(second.Ledger))
+		if got["phase"] != "Completed" || got["car"] == carBefore || got["ledger"] != float64(len(second.Ledger)) ||
+			got["strip"] != float64(len(second.Requests[0].Recent)) {
+			t.Errorf("after the update: %v; want mig-2 Completed, the car moved from %s, %d ledger rows, %d recent requests",
+				got, carBefore, len(second.Ledger), len(second.Requests[0].Recent))
 		}
 	})
 

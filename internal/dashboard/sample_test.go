@@ -55,8 +55,22 @@ func syntheticState(start time.Time, tick int) State {
 	if tick > 0 {
 		log = append(log, fmt.Sprintf("segmenter offloaded to edge-b (tick %d).", tick))
 	}
+	// car-1's requests: served by edge-a, then edge-b; one failed at the switch.
+	requests := Requests{Car: "car-1", Sent: 40 + tick, OK: 39 + tick, Failed: 1, WindowS: 10, RatePerS: 5, WindowFailed: 1,
+		P50Ms: 3.2, P99Ms: 41, ByCluster: map[string]int{"edge-a": 25, "edge-b": 14 + tick}, FailedBy: map[string]int{"http 503": 1}}
+	for i := 0; i < 30+tick; i++ {
+		q := Request{Seq: 10 + i, Cluster: "edge-a", OK: true, Status: 200, LatencyMs: 3}
+		switch {
+		case i == 12:
+			q = Request{Seq: 10 + i, Status: 503, LatencyMs: 1}
+		case i > 12:
+			q.Cluster = "edge-b"
+		}
+		requests.Recent = append(requests.Recent, q)
+	}
 	return State{
-		Time: now,
+		Time:     now,
+		Requests: []Requests{requests},
 		Clusters: []Cluster{
 			{
 				ID: "edge-a", Center: Point{Lat: 36.3700, Lon: 127.3400}, RadiusM: 1500, Endpoint: "https://127.0.0.1:40101",

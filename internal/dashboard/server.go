@@ -126,12 +126,15 @@ func (s *Server) encode(st State) []byte {
 	if st.Cars == nil {
 		st.Cars = []Car{}
 	}
+	if st.Requests == nil {
+		st.Requests = []Requests{}
+	}
 	data, err := json.Marshal(st)
 	if err != nil {
 		// Only unsupported values (NaN coordinates) get here; keep showing the page.
 		klog.ErrorS(err, "Encoding dashboard state")
 		data, _ = json.Marshal(State{Time: st.Time, Clusters: []Cluster{}, Cars: []Car{}, Ledger: []LedgerEvent{},
-			Migrations: []Migration{}, Log: []string{fmt.Sprintf("dashboard: cannot encode state: %v", err)}})
+			Migrations: []Migration{}, Requests: []Requests{}, Log: []string{fmt.Sprintf("dashboard: cannot encode state: %v", err)}})
 	}
 	return data
 }

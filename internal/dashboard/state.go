@@ -14,6 +14,8 @@ type State struct {
 	Ledger     []LedgerEvent `json:"ledger"`     // newest last, capped (Options.HistoryLimit)
 	Migrations []Migration   `json:"migrations"` // newest last
 	Log        []string      `json:"log"`        // demo narration lines, newest last, capped
+	// Requests are each car's requests to its service, when the demo sends them.
+	Requests []Requests `json:"requests"`
 }
 
 // Point is a WGS84 position in degrees.
@@ -110,4 +112,35 @@ func (s *Step) UnmarshalJSON(data []byte) error {
 	s.Phase = v.Phase
 	s.At = time.Duration(v.AtMs * float64(time.Millisecond))
 	return nil
+}
+
+// Requests are one car's requests to its inference service: totals, the last WindowS
+// seconds (rate, failures, latency) and the most recent requests one by one.
+type Requests struct {
+	Car      string `json:"car"`
+	Sent     int    `json:"sent"`
+	OK       int    `json:"ok"`
+	Failed   int    `json:"failed"`
+	InFlight int    `json:"inFlight"`
+	// ByCluster counts the successes by the cluster that answered; FailedBy the failures
+	// by reason.
+	ByCluster map[string]int `json:"byCluster"`
+	FailedBy  map[string]int `json:"failedBy"`
+	// The rolling window.
+	WindowS      float64 `json:"windowS"`
+	RatePerS     float64 `json:"ratePerS"`
+	WindowFailed int     `json:"windowFailed"`
+	P50Ms        float64 `json:"p50Ms"`
+	P99Ms        float64 `json:"p99Ms"`
+	// Recent are the latest requests, oldest first, capped by the publisher.
+	Recent []Request `json:"recent"`
+}
+
+// Request is one request as the strip of recent requests draws it.
+type Request struct {
+	Seq       int     `json:"seq"`
+	Cluster   string  `json:"cluster"` // that answered; "" when none did
+	OK        bool    `json:"ok"`
+	Status    int     `json:"status"`
+	LatencyMs float64 `json:"latencyMs"`
 }

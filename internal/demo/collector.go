@@ -21,6 +21,7 @@ import (
 	"github.com/edgemigrate/edgemigrate/api/generated/clientset/versioned"
 	migrationinformers "github.com/edgemigrate/edgemigrate/api/generated/informers/externalversions/api/v1alpha1"
 	"github.com/edgemigrate/edgemigrate/api/v1alpha1"
+	"github.com/edgemigrate/edgemigrate/car"
 	"github.com/edgemigrate/edgemigrate/chaincode"
 	"github.com/edgemigrate/edgemigrate/geo"
 	"github.com/edgemigrate/edgemigrate/internal/dashboard"
@@ -61,6 +62,8 @@ type collector struct {
 	// Locator answers to the car's queries, for the summary.
 	answers, answersUnknown, answerErrors int
 	answerLatency                         time.Duration
+	// sender is the car sending requests, on real containers; nil on kwok.
+	sender *car.Car
 }
 
 func newCollector(f *localfleet.Fleet, l ledger.Ledger, narr *narrator) (*collector, error) {
@@ -214,7 +217,15 @@ func (c *collector) finishLocked(r *record) {
 		return
 	}
 	r.done = true
-	c.narr.timeline(r.timelineLine())
+	line := r.timelineLine()
+	if c.sender != nil && r.clientID == CarID {
+		end := r.steps[stepCompleted]
+		if end.IsZero() {
+			end = time.Now()
+		}
+		line += "  " + requestFigures(c.sender.Between(r.started(), end))
+	}
+	c.narr.timeline(line)
 }
 
 // finished returns a copy of the first finished migration, triggered at or after since,
@@ -287,6 +298,9 @@ func (c *collector) state(now time.Time) dashboard.State {
 		st.Cars = []dashboard.Car{car}
 	}
 	st.Ledger = slices.Clone(c.events)
+	if c.sender != nil {
+		st.Requests = []dashboard.Requests{dashboardRequests(CarID, c.sender.Stats(), c.sender.Recent(stripRequests))}
+	}
 	for _, id := range c.order {
 		if r := c.records[id]; r.kind != "" || r.source != "" {
 			st.Migrations = append(st.Migrations, r.dashboardMigration())

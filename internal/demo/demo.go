@@ -14,6 +14,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -27,8 +28,10 @@ import (
 
 	"github.com/edgemigrate/edgemigrate/api"
 	"github.com/edgemigrate/edgemigrate/api/v1alpha1"
+	"github.com/edgemigrate/edgemigrate/car"
 	"github.com/edgemigrate/edgemigrate/geo"
 	"github.com/edgemigrate/edgemigrate/internal/dashboard"
+	"github.com/edgemigrate/edgemigrate/internal/inference"
 	"github.com/edgemigrate/edgemigrate/internal/localfleet"
 	"github.com/edgemigrate/edgemigrate/localcluster"
 	"github.com/edgemigrate/edgemigrate/locator"
@@ -83,6 +86,8 @@ type Options struct {
 	Out io.Writer
 	// Binary is the edgemigrate binary the fleet runs; default DefaultBinary.
 	Binary string
+	// Kwok runs the services simulated on kwok even where real containers could run.
+	Kwok bool
 }
 
 func (o *Options) defaults() error {
@@ -134,8 +139,13 @@ type demo struct {
 	published atomic.Pointer[collector]
 	token     string
 	// serving is the cluster that runs the car's service now.
-	serving string
-	car     geo.Point
+	serving  string
+	position geo.Point
+	mode     mode
+	// sender sends the car's requests, on real containers only.
+	sender *car.Car
+	// stopSending stops the car's requests; nil before they start.
+	stopSending func()
 }
 
 // Run runs the demo: it starts the fleet and the dashboard, plays both scenarios and
@@ -159,6 +169,8 @@ func Run(ctx context.Context, o Options) (err error) {
 		return fmt.Errorf("run `make tools` first (the first build takes about 10 minutes): %w", err)
 	}
 	d.narr.detail("found in %s", binDir)
+	d.mode = detectMode(ctx, o, binDir)
+	d.narr.say("%s", d.mode)
 
 	ln := o.Listener
 	if ln == nil {
@@ -182,16 +194,26 @@ func Run(ctx context.Context, o Options) (err error) {
 	d.narr.say("Dashboard: %s (open it now: it fills in as the clusters come up)", url)
 
 	d.token = rand.Text()
-	d.narr.say("Starting %d edge clusters, the ledger, and in each cluster the extender, the schedulers, the webhook and the descheduler (about 10 s)", o.Clusters)
+	realNodes := 0
+	if d.mode.real {
+		realNodes = 1
+		d.narr.say("Starting %d edge clusters, each with a real node, the ledger, and in each cluster the extender, the schedulers, the webhook and the descheduler (about a minute)", o.Clusters)
+	} else {
+		d.narr.say("Starting %d edge clusters, the ledger, and in each cluster the extender, the schedulers, the webhook and the descheduler (about 10 s)", o.Clusters)
+	}
 	d.fleet, err = localfleet.Start(ctx, localfleet.Options{
+		RealNodes:    realNodes,
 		Clusters:     o.Clusters,
 		Binary:       o.Binary,
 		BinDir:       binDir,
 		Nodes:        demoNodes,
 		ClientTokens: map[string]string{CarID: d.token},
-		// Snappy: offload after one second of Pending, resync often.
-		DeschedulerArgs: []string{"--offload-after=1s", "--resync-interval=2s"},
-		Log:             d.narr,
+		// Snappy: offload after one second of Pending, resync often. Leader election as
+		// the descheduler's defaults, not the fleet's short test times: one replica, and
+		// on a busy machine a slow lease renewal must not stop the gateway mid-tour.
+		DeschedulerArgs: []string{"--offload-after=1s", "--resync-interval=2s",
+			"--leader-elect-lease-duration=15s", "--leader-elect-renew-deadline=10s", "--leader-elect-retry-period=2s"},
+		Log: d.narr,
 	})
 	if err != nil {
 		return fmt.Errorf("starting the fleet: %w", err)
@@ -200,6 +222,8 @@ func Run(ctx context.Context, o Options) (err error) {
 		stopWatching()
 		d.narr.say("Stopping every process the demo started")
 		if err != nil && !errors.Is(err, context.Canceled) {
+			d.stopRequests()
+			d.printRequests()
 			fmt.Fprintln(o.Out, d.fleet.LogTails(15))
 		}
 		d.fleet.Stop()
@@ -220,8 +244,15 @@ func Run(ctx context.Context, o Options) (err error) {
 	if err := col.start(watchCtx); err != nil {
 		return err
 	}
+	if d.mode.real {
+		if d.sender, err = newCar(d.fleet, d.token, d.mode); err != nil {
+			return err
+		}
+		col.sender = d.sender
+	}
 	d.col = col
 	d.published.Store(col)
+	defer d.stopRequests()
 
 	if err := d.scenarios(ctx); err != nil {
 		if ctx.Err() != nil {
@@ -247,8 +278,40 @@ func Run(ctx context.Context, o Options) (err error) {
 			}
 		}
 	}
+	d.stopRequests()
 	d.printSummary()
+	if d.sender != nil {
+		if st := d.sender.Stats(); st.Failed > 0 {
+			return fmt.Errorf("%d of the car's %d requests failed", st.Failed, st.Sent)
+		}
+	}
 	return nil
+}
+
+// startRequests has the car send its requests until stopRequests, on real containers.
+func (d *demo) startRequests(ctx context.Context) {
+	if d.sender == nil || d.stopSending != nil {
+		return
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = d.sender.Run(runCtx) // only fails without NewRequest or Every, which newCar sets
+	}()
+	d.stopSending = func() {
+		cancel()
+		<-done
+	}
+	d.narr.say("%s sends an MNIST digit to its service every %s through the gateway of the cluster covering it", CarID, requestEvery)
+}
+
+// stopRequests stops the car's requests, once every request sent has its answer.
+func (d *demo) stopRequests() {
+	if d.stopSending != nil {
+		d.stopSending()
+		d.stopSending = func() {}
+	}
 }
 
 // scenarios plays client mobility, then offload.
@@ -256,6 +319,7 @@ func (d *demo) scenarios(ctx context.Context) error {
 	if err := d.deployCarService(ctx); err != nil {
 		return fmt.Errorf("scenario 1, client mobility: %w", err)
 	}
+	d.startRequests(ctx)
 	d.narr.say("Scenario 1, client mobility: %s drives through every cluster's coverage and back", CarID)
 	if err := d.tour(ctx); err != nil {
 		return fmt.Errorf("scenario 1, client mobility: %w", err)
@@ -276,7 +340,13 @@ func (d *demo) deployCarService(ctx context.Context) error {
 	if _, err := first.Client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: Namespace}}, metav1.CreateOptions{}); err != nil {
 		return fmt.Errorf("creating namespace %s in %s: %w", Namespace, first.ID, err)
 	}
-	if err := d.createService(ctx, first, inferenceService(CarService, CarID, 1, carGPUMemory)); err != nil {
+	svc := inferenceService(CarService, CarID, 1, carGPUMemory)
+	if d.mode.real {
+		svc = inference.Deployment(CarService, Namespace, d.mode.classifier, CarID)
+		svc.Spec.Template.Spec.NodeSelector, svc.Spec.Template.Spec.Tolerations = localcluster.RealNodePlacement()
+		d.narr.detail("the classifier on %s's real node: its requests are answered by a real process", first.ID)
+	}
+	if err := d.createService(ctx, first, svc); err != nil {
 		return err
 	}
 	if err := d.waitRunning(ctx, first, CarService, 1); err != nil {
@@ -297,7 +367,7 @@ func (d *demo) tour(ctx context.Context) error {
 	for _, s := range tour(ids, points)[1:] {
 		d.narr.say("%s drives from %s's coverage towards %s", CarID, d.serving, s.Cluster)
 		since := time.Now()
-		for _, p := range legPoints(d.car, s.At, stepM) {
+		for _, p := range legPoints(d.position, s.At, stepM) {
 			if err := d.moveCar(ctx, p); err != nil {
 				return err
 			}
@@ -322,9 +392,14 @@ func (d *demo) tour(ctx context.Context) error {
 func (d *demo) offload(ctx context.Context) error {
 	first := d.fleet.Edges[0]
 	d.narr.say("Scenario 2, offload: filling every Jetson of %s with a %s model", first.ID, fillerGPUMemory.String())
-	nodes, err := first.Client.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	// The real node (tainted, so only pods that tolerate it go there) is not filled: the
+	// filler and the offloaded service are simulated on the kwok boards.
+	nodes, err := first.Client.CoreV1().Nodes().List(ctx, metav1.ListOptions{LabelSelector: "!" + localcluster.RealNodeLabel})
 	if err != nil {
 		return fmt.Errorf("listing the nodes of %s: %w", first.ID, err)
+	}
+	if d.mode.real {
+		d.narr.detail("the filler and %s are simulated on %s's kwok boards: the real node is left as it is", OffloadService, first.ID)
 	}
 	filler := inferenceService(FillerService, "", int32(len(nodes.Items)), fillerGPUMemory)
 	// One per board.
@@ -396,8 +471,11 @@ func (d *demo) waitFinished(ctx context.Context, since time.Time, service, from 
 // moveCar reports the car's position to every cluster's locator, as a car does to the
 // road-side units it passes, then asks the nearest where its service runs.
 func (d *demo) moveCar(ctx context.Context, p geo.Point) error {
-	d.car = p
+	d.position = p
 	d.col.moveCar(CarID, p)
+	if d.sender != nil {
+		d.sender.SetPosition(p)
+	}
 	nearest := d.fleet.Edges[0]
 	for _, e := range d.fleet.Edges {
 		if err := locator.NewClient(e.LocatorURL, nil).ReportLocation(ctx, CarID, d.token, p); err != nil {
@@ -433,7 +511,8 @@ func (d *demo) waitLocator(ctx context.Context, e *localfleet.Edge, want string)
 	return nil
 }
 
-// waitRunning waits until n pods of service run in cluster e.
+// waitRunning waits until n pods of service run in cluster e, and are Ready on real
+// containers (the gateway sends requests to Ready pods only).
 func (d *demo) waitRunning(ctx context.Context, e *localfleet.Edge, service string, n int) error {
 	err := wait.PollUntilContextTimeout(ctx, 250*time.Millisecond, migrationTimeout, true, func(ctx context.Context) (bool, error) {
 		pods, err := e.Client.CoreV1().Pods(Namespace).List(ctx, metav1.ListOptions{LabelSelector: "app=" + service})
@@ -442,7 +521,7 @@ func (d *demo) waitRunning(ctx context.Context, e *localfleet.Edge, service stri
 		}
 		running := 0
 		for _, p := range pods.Items {
-			if p.DeletionTimestamp == nil && p.Status.Phase == corev1.PodRunning {
+			if p.DeletionTimestamp == nil && p.Status.Phase == corev1.PodRunning && (!d.mode.real || podReady(&p)) {
 				running++
 			}
 		}
@@ -493,6 +572,42 @@ func (d *demo) printSummary() {
 	for _, line := range d.col.summary().lines() {
 		d.narr.detail("%s", line)
 	}
+	d.printRequests()
+}
+
+// maxFailureLines caps the failed requests listed one by one.
+const maxFailureLines = 20
+
+// printRequests prints the car's request figures and its first failed requests.
+func (d *demo) printRequests() {
+	if d.sender == nil {
+		d.narr.detail("requests: none sent (the service is simulated on kwok)")
+		return
+	}
+	st := d.sender.Stats()
+	for _, line := range st.Summary() {
+		d.narr.detail("car %s", line)
+	}
+	listed := 0
+	for _, r := range d.sender.Results() {
+		if r.OK() {
+			continue
+		}
+		if listed++; listed > maxFailureLines {
+			d.narr.detail("… and %d more failed requests", st.Failed-maxFailureLines)
+			break
+		}
+		d.narr.detail("FAILED request #%d at %s: %s (via %s)", r.Seq, r.Start.Format(time.TimeOnly+".000"), r.Err, strings.Join(r.Via, " → "))
+	}
+}
+
+func podReady(p *corev1.Pod) bool {
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
 }
 
 // inferenceService is an opted-in inference Deployment, bound to a car when car is set.

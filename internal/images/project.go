@@ -19,7 +19,7 @@ type Project struct {
 	// Work receives the compiled binaries and caches the classifier's weights, keyed by
 	// what they depend on, so that a second build does not train again.
 	Work string
-	// Version tags the edgemigrate and test service images: the chart's appVersion.
+	// Version tags the edgemigrate, test service and inference images: the chart's appVersion.
 	Version string
 	// Platforms of the edgemigrate image; default linux/amd64 and linux/arm64 (Jetson).
 	Platforms []string
@@ -30,7 +30,7 @@ type Project struct {
 	// (hack/build-scheduler.sh static), tagged Version as the chart expects; empty leaves
 	// its image out.
 	EdgemigrateScheduler string
-	// Out receives a line on the classifier's training and held-out accuracy; nil discards it.
+	// Out receives lines on the classifier's training and held-out accuracy; nil discards them.
 	Out io.Writer
 }
 

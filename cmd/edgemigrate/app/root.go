@@ -25,6 +25,7 @@ func NewCommand() *cobra.Command {
 		newExtenderCommand(),
 		newDeschedulerCommand(),
 		newCheckCommand(),
+		newCarCommand(),
 	)
 	return root
 }

@@ -159,6 +159,34 @@ function renderClusters(state) {
   }));
 }
 
+// ---- the cars' requests: figures, a counter per answering cluster, a strip of the latest
+function renderRequests(state) {
+  const box = document.getElementById("requests");
+  if (state.requests.length === 0) { box.replaceChildren(el("div", { class: "empty" }, "no request sent: the service is simulated (kwok), or the car has not started")); return; }
+  box.replaceChildren(...state.requests.map(r => {
+    const fig = (cls, key, value, label) => el("span", { class: "figure " + cls, "data-figure": key }, el("b", {}, value), label);
+    const counts = Object.keys(r.byCluster || {}).sort().map(id =>
+      el("span", { class: "count", style: `--c:${colour(id)}`, "data-count": id }, `${id} ${r.byCluster[id]}`));
+    for (const why of Object.keys(r.failedBy || {}).sort()) {
+      counts.push(el("span", { class: "count bad", "data-failed": why }, `${why} ${r.failedBy[why]}`));
+    }
+    const strip = (r.recent || []).map(q => el("span", {
+      class: "req" + (q.ok ? "" : " fail"), style: q.ok ? `--c:${colour(q.cluster)}` : null, "data-served-by": q.cluster || "",
+      title: `#${q.seq} ${q.ok ? "answered by " + q.cluster : "FAILED" + (q.status ? " " + q.status : "")} in ${ms(q.latencyMs)}` }));
+    return el("div", { class: "reqcar", "data-requests": r.car },
+      el("div", { class: "figures" },
+        el("span", { class: "who" }, r.car),
+        fig("", "rate", r.ratePerS.toFixed(1), `req/s (last ${Math.round(r.windowS)} s)`),
+        fig("", "p50", ms(r.p50Ms), "p50"),
+        fig("", "p99", ms(r.p99Ms), "p99"),
+        fig(r.failed > 0 ? "bad" : "good", "failed", String(r.failed), `failed of ${r.sent}`),
+        fig(r.windowFailed > 0 ? "bad" : "", "windowFailed", String(r.windowFailed), "failed recently"),
+        r.inFlight ? fig("", "inFlight", String(r.inFlight), "waiting") : null),
+      el("div", { class: "byc" }, ...counts),
+      el("div", { class: "strip", title: "latest requests, newest right; colour of the cluster that answered, red for a failure" }, ...strip));
+  }));
+}
+
 // ---- migration timeline: one row per migration, a segment per step sized by its duration
 function renderTimeline(state) {
   const box = document.getElementById("timeline");
@@ -225,9 +253,9 @@ function renderLog(state) {
 }
 
 function render(state) {
-  for (const k of ["clusters", "cars", "ledger", "migrations", "log"]) state[k] = state[k] || [];
+  for (const k of ["clusters", "cars", "ledger", "migrations", "log", "requests"]) state[k] = state[k] || [];
   for (const c of state.clusters) colour(c.id); // clusters first: stable colours by their order
-  const parts = [renderMap, renderClusters, renderTimeline, renderLedger, renderLog];
+  const parts = [renderMap, renderClusters, renderRequests, renderTimeline, renderLedger, renderLog];
   for (const part of parts) {
     try { part(state); } catch (err) { console.error(part.name, err); }
   }

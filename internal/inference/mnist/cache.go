@@ -73,16 +73,13 @@ func TrainCached(ctx context.Context, dataDir, cacheDir string, c Config) (Train
 	} else if !os.IsNotExist(err) {
 		return Trained{}, fmt.Errorf("reading cached weights: %w", err)
 	}
-	if err := ctx.Err(); err != nil {
-		return Trained{}, err
-	}
 	if t.Model == nil {
 		train, err := LoadTrain(dataDir)
 		if err != nil {
 			return Trained{}, err
 		}
 		start := time.Now()
-		if t.Model, err = Train(train, c); err != nil {
+		if t.Model, err = Train(ctx, train, c); err != nil {
 			return Trained{}, err
 		}
 		t.TrainTime = time.Since(start)

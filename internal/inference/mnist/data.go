@@ -92,6 +92,16 @@ func LoadTest(dataDir string) (*Set, error) {
 	return load(dataDir, TestImages, TestLabels)
 }
 
+// TestSplit finds GoMNIST's files from dir (see DataDir) and reads the t10k split: the
+// digits callers send to the classifier.
+func TestSplit(ctx context.Context, dir string) (*Set, error) {
+	data, err := DataDir(ctx, dir)
+	if err != nil {
+		return nil, err
+	}
+	return LoadTest(data)
+}
+
 func load(dataDir, images, labels string) (*Set, error) {
 	raw, err := GoMNIST.ReadSet(filepath.Join(dataDir, images), filepath.Join(dataDir, labels))
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -48,11 +49,16 @@ func data(t testing.TB) (dir string, train, test *Set) {
 	return dataDir, trainSet, testSet
 }
 
-func quickConfig() Config {
+// subset is DefaultConfig trained smaller and on the first limit images only.
+func subset(hidden, epochs, limit int) Config {
 	c := DefaultConfig()
-	c.Hidden, c.Epochs, c.Limit = 64, 2, 10000
+	c.Hidden, c.Epochs, c.Limit = hidden, epochs, limit
 	return c
 }
+
+// quickConfig learns in about a second; tinyConfig is for tests of anything but accuracy.
+func quickConfig() Config { return subset(64, 2, 10000) }
+func tinyConfig() Config  { return subset(16, 1, 2000) }
 
 func TestSplits(t *testing.T) {
 	_, train, test := data(t)
@@ -103,7 +109,7 @@ func TestAccuracy(t *testing.T) {
 			t.Logf("no weights at %s (make images trains them): checking a quick training instead", path)
 		}
 	}
-	m, err := Train(train, quickConfig())
+	m, err := Train(context.Background(), train, quickConfig())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,19 +136,13 @@ func repoRoot() (string, error) {
 	}
 }
 
-func tinyConfig() Config {
-	c := DefaultConfig()
-	c.Hidden, c.Epochs, c.Limit = 16, 1, 2000
-	return c
-}
-
 func TestTrainIsDeterministic(t *testing.T) {
 	_, train, _ := data(t)
-	a, err := Train(train, tinyConfig())
+	a, err := Train(context.Background(), train, tinyConfig())
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := Train(train, tinyConfig())
+	b, err := Train(context.Background(), train, tinyConfig())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -151,7 +151,7 @@ func TestTrainIsDeterministic(t *testing.T) {
 	}
 	other := tinyConfig()
 	other.Seed++
-	c, err := Train(train, other)
+	c, err := Train(context.Background(), train, other)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -172,18 +172,27 @@ func TestTrainRejectsBadConfig(t *testing.T) {
 	} {
 		c := tinyConfig()
 		mutate(&c)
-		if _, err := Train(train, c); err == nil {
+		if _, err := Train(context.Background(), train, c); err == nil {
 			t.Errorf("%s: no error", name)
 		}
 	}
-	if _, err := Train(&Set{}, tinyConfig()); err == nil {
+	if _, err := Train(context.Background(), &Set{}, tinyConfig()); err == nil {
 		t.Error("empty set: no error")
+	}
+}
+
+func TestTrainStopsWithTheContext(t *testing.T) {
+	_, train, _ := data(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := Train(ctx, train, tinyConfig()); !errors.Is(err, context.Canceled) {
+		t.Fatalf("training with an ended context: %v, want context.Canceled", err)
 	}
 }
 
 func TestWeightsRoundTrip(t *testing.T) {
 	_, train, test := data(t)
-	m, err := Train(train, tinyConfig())
+	m, err := Train(context.Background(), train, tinyConfig())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -298,7 +307,7 @@ func FuzzDecode(f *testing.F) {
 
 func TestInfer(t *testing.T) {
 	_, train, test := data(t)
-	m, err := Train(train, tinyConfig())
+	m, err := Train(context.Background(), train, tinyConfig())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -331,4 +340,24 @@ func TestInfer(t *testing.T) {
 			t.Errorf("%s: %v, want a bad-input error", name, err)
 		}
 	}
+}
+
+func FuzzParseRequest(f *testing.F) {
+	good, _ := json.Marshal(NewRequest([Pixels]uint8{3: 255}))
+	f.Add(good)
+	f.Add([]byte(`{"pixels":[-1]}`))
+	f.Add([]byte(`{"pixels":null}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		img, err := ParseRequest(data)
+		if err != nil {
+			if !service.IsBadInput(err) {
+				t.Fatalf("error %v is not a bad-input error", err)
+			}
+			return
+		}
+		var back Request
+		if json.Unmarshal(data, &back) != nil || len(back.Pixels) != Pixels || NewRequest(img).Pixels[0] != back.Pixels[0] {
+			t.Fatalf("accepted %q as %v", data, img[:4])
+		}
+	})
 }

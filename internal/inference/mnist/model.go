@@ -1,6 +1,7 @@
 package mnist
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -54,8 +55,9 @@ func (c Config) validate() error {
 const maxHidden = 4096
 
 // Train fits a model to train. It runs on one goroutine and draws every random number
-// (initial weights, each epoch's order) from one PCG stream seeded by c.Seed.
-func Train(train *Set, c Config) (*Model, error) {
+// (initial weights, each epoch's order) from one PCG stream seeded by c.Seed. It stops
+// with ctx's error when ctx ends.
+func Train(ctx context.Context, train *Set, c Config) (*Model, error) {
 	if err := c.validate(); err != nil {
 		return nil, fmt.Errorf("training: %w", err)
 	}
@@ -91,6 +93,9 @@ func Train(train *Set, c Config) (*Model, error) {
 	for range c.Epochs {
 		order := rng.Perm(n)
 		for start := 0; start < n; start += c.BatchSize {
+			if err := ctx.Err(); err != nil {
+				return nil, fmt.Errorf("training: %w", err)
+			}
 			batch := order[start:min(start+c.BatchSize, n)]
 			for _, idx := range batch {
 				nz = input(&train.Images[idx], x, nz)

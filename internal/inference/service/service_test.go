@@ -106,6 +106,16 @@ func TestService(t *testing.T) {
 			t.Errorf("%s: %d %s, want %d with an error saying %q", tt.name, code, body, tt.code, tt.errorHas)
 		}
 	}
+	// A body of unknown length is cut at the limit too.
+	req, err := http.NewRequest("POST", srv.URL+"/infer", io.MultiReader(strings.NewReader(`{"text":"`), strings.NewReader(strings.Repeat("a", 100)+`"}`)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp, err := http.DefaultClient.Do(req); err != nil {
+		t.Fatal(err)
+	} else if resp.Body.Close(); resp.StatusCode != http.StatusRequestEntityTooLarge || req.ContentLength != 0 {
+		t.Errorf("streamed body over the limit: %d (length %d), want 413", resp.StatusCode, req.ContentLength)
+	}
 	if code, _ := do(t, srv.URL, "GET", "/infer", ""); code == http.StatusOK {
 		t.Error("GET /infer answered 200")
 	}
