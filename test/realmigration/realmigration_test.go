@@ -37,11 +37,7 @@ const minAccuracy = 0.8
 // digit each request number shows.
 func (s *scenario) digits() (func(seq int) car.Request, func(seq int) int) {
 	s.t.Helper()
-	dir, err := mnist.DataDir(s.ctx, ".")
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	set, err := mnist.LoadTest(dir)
+	set, err := mnist.TestSplit(s.ctx, ".")
 	if err != nil {
 		s.t.Fatal(err)
 	}
