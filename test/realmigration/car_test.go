@@ -13,7 +13,7 @@ import (
 
 // readinessGrace is how far the test's watch of a pod may lag the gateway's: both hear of
 // the pod from the same API server, each through its own watch.
-const readinessGrace = 500 * time.Millisecond
+const readinessGrace = time.Second
 
 // driver is a test's car: package car, sending requests through the fleet's gateways.
 type driver struct {

@@ -10,6 +10,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/tools/cache"
 	"k8s.io/utils/ptr"
 
 	"github.com/edgemigrate/edgemigrate/api"
@@ -46,7 +48,7 @@ func (s *scenario) served(pod corev1.Pod) int {
 
 // slowFor is how long the drain test's slow request takes: far more than a real pod needs
 // to be Ready (about a second), far less than the drain timeout.
-const slowFor = 5 * time.Second
+const slowFor = 10 * time.Second
 
 // TestE2ERealNodeDrain: the car moves from edge-a to edge-b and sends a slow request
 // (/slow, slowFor) just after edge-b created its copy, before that copy can be Ready. The
@@ -133,20 +135,20 @@ func TestE2ERealNodeDestinationCrash(t *testing.T) {
 	d := s.startCar(carCrash, a, 75*time.Millisecond, getRoot)
 	d.run()
 	d.answeredBy(a.ID, 5)
-	trigger := time.Now()
-	d.moveTo(b)
-
-	// edge-b's container really ran and exited: the node's kubelet says so.
-	s.waitFor("edge-b's copy of "+name+" crashing", func() (bool, error) {
-		for _, p := range s.pods(b, name) {
+	// edge-b's container really runs and exits: its kubelet says so (watched: the copy may
+	// be gone by the time a list would look).
+	crashed := watchFirst(s, b, func(f informers.SharedInformerFactory) cache.SharedIndexInformer { return f.Core().V1().Pods().Informer() },
+		func(p *corev1.Pod) bool {
 			for _, cs := range p.Status.ContainerStatuses {
-				if cs.RestartCount > 0 || cs.State.Terminated != nil || cs.LastTerminationState.Terminated != nil {
-					return true, nil
+				if p.Labels["app"] == name && (cs.RestartCount > 0 || cs.State.Terminated != nil || cs.LastTerminationState.Terminated != nil) {
+					return true
 				}
 			}
-		}
-		return false, nil
-	})
+			return false
+		})
+	trigger := time.Now()
+	d.moveTo(b)
+	s.when("edge-b's copy of "+name+" crashing", crashed)
 	failed := s.migration(a, name, v1alpha1.RoleSource, v1alpha1.PhaseFailed, trigger)
 	t.Logf("source migration %s: %s: %s (excluded %v)", failed.Name, failed.Status.Reason, failed.Status.Message, failed.Status.Excluded)
 	if failed.Status.Reason != "NoDestination" || !slices.Contains(failed.Status.Excluded, b.ID) {
