@@ -1,7 +1,9 @@
 package realmigration
 
 import (
+	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -45,7 +47,7 @@ func BenchmarkE2ERealMigration(b *testing.B) {
 		b.Fatal(err)
 	}
 	var base []time.Duration
-	for round := range 4 {
+	for round := range 6 {
 		for _, e := range edges {
 			took := s.createToReady(e, s.service(images.Classifier, "baseline", ""))
 			if round > 0 {
@@ -123,6 +125,17 @@ func BenchmarkE2ERealMigration(b *testing.B) {
 		b.ReportMetric(ms(p50), "req-"+l.what+"-p50-ms")
 		b.ReportMetric(ms(p99), "req-"+l.what+"-p99-ms")
 		b.Logf("requests %-7s migrations: %5d, latency p50 %6.2f ms  p99 %6.2f ms", l.what, len(l.ds), ms(p50), ms(p99))
+	}
+	// One line each: a benchmark's output is cut after ten.
+	for _, m := range []struct {
+		what string
+		ds   []time.Duration
+	}{{"ready", ready}, {"removed", removed}} {
+		var each []string
+		for _, d := range m.ds {
+			each = append(each, fmt.Sprintf("%.2f", d.Seconds()))
+		}
+		b.Logf("each migration, move → %s (s): %s", m.what, strings.Join(each, " "))
 	}
 	b.ReportMetric(float64(len(results)), "requests")
 	b.ReportMetric(float64(failed), "failed-requests")

@@ -137,7 +137,9 @@ func TestE2ERealNodeDestinationCrash(t *testing.T) {
 	d.answeredBy(a.ID, 5)
 	// edge-b's container really runs and exits: its kubelet says so (watched: the copy may
 	// be gone by the time a list would look).
-	crashed := watchFirst(s, b, func(f informers.SharedInformerFactory) cache.SharedIndexInformer { return f.Core().V1().Pods().Informer() },
+	crashed := watchFirst(s, b, func(f informers.SharedInformerFactory) cache.SharedIndexInformer {
+		return f.Core().V1().Pods().Informer()
+	},
 		func(p *corev1.Pod) bool {
 			for _, cs := range p.Status.ContainerStatuses {
 				if p.Labels["app"] == name && (cs.RestartCount > 0 || cs.State.Terminated != nil || cs.LastTerminationState.Terminated != nil) {
