@@ -28,6 +28,7 @@ import (
 	"github.com/edgemigrate/edgemigrate/internal/localfleet"
 	"github.com/edgemigrate/edgemigrate/jetson"
 	"github.com/edgemigrate/edgemigrate/ledger"
+	"github.com/edgemigrate/edgemigrate/localcluster"
 	"github.com/edgemigrate/edgemigrate/locator"
 )
 
@@ -334,6 +335,16 @@ func clusterState(w *edgeWatch) dashboard.Cluster {
 			continue
 		}
 		capacity := jetson.NodeCapacity(node, jetson.Config{})
+		if !capacity.Jetson {
+			// A real node runs on the host (amd64): no Jetson to the extender, its own
+			// allocatable memory and GPU slots on the page.
+			alloc := node.Status.Allocatable
+			gpus := alloc[api.ResourceGPU]
+			capacity = jetson.Capacity{Model: "not a Jetson (the host)", Memory: alloc.Memory().Value(), GPUSlots: gpus.Value()}
+			if node.Labels[localcluster.RealNodeLabel] == "true" {
+				capacity.Model = "real node (kubelet, containerd) on the host"
+			}
+		}
 		u := used[node.Name]
 		cl.Nodes = append(cl.Nodes, dashboard.Node{Name: node.Name, Model: capacity.Model,
 			MemoryUsedBytes: u.Unified(), MemoryTotalBytes: capacity.Memory, GPUSlotsUsed: u.GPUSlots, GPUSlots: capacity.GPUSlots})

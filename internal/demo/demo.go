@@ -8,10 +8,12 @@ package demo
 import (
 	"context"
 	"crypto/rand"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -32,6 +34,7 @@ import (
 	"github.com/edgemigrate/edgemigrate/geo"
 	"github.com/edgemigrate/edgemigrate/internal/dashboard"
 	"github.com/edgemigrate/edgemigrate/internal/inference"
+	"github.com/edgemigrate/edgemigrate/internal/inference/profile"
 	"github.com/edgemigrate/edgemigrate/internal/localfleet"
 	"github.com/edgemigrate/edgemigrate/localcluster"
 	"github.com/edgemigrate/edgemigrate/locator"
@@ -47,6 +50,11 @@ const (
 	CarService     = "detector"
 	OffloadService = "segmenter"
 	FillerService  = "filler"
+	// On real containers the offloaded service is the profiler, serving OffloadClient, and
+	// GPUHolder holds the source's real node's only GPU.
+	ProfilerService = "profiler"
+	GPUHolder       = "gpu-holder"
+	OffloadClient   = "car-2"
 
 	// nodesPerCluster AGX Xavier boards (32 GiB each) per cluster: enough to show binpacking
 	// and offload, few enough for two cores.
@@ -138,6 +146,8 @@ type demo struct {
 	// published is col once its caches are ready, for the dashboard's publisher.
 	published atomic.Pointer[collector]
 	token     string
+	// offloadToken is OffloadClient's.
+	offloadToken string
 	// serving is the cluster that runs the car's service now.
 	serving  string
 	position geo.Point
@@ -193,7 +203,7 @@ func Run(ctx context.Context, o Options) (err error) {
 	go d.publish(watchCtx, srv)
 	d.narr.say("Dashboard: %s (open it now: it fills in as the clusters come up)", url)
 
-	d.token = rand.Text()
+	d.token, d.offloadToken = rand.Text(), rand.Text()
 	realNodes := 0
 	if d.mode.real {
 		realNodes = 1
@@ -207,7 +217,7 @@ func Run(ctx context.Context, o Options) (err error) {
 		Binary:       o.Binary,
 		BinDir:       binDir,
 		Nodes:        demoNodes,
-		ClientTokens: map[string]string{CarID: d.token},
+		ClientTokens: map[string]string{CarID: d.token, OffloadClient: d.offloadToken},
 		// Snappy: offload after one second of Pending, resync often. Leader election as
 		// the descheduler's defaults, not the fleet's short test times: one replica, and
 		// on a busy machine a slow lease renewal must not stop the gateway mid-tour.
@@ -241,14 +251,14 @@ func Run(ctx context.Context, o Options) (err error) {
 	if err != nil {
 		return err
 	}
-	if err := col.start(watchCtx); err != nil {
-		return err
-	}
 	if d.mode.real {
 		if d.sender, err = newCar(d.fleet, d.token, d.mode); err != nil {
 			return err
 		}
-		col.sender = d.sender
+		col.sender = d.sender // before its watches start: they read it
+	}
+	if err := col.start(watchCtx); err != nil {
+		return err
 	}
 	d.col = col
 	d.published.Store(col)
@@ -398,8 +408,8 @@ func (d *demo) offload(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("listing the nodes of %s: %w", first.ID, err)
 	}
-	if d.mode.real {
-		d.narr.detail("the filler and %s are simulated on %s's kwok boards: the real node is left as it is", OffloadService, first.ID)
+	if d.mode.real && d.mode.profiler == "" {
+		d.narr.detail("the filler and %s are simulated on %s's kwok boards: the real node is left as it is (no profiler image)", OffloadService, first.ID)
 	}
 	filler := inferenceService(FillerService, "", int32(len(nodes.Items)), fillerGPUMemory)
 	// One per board.
@@ -412,26 +422,103 @@ func (d *demo) offload(ctx context.Context) error {
 	if err := d.waitRunning(ctx, first, FillerService, len(nodes.Items)); err != nil {
 		return err
 	}
-	d.narr.say("%s is full; deploying %s/%s (%s GPU memory) there: it fits on none of its boards", first.ID, Namespace, OffloadService, offloadGPUMemory.String())
+	name, svc := OffloadService, inferenceService(OffloadService, "", 1, offloadGPUMemory)
+	if d.mode.real && d.mode.profiler != "" {
+		if err := d.holdRealGPU(ctx, first); err != nil {
+			return err
+		}
+		name, svc = ProfilerService, d.gpuService(ProfilerService, OffloadClient)
+		d.narr.say("%s is full; deploying %s/%s, the real profiler asking for a GPU, there: the real node's only GPU is taken and its kwok boards are full", first.ID, Namespace, name)
+	} else {
+		d.narr.say("%s is full; deploying %s/%s (%s GPU memory) there: it fits on none of its boards", first.ID, Namespace, name, offloadGPUMemory.String())
+	}
 	since := time.Now()
-	if err := d.createService(ctx, first, inferenceService(OffloadService, "", 1, offloadGPUMemory)); err != nil {
+	if err := d.createService(ctx, first, svc); err != nil {
 		return err
 	}
-	r, err := d.waitFinished(ctx, since, OffloadService, first.ID)
+	r, err := d.waitFinished(ctx, since, name, first.ID)
 	if err != nil {
 		return err
 	}
 	if r.reason != v1alpha1.ReasonInsufficientResources {
-		return fmt.Errorf("%s moved for reason %s, want %s", OffloadService, r.reason, v1alpha1.ReasonInsufficientResources)
+		return fmt.Errorf("%s moved for reason %s, want %s", name, r.reason, v1alpha1.ReasonInsufficientResources)
 	}
 	dest := d.edge(r.destination)
 	if dest == nil {
-		return fmt.Errorf("%s offloaded to unknown cluster %q", OffloadService, r.destination)
+		return fmt.Errorf("%s offloaded to unknown cluster %q", name, r.destination)
 	}
-	if err := d.waitRunning(ctx, dest, OffloadService, 1); err != nil {
+	if err := d.waitRunning(ctx, dest, name, 1); err != nil {
 		return err
 	}
-	d.narr.say("%s runs in %s, offloaded from the full %s", OffloadService, dest.ID, first.ID)
+	d.narr.say("%s runs in %s, offloaded from the full %s", name, dest.ID, first.ID)
+	if name == ProfilerService {
+		return d.askProfiler(ctx, first, dest)
+	}
+	return nil
+}
+
+// gpuService is an inference service of the profiler image on a real node, asking for
+// one GPU slot.
+func (d *demo) gpuService(name, client string) *appsv1.Deployment {
+	dep := inference.Deployment(name, Namespace, d.mode.profiler, client)
+	spec := &dep.Spec.Template.Spec
+	spec.NodeSelector, spec.Tolerations = localcluster.RealNodePlacement()
+	c := &spec.Containers[0]
+	if c.Resources.Limits == nil {
+		c.Resources.Limits = corev1.ResourceList{}
+	}
+	c.Resources.Limits[api.ResourceGPU] = resource.MustParse("1") // extended resources: the limit is the request
+	return dep
+}
+
+// holdRealGPU takes the only GPU of e's real node with a pod edgemigrate leaves alone.
+func (d *demo) holdRealGPU(ctx context.Context, e *localfleet.Edge) error {
+	holder := d.gpuService(GPUHolder, "")
+	tmpl := &holder.Spec.Template
+	delete(tmpl.Annotations, api.AnnotationClientID)
+	tmpl.Annotations[api.AnnotationMigrate] = "false"
+	if err := d.createService(ctx, e, holder); err != nil {
+		return err
+	}
+	if err := d.waitRunning(ctx, e, GPUHolder, 1); err != nil {
+		return err
+	}
+	d.narr.detail("%s holds the only GPU of %s's real node", GPUHolder, e.ID)
+	return nil
+}
+
+// askProfiler sends one telemetry window for OffloadClient to the full cluster's gateway
+// and says who answered: the gateway redirects it to the neighbour now running the profiler.
+func (d *demo) askProfiler(ctx context.Context, full, dest *localfleet.Edge) error {
+	c, err := car.New(car.Options{ID: OffloadClient, Token: d.offloadToken, Clusters: carClusters(d.fleet)})
+	if err != nil {
+		return fmt.Errorf("creating %s: %w", OffloadClient, err)
+	}
+	// Parked at the full cluster's site, not reported: its service moved for room, not for it.
+	c.SetPosition(full.Point())
+	body, err := json.Marshal(profile.Request{Samples: profile.Window(1, profile.Moderate)})
+	if err != nil {
+		return fmt.Errorf("encoding a telemetry window: %w", err)
+	}
+	req := car.Request{Method: "POST", Path: "/infer", ContentType: "application/json", Body: body}
+	res := c.Do(ctx, req)
+	if res.Status == http.StatusNotFound && res.Cluster == "" {
+		// The source's gateway redirects a client only when its Migration names it, which
+		// an offload's (triggered by a Pending pod) does not yet: ask the neighbour itself.
+		d.narr.detail("%s's gateway does not know %s (%s): the offload's Migration names no client; asking %s's gateway", full.ID, OffloadClient, res.Err, dest.ID)
+		c.SetPosition(dest.Point())
+		res = c.Do(ctx, req)
+	}
+	if !res.OK() || res.Cluster != dest.ID {
+		return fmt.Errorf("%s's profiler request to %s: %s (answered by %q, want %s)", OffloadClient, full.ID, res.Err, res.Cluster, dest.ID)
+	}
+	var answer struct {
+		Profile string  `json:"profile"`
+		Score   float64 `json:"score"`
+	}
+	_ = json.Unmarshal(res.Body, &answer) // the figures are only narrated
+	d.narr.say("%s sent a telemetry window to %s's gateway: answered by %s in %s (via %s) in %s: %s driving, score %.0f",
+		OffloadClient, res.Via[0], res.Pod, res.Cluster, strings.Join(res.Via, " → "), formatDuration(res.Latency), answer.Profile, answer.Score)
 	return nil
 }
 
@@ -581,7 +668,9 @@ const maxFailureLines = 20
 // printRequests prints the car's request figures and its first failed requests.
 func (d *demo) printRequests() {
 	if d.sender == nil {
-		d.narr.detail("requests: none sent (the service is simulated on kwok)")
+		if !d.mode.real {
+			d.narr.detail("requests: none sent (the service is simulated on kwok)")
+		}
 		return
 	}
 	st := d.sender.Stats()

@@ -33,8 +33,9 @@ type mode struct {
 	real bool
 	// why the run is on kwok; empty when real.
 	why string
-	// classifier is the classifier image's reference in the clusters' registries.
-	classifier string
+	// classifier and profiler are the images' references in the clusters' registries;
+	// without the profiler the offload scenario stays on kwok boards.
+	classifier, profiler string
 	// requests are the classifier requests the car sends, MNIST test digits.
 	requests [][]byte
 }
@@ -69,8 +70,11 @@ func detectMode(ctx context.Context, o Options, binDir string) mode {
 	}
 	m := mode{}
 	for _, b := range built {
-		if strings.HasPrefix(b.Ref, images.Registry+"/"+images.Classifier+":") {
+		switch {
+		case strings.HasPrefix(b.Ref, images.Registry+"/"+images.Classifier+":"):
 			m.classifier = b.Ref
+		case strings.HasPrefix(b.Ref, images.Registry+"/"+images.Profiler+":"):
+			m.profiler = b.Ref
 		}
 	}
 	if m.classifier == "" {
@@ -104,11 +108,7 @@ func detectMode(ctx context.Context, o Options, binDir string) mode {
 
 // newCar is the car that sends the classifier requests, its clusters the fleet's.
 func newCar(f *localfleet.Fleet, token string, m mode) (*car.Car, error) {
-	var clusters []car.Cluster
-	for _, e := range f.Edges {
-		clusters = append(clusters, car.Cluster{ID: e.ID, Gateway: e.LocatorURL, Site: e.Point(), RadiusM: e.RadiusM})
-	}
-	c, err := car.New(car.Options{ID: CarID, Token: token, Clusters: clusters, Every: requestEvery,
+	c, err := car.New(car.Options{ID: CarID, Token: token, Clusters: carClusters(f), Every: requestEvery,
 		NewRequest: func(seq int) car.Request {
 			return car.Request{Method: "POST", Path: "/infer", ContentType: "application/json", Body: m.requests[seq%len(m.requests)]}
 		}})
@@ -116,6 +116,15 @@ func newCar(f *localfleet.Fleet, token string, m mode) (*car.Car, error) {
 		return nil, fmt.Errorf("creating the demo's car: %w", err)
 	}
 	return c, nil
+}
+
+// carClusters are the fleet's clusters as a car knows them: the public endpoint is the gateway.
+func carClusters(f *localfleet.Fleet) []car.Cluster {
+	var clusters []car.Cluster
+	for _, e := range f.Edges {
+		clusters = append(clusters, car.Cluster{ID: e.ID, Gateway: e.LocatorURL, Site: e.Point(), RadiusM: e.RadiusM})
+	}
+	return clusters
 }
 
 // dashboardRequests is the car's figures as the dashboard shows them.
