@@ -3,7 +3,6 @@ package migration
 import (
 	"context"
 	"net/http"
-	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -11,10 +10,9 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/informers"
-	"k8s.io/client-go/tools/cache"
 
 	"github.com/edgemigrate/edgemigrate/chaincode"
+	"github.com/edgemigrate/edgemigrate/internal/localfleet/fleettest"
 	"github.com/edgemigrate/edgemigrate/ledger"
 )
 
@@ -109,7 +107,7 @@ func BenchmarkE2EMigration(b *testing.B) {
 
 	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 	report := func(what string, ds []time.Duration) {
-		p50, p99 := percentile(ds, 50), percentile(ds, 99)
+		p50, p99 := fleettest.Percentile(ds, 50), fleettest.Percentile(ds, 99)
 		b.ReportMetric(ms(p50), what+"-p50-ms")
 		b.ReportMetric(ms(p99), what+"-p99-ms")
 		b.Logf("trigger → %-8s p50 %7.1f ms  p99 %7.1f ms  (%.2f× the baseline)", what, ms(p50), ms(p99), float64(p50)/float64(base))
@@ -118,23 +116,14 @@ func BenchmarkE2EMigration(b *testing.B) {
 	report("decided", decided)
 	report("ready", ready)
 	report("removed", removed)
-	b.ReportMetric(float64(percentile(removed, 50))/float64(base), "removed/baseline")
-	b.ReportMetric(ms(percentile(redirects, 99)), "redirect-p99-ms")
+	b.ReportMetric(float64(fleettest.Percentile(removed, 50))/float64(base), "removed/baseline")
+	b.ReportMetric(ms(fleettest.Percentile(redirects, 99)), "redirect-p99-ms")
 	b.ReportMetric(float64(failures), "probe-failures")
 	b.Logf("probe: %d requests through the locator, %d pointed at a cluster without a Ready copy; redirect p50 %.2f ms p99 %.2f ms",
-		requests, failures, ms(percentile(redirects, 50)), ms(percentile(redirects, 99)))
+		requests, failures, ms(fleettest.Percentile(redirects, 50)), ms(fleettest.Percentile(redirects, 99)))
 	if failures > 0 {
 		b.Errorf("%d probe requests would have failed", failures)
 	}
-}
-
-func percentile(ds []time.Duration, p int) time.Duration {
-	if len(ds) == 0 {
-		return 0
-	}
-	s := slices.Clone(ds)
-	slices.Sort(s)
-	return s[min(len(s)-1, (len(s)*p+99)/100-1)]
 }
 
 // probe is a car asking edge-a's locator where its service runs, in a loop.
@@ -155,7 +144,11 @@ func startProbe(s *scenario, car, name string) *probe {
 		byURL[e.LocatorURL] = e.ID
 	}
 	// Watched, not listed: the probe must not load the API servers it measures.
-	ready := s.watchReady(ctx, name)
+	watch, err := fleettest.WatchReadiness(ctx, s.f, s.ns, "app="+name)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	ready := watch.ServingNow
 	go func() {
 		defer close(p.done)
 		for ctx.Err() == nil {
@@ -190,34 +183,4 @@ func (p *probe) stop() ([]time.Duration, int, int) {
 	p.cancel()
 	<-p.done
 	return p.redirects, p.failures, p.requests
-}
-
-// watchReady watches the service's pods in every cluster and returns a function telling,
-// per cluster, whether a Ready copy runs there now.
-func (s *scenario) watchReady(ctx context.Context, name string) func() map[string]bool {
-	stores := map[string]cache.Store{}
-	for _, e := range s.f.Edges {
-		factory := informers.NewSharedInformerFactoryWithOptions(e.Client, 0, informers.WithNamespace(s.ns),
-			informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = "app=" + name }))
-		inf := factory.Core().V1().Pods().Informer()
-		factory.Start(ctx.Done())
-		if !cache.WaitForCacheSync(ctx.Done(), inf.HasSynced) {
-			s.t.Fatalf("watching pods in %s", e.ID)
-		}
-		stores[e.ID] = inf.GetStore()
-	}
-	return func() map[string]bool {
-		out := map[string]bool{}
-		for id, st := range stores {
-			for _, obj := range st.List() {
-				p := obj.(*corev1.Pod)
-				for _, c := range p.Status.Conditions {
-					if p.DeletionTimestamp == nil && c.Type == corev1.PodReady && c.Status == corev1.ConditionTrue {
-						out[id] = true
-					}
-				}
-			}
-		}
-		return out
-	}
 }

