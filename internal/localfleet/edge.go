@@ -244,9 +244,11 @@ func (e *Edge) deschedulerArgs() []string {
 		"--listen-address", hostPort(e.LocatorURL),
 		"--client-tokens-secret", ClientTokensSecret,
 		"--leader-elect=true",
-		"--leader-elect-lease-duration", "4s",
-		"--leader-elect-renew-deadline", "3s",
-		"--leader-elect-retry-period", "500ms",
+		// Short enough that a restarted descheduler takes over quickly, long enough that a
+		// renewal on a loaded 2-core machine does not lose the Lease (3 s did, at load 9).
+		"--leader-elect-lease-duration", "8s",
+		"--leader-elect-renew-deadline", "6s",
+		"--leader-elect-retry-period", "1s",
 		"--bid-timeout", "1s",
 		"--capacity-report-interval", "5s",
 	}

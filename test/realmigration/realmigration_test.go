@@ -15,7 +15,6 @@ import (
 	"github.com/edgemigrate/edgemigrate/api"
 	"github.com/edgemigrate/edgemigrate/api/v1alpha1"
 	"github.com/edgemigrate/edgemigrate/car"
-	"github.com/edgemigrate/edgemigrate/geo"
 	"github.com/edgemigrate/edgemigrate/internal/images"
 	"github.com/edgemigrate/edgemigrate/internal/inference/mnist"
 	"github.com/edgemigrate/edgemigrate/internal/inference/profile"
@@ -148,10 +147,9 @@ func TestE2ERealNodeMobility(t *testing.T) {
 
 // TestE2ERealNodeOffload: a pod holds edge-a's real node's only GPU, so the car's profiler,
 // which needs one (nvidia.com/gpu: 1), cannot be scheduled there; after --offload-after it
-// runs on edge-b's real node instead. The car, nearer edge-a, sends its telemetry to
-// edge-a's gateway; each request goes on to edge-b's gateway (a 307, or the car's fallback
-// to the cluster that served it last: see offloadedRoute) and is answered by edge-b's pod,
-// with the profile of the driving style the window was generated for.
+// runs on edge-b's real node instead. The car, at edge-a, sends its telemetry to edge-a's
+// gateway; each request is redirected (307) to edge-b's gateway and answered by edge-b's
+// pod, with the profile of the driving style the window was generated for.
 func TestE2ERealNodeOffload(t *testing.T) {
 	s := newScenario(t)
 	a, b := s.f.Edges[0], s.f.Edges[1]
@@ -198,18 +196,8 @@ func TestE2ERealNodeOffload(t *testing.T) {
 	telemetry := func(seq int) car.Request {
 		return car.Request{Method: http.MethodPost, Path: "/infer", ContentType: "application/json", Body: windows[seq%len(windows)]}
 	}
-	// The car has been served by edge-b once; then it stands where both clusters cover it,
-	// nearer edge-a, and sends to edge-a's gateway.
-	d := s.startCar(carOffload, b, 75*time.Millisecond, telemetry)
-	if r := d.Do(s.ctx, telemetry(0)); !r.OK() || r.Cluster != b.ID {
-		t.Fatalf("the car at edge-b's site: %d from %s (%s); want edge-b's answer\n%s", r.Status, r.Cluster, r.Err, s.state())
-	}
-	if err := d.MoveTo(s.ctx, geo.North(a.Point(), 0.45*localfleet.SiteSpacingM)); err != nil {
-		t.Fatal(err)
-	}
-	if got := d.Covering().ID; got != a.ID {
-		t.Fatalf("the car nearer edge-a sends to %s's gateway, want edge-a's", got)
-	}
+	// The car stands at edge-a's site and sends to edge-a's gateway, which sends it on.
+	d := s.startCar(carOffload, a, 75*time.Millisecond, telemetry)
 	s.offloadedRoute(a, b, carOffload)
 	d.run()
 	d.answeredBy(b.ID, 2*len(windows))
@@ -255,9 +243,8 @@ func withGPU(l corev1.ResourceList) corev1.ResourceList {
 }
 
 // offloadedRoute asks source's gateway for client's service as the car would, without
-// following: it should redirect (307) to dest's gateway. A source whose offload Migration
-// names no client does not know where the client's service went (404): the car then falls
-// back to the cluster that served it last, dest, which the test accepts, saying so.
+// following: it must redirect (307) to dest's gateway, the offload's Migration naming the
+// service's client.
 func (s *scenario) offloadedRoute(source, dest *localfleet.Edge, client string) {
 	s.t.Helper()
 	req, err := http.NewRequestWithContext(s.ctx, http.MethodGet, source.LocatorURL+"/v1/clients/"+client+"/service/readyz", nil)
@@ -274,9 +261,6 @@ func (s *scenario) offloadedRoute(source, dest *localfleet.Edge, client string) 
 	switch loc := resp.Header.Get("Location"); {
 	case resp.StatusCode == http.StatusTemporaryRedirect && strings.HasPrefix(loc, dest.LocatorURL+"/v1/clients/"+client+"/service/"):
 		s.t.Logf("%s's gateway redirects %s's requests to %s", source.ID, client, dest.ID)
-	case resp.StatusCode == http.StatusNotFound && resp.Header.Get(api.HeaderCluster) == "":
-		s.t.Logf("KNOWN: %s's gateway does not know where %s's offloaded service went (404; its InsufficientResources Migration "+
-			"names no client): the car falls back to %s, which served it last", source.ID, client, dest.ID)
 	default:
 		s.t.Errorf("%s's gateway answered %s's request %s (Location %q); want a 307 to %s's gateway", source.ID, client, resp.Status, loc, dest.ID)
 	}
