@@ -11,16 +11,19 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/edgemigrate/edgemigrate/internal/images"
+	"github.com/edgemigrate/edgemigrate/internal/inference/mnist"
 )
 
 func main() {
@@ -60,8 +63,14 @@ func build(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	p := images.Project{Root: root, Work: filepath.Join(filepath.Dir(*out), "images-build"), Version: *version,
-		Platforms: strings.Split(*platforms, ","), KubeScheduler: *scheduler, EdgemigrateScheduler: *pluginScheduler, Out: os.Stdout}
+	work := filepath.Join(filepath.Dir(*out), "images-build")
+	weights, err := trainClassifier(ctx, root, work, os.Stdout)
+	if err != nil {
+		return err
+	}
+	p := images.Project{Root: root, Work: work, Version: *version, Platforms: strings.Split(*platforms, ","),
+		KubeScheduler: *scheduler, EdgemigrateScheduler: *pluginScheduler,
+		ClassifierWeights: images.File{Path: mnist.ImagePath, Source: weights}}
 	built, err := p.Build(ctx)
 	if err != nil {
 		return err
@@ -114,4 +123,27 @@ func push(ctx context.Context, args []string) error {
 		fmt.Printf("%s@%s\n", target, d)
 	}
 	return nil
+}
+
+// trainClassifier returns the classifier's weights file: trained from GoMNIST's training
+// split, or cached in work by an earlier build with the same inputs (a second build does
+// not train again).
+func trainClassifier(ctx context.Context, root, work string, out io.Writer) (string, error) {
+	data, err := mnist.DataDir(ctx, root)
+	if err != nil {
+		return "", fmt.Errorf("classifier: %w", err)
+	}
+	c := mnist.DefaultConfig()
+	fmt.Fprintf(out, "classifier: %d→%d→%d network, %d epochs on MNIST's training split (unless cached in %s)\n",
+		mnist.Pixels, c.Hidden, mnist.Classes, c.Epochs, work)
+	t, err := mnist.TrainCached(ctx, data, work, c)
+	if err != nil {
+		return "", fmt.Errorf("classifier: %w", err)
+	}
+	how := "cached"
+	if !t.Cached {
+		how = "trained in " + t.TrainTime.Round(time.Second).String()
+	}
+	fmt.Fprintf(out, "classifier: weights %s (%s), held-out accuracy %.2f%% on MNIST t10k (10000 images)\n", t.Path, how, 100*t.Accuracy)
+	return t.Path, nil
 }

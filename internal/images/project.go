@@ -3,21 +3,16 @@ package images
 import (
 	"context"
 	"fmt"
-	"io"
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"time"
-
-	"github.com/edgemigrate/edgemigrate/internal/inference/mnist"
 )
 
 // Project says where the project's sources are and what to build.
 type Project struct {
 	// Root is the repository's root (the product module).
 	Root string
-	// Work receives the compiled binaries and caches the classifier's weights, keyed by
-	// what they depend on, so that a second build does not train again.
+	// Work receives the compiled binaries.
 	Work string
 	// Version tags the edgemigrate, test service and inference images: the chart's appVersion.
 	Version string
@@ -30,8 +25,9 @@ type Project struct {
 	// (hack/build-scheduler.sh static), tagged Version as the chart expects; empty leaves
 	// its image out.
 	EdgemigrateScheduler string
-	// Out receives lines on the classifier's training and held-out accuracy; nil discards them.
-	Out io.Writer
+	// ClassifierWeights is the classifier's weights file (hack/images trains it) and where
+	// in its image the classifier reads it.
+	ClassifierWeights File
 }
 
 // DefaultPlatforms are the edgemigrate image's: x86 servers and Jetsons.
@@ -39,7 +35,7 @@ var DefaultPlatforms = []string{"linux/amd64", "linux/arm64"}
 
 // Build compiles the project's programs and builds every image: edgemigrate (an index of
 // Platforms); pause, the test service and the two inference services (amd64 and arm64,
-// they are small), the classifier with the weights trained first (or found in Work);
+// they are small), the classifier with ClassifierWeights;
 // and, when given, kube-scheduler and edgemigrate-scheduler.
 func (p Project) Build(ctx context.Context) ([]Built, error) {
 	platforms := p.Platforms
@@ -50,9 +46,8 @@ func (p Project) Build(ctx context.Context) ([]Built, error) {
 	if err != nil {
 		return nil, err
 	}
-	weights, err := p.trainClassifier(ctx)
-	if err != nil {
-		return nil, err
+	if p.ClassifierWeights.Path == "" || p.ClassifierWeights.Source == "" {
+		return nil, fmt.Errorf("images: the classifier's weights file is required")
 	}
 	programs := []struct {
 		spec      Spec
@@ -63,7 +58,7 @@ func (p Project) Build(ctx context.Context) ([]Built, error) {
 		{Spec{Repository: Pause, Tag: PauseTag, Command: "pause"}, "./internal/images/pause", DefaultPlatforms},
 		{Spec{Repository: TestService, Tag: p.Version, Command: "testservice"}, "./internal/images/testservice", DefaultPlatforms},
 		{Spec{Repository: Classifier, Tag: p.Version, Command: "classifier",
-			Files: []File{{Path: mnist.ImagePath, Source: weights}}}, "./internal/images/classifier", DefaultPlatforms},
+			Files: []File{p.ClassifierWeights}}, "./internal/images/classifier", DefaultPlatforms},
 		{Spec{Repository: Profiler, Tag: p.Version, Command: "profiler"}, "./internal/images/profiler", DefaultPlatforms},
 	}
 	var built []Built
@@ -103,32 +98,6 @@ func (p Project) Build(ctx context.Context) ([]Built, error) {
 		built = append(built, b)
 	}
 	return built, nil
-}
-
-// trainClassifier returns the classifier's weights file: trained from GoMNIST's training
-// split, or cached in Work by an earlier build with the same inputs.
-func (p Project) trainClassifier(ctx context.Context) (string, error) {
-	data, err := mnist.DataDir(ctx, p.Root)
-	if err != nil {
-		return "", fmt.Errorf("classifier: %w", err)
-	}
-	out := p.Out
-	if out == nil {
-		out = io.Discard
-	}
-	c := mnist.DefaultConfig()
-	fmt.Fprintf(out, "classifier: %d→%d→%d network, %d epochs on MNIST's training split (unless cached in %s)\n",
-		mnist.Pixels, c.Hidden, mnist.Classes, c.Epochs, p.Work)
-	t, err := mnist.TrainCached(ctx, data, p.Work, c)
-	if err != nil {
-		return "", fmt.Errorf("classifier: %w", err)
-	}
-	how := "cached"
-	if !t.Cached {
-		how = "trained in " + t.TrainTime.Round(time.Second).String()
-	}
-	fmt.Fprintf(out, "classifier: weights %s (%s), held-out accuracy %.2f%% on MNIST t10k (10000 images)\n", t.Path, how, 100*t.Accuracy)
-	return t.Path, nil
 }
 
 var kubernetesVersion = regexp.MustCompile(`Kubernetes (v\d+\.\d+\.\d+\S*)`)
