@@ -415,6 +415,9 @@ func (c *Controller) writeStatus(ctx context.Context, m *v1alpha1.Migration) err
 		return fmt.Errorf("writing the status of Migration %s/%s: %w", m.Namespace, m.Name, err)
 	}
 	c.migrations.Mutation(out)
+	// A sync may write again (Ready, then Draining, then Completed): from this version, or
+	// the API server refuses it as a conflict and the whole step is retried.
+	m.ResourceVersion = out.ResourceVersion
 	return nil
 }
 
