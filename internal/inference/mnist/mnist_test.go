@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/edgemigrate/edgemigrate/internal/inference/service"
+	"github.com/edgemigrate/edgemigrate/localcluster"
 )
 
 // readmeAccuracy is the held-out accuracy the README states for the weights `make images`
@@ -92,9 +93,19 @@ func TestAccuracy(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if root, err := repoRoot(); err == nil {
-			path := CachePath(filepath.Join(root, "bin", "images-build"), key)
-			if raw, err := os.ReadFile(path); err == nil {
+		// Under make test, EDGEMIGRATE_IMAGES names the layout `make images` just built, and
+		// its weights must be beside it: their absence is a failure, not a quicker check.
+		weightsDir, required := "", false
+		if images := os.Getenv(localcluster.ImagesDirEnv); images != "" {
+			weightsDir, required = filepath.Join(filepath.Dir(images), "images-build"), true
+		} else if root, err := repoRoot(); err == nil {
+			weightsDir = filepath.Join(root, "bin", "images-build")
+		}
+		if weightsDir != "" {
+			path := CachePath(weightsDir, key)
+			raw, err := os.ReadFile(path)
+			switch {
+			case err == nil:
 				m, err := Decode(raw)
 				if err != nil {
 					t.Fatalf("%s: %v", path, err)
@@ -105,6 +116,8 @@ func TestAccuracy(t *testing.T) {
 					t.Logf("weights %s: %.2f%% on t10k", path, 100*acc)
 				}
 				return
+			case required:
+				t.Fatalf("no weights at %s, beside %s=%s: `make images` trains them: %v", path, localcluster.ImagesDirEnv, os.Getenv(localcluster.ImagesDirEnv), err)
 			}
 			t.Logf("no weights at %s (make images trains them): checking a quick training instead", path)
 		}
