@@ -100,13 +100,23 @@ func latencies(results []Result) Latency {
 		return Latency{}
 	}
 	slices.Sort(d)
-	return Latency{P50: rank(d, 0.50), P99: rank(d, 0.99), Max: d[len(d)-1]}
+	return Latency{P50: rank(d, 50), P99: rank(d, 99), Max: d[len(d)-1]}
 }
 
-// rank is the nearest-rank percentile q of sorted d.
-func rank(d []time.Duration, q float64) time.Duration {
-	i := int(float64(len(d))*q+0.999999999) - 1
-	return d[min(max(i, 0), len(d)-1)]
+// Percentile is the nearest-rank p-th percentile (1–100) of ds, which it leaves as it is;
+// zero without any. Tests and benchmarks sum up their own samples with it.
+func Percentile(ds []time.Duration, p int) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	return rank(s, p)
+}
+
+// rank is the nearest-rank p-th percentile of sorted, non-empty d.
+func rank(d []time.Duration, p int) time.Duration {
+	return d[min(max((len(d)*p+99)/100-1, 0), len(d)-1)]
 }
 
 // window sums up the results started in (now-span, now].

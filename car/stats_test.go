@@ -133,3 +133,27 @@ func TestParseCluster(t *testing.T) {
 		}
 	}
 }
+func TestPercentile(t *testing.T) {
+	var ds []time.Duration
+	for i := 100; i >= 1; i-- {
+		ds = append(ds, time.Duration(i)*time.Millisecond)
+	}
+	for _, tc := range []struct {
+		ds   []time.Duration
+		p    int
+		want time.Duration
+	}{
+		{ds, 50, 50 * time.Millisecond},
+		{ds, 99, 99 * time.Millisecond},
+		{ds, 100, 100 * time.Millisecond},
+		{ds[:1], 99, 100 * time.Millisecond},
+		{nil, 50, 0},
+	} {
+		if got := Percentile(tc.ds, tc.p); got != tc.want {
+			t.Errorf("Percentile(%d values, %d) = %s, want %s", len(tc.ds), tc.p, got, tc.want)
+		}
+	}
+	if ds[0] != 100*time.Millisecond {
+		t.Errorf("Percentile sorted its argument")
+	}
+}

@@ -11,6 +11,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	emcar "github.com/edgemigrate/edgemigrate/car" // the package; car is the test's client id
 	"github.com/edgemigrate/edgemigrate/chaincode"
 	"github.com/edgemigrate/edgemigrate/internal/localfleet/fleettest"
 	"github.com/edgemigrate/edgemigrate/ledger"
@@ -107,7 +108,7 @@ func BenchmarkE2EMigration(b *testing.B) {
 
 	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 	report := func(what string, ds []time.Duration) {
-		p50, p99 := fleettest.Percentile(ds, 50), fleettest.Percentile(ds, 99)
+		p50, p99 := emcar.Percentile(ds, 50), emcar.Percentile(ds, 99)
 		b.ReportMetric(ms(p50), what+"-p50-ms")
 		b.ReportMetric(ms(p99), what+"-p99-ms")
 		b.Logf("trigger → %-8s p50 %7.1f ms  p99 %7.1f ms  (%.2f× the baseline)", what, ms(p50), ms(p99), float64(p50)/float64(base))
@@ -116,11 +117,11 @@ func BenchmarkE2EMigration(b *testing.B) {
 	report("decided", decided)
 	report("ready", ready)
 	report("removed", removed)
-	b.ReportMetric(float64(fleettest.Percentile(removed, 50))/float64(base), "removed/baseline")
-	b.ReportMetric(ms(fleettest.Percentile(redirects, 99)), "redirect-p99-ms")
+	b.ReportMetric(float64(emcar.Percentile(removed, 50))/float64(base), "removed/baseline")
+	b.ReportMetric(ms(emcar.Percentile(redirects, 99)), "redirect-p99-ms")
 	b.ReportMetric(float64(failures), "probe-failures")
 	b.Logf("probe: %d requests through the locator, %d pointed at a cluster without a Ready copy; redirect p50 %.2f ms p99 %.2f ms",
-		requests, failures, ms(fleettest.Percentile(redirects, 50)), ms(fleettest.Percentile(redirects, 99)))
+		requests, failures, ms(emcar.Percentile(redirects, 50)), ms(emcar.Percentile(redirects, 99)))
 	if failures > 0 {
 		b.Errorf("%d probe requests would have failed", failures)
 	}

@@ -16,9 +16,9 @@ import (
 	"github.com/edgemigrate/edgemigrate/api/generated/clientset/versioned"
 	emginformers "github.com/edgemigrate/edgemigrate/api/generated/informers/externalversions"
 	"github.com/edgemigrate/edgemigrate/api/v1alpha1"
+	"github.com/edgemigrate/edgemigrate/car"
 	"github.com/edgemigrate/edgemigrate/internal/images"
 	"github.com/edgemigrate/edgemigrate/internal/localfleet"
-	"github.com/edgemigrate/edgemigrate/internal/localfleet/fleettest"
 )
 
 // benchEvery is the car's request interval in the benchmark.
@@ -104,14 +104,14 @@ func BenchmarkE2ERealMigration(b *testing.B) {
 	}
 
 	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
-	baseP50 := fleettest.Percentile(base, 50)
+	baseP50 := car.Percentile(base, 50)
 	b.Logf("baseline: create → Ready of the same pod on the real nodes, Kubernetes alone (%d runs): p50 %.1f ms, p99 %.1f ms",
-		len(base), ms(baseP50), ms(fleettest.Percentile(base, 99)))
+		len(base), ms(baseP50), ms(car.Percentile(base, 99)))
 	for _, m := range []struct {
 		what string
 		ds   []time.Duration
 	}{{"ready", ready}, {"removed", removed}} {
-		p50, p99 := fleettest.Percentile(m.ds, 50), fleettest.Percentile(m.ds, 99)
+		p50, p99 := car.Percentile(m.ds, 50), car.Percentile(m.ds, 99)
 		b.ReportMetric(ms(p50), m.what+"-p50-ms")
 		b.ReportMetric(ms(p99), m.what+"-p99-ms")
 		b.ReportMetric(float64(p50)/float64(baseP50), m.what+"/baseline")
@@ -121,7 +121,7 @@ func BenchmarkE2ERealMigration(b *testing.B) {
 		what string
 		ds   []time.Duration
 	}{{"outside", outside}, {"during", inside}} {
-		p50, p99 := fleettest.Percentile(l.ds, 50), fleettest.Percentile(l.ds, 99)
+		p50, p99 := car.Percentile(l.ds, 50), car.Percentile(l.ds, 99)
 		b.ReportMetric(ms(p50), "req-"+l.what+"-p50-ms")
 		b.ReportMetric(ms(p99), "req-"+l.what+"-p99-ms")
 		b.Logf("requests %-7s migrations: %5d, latency p50 %6.2f ms  p99 %6.2f ms", l.what, len(l.ds), ms(p50), ms(p99))

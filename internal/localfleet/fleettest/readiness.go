@@ -150,13 +150,3 @@ func (r *Readiness) String() string {
 
 // TimeFormat prints the test's clock with milliseconds.
 const TimeFormat = "15:04:05.000"
-
-// Percentile is the nearest-rank p-th percentile of ds; zero without any.
-func Percentile(ds []time.Duration, p int) time.Duration {
-	if len(ds) == 0 {
-		return 0
-	}
-	s := slices.Clone(ds)
-	slices.Sort(s)
-	return s[min(len(s)-1, (len(s)*p+99)/100-1)]
-}
