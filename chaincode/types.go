@@ -84,16 +84,43 @@ type Cluster struct {
 	LastReportAt    string    `json:"lastReportAt"`
 }
 
-// WorkloadMetadata describes the running service being migrated.
+// WorkloadMetadata describes the running service being migrated: what bidders need to
+// evaluate themselves, never the manifest (that travels off the ledger, as a bundle whose
+// digest the proposal carries).
 type WorkloadMetadata struct {
-	SourceIP       string `json:"sourceIP,omitempty" metadata:",optional"`
-	ContainerID    string `json:"containerID,omitempty" metadata:",optional"`
+	SourceIP    string `json:"sourceIP,omitempty" metadata:",optional"`
+	ContainerID string `json:"containerID,omitempty" metadata:",optional"`
+	// Image and ImageSizeBytes are the first container's, as the seed shares them.
 	Image          string `json:"image"`
 	ImageSizeBytes int64  `json:"imageSizeBytes"`
-	CPUMilli       int64  `json:"cpuMilli"`
-	MemoryBytes    int64  `json:"memoryBytes"`
-	GPUSlots       int64  `json:"gpuSlots"`
-	GPUMemoryBytes int64  `json:"gpuMemoryBytes"`
+	// Images are every container's image (init containers included), in pod spec order.
+	Images []Image `json:"images,omitempty" metadata:",optional"`
+	// CPUMilli..GPUMemoryBytes are the demand of one replica.
+	CPUMilli       int64 `json:"cpuMilli"`
+	MemoryBytes    int64 `json:"memoryBytes"`
+	GPUSlots       int64 `json:"gpuSlots"`
+	GPUMemoryBytes int64 `json:"gpuMemoryBytes"`
+	// Replicas is how many replicas run (1 for a Pod).
+	Replicas int32 `json:"replicas,omitempty" metadata:",optional"`
+	// Requires names what must already exist at the destination: it never travels.
+	Requires Requirements `json:"requires" metadata:",optional"`
+}
+
+// Image is one container image of a workload.
+type Image struct {
+	Name string `json:"name"`
+	// SizeBytes is 0 when the source does not know it.
+	SizeBytes int64 `json:"sizeBytes,omitempty" metadata:",optional"`
+}
+
+// Requirements are objects a workload references that stay where they are: the destination
+// hosts the service only if they exist there (names only, in the workload's namespace).
+type Requirements struct {
+	// Secrets are referenced by volumes, env, envFrom or imagePullSecrets; sorted.
+	Secrets        []string `json:"secrets,omitempty" metadata:",optional"`
+	ServiceAccount string   `json:"serviceAccount,omitempty" metadata:",optional"`
+	PriorityClass  string   `json:"priorityClass,omitempty" metadata:",optional"`
+	RuntimeClass   string   `json:"runtimeClass,omitempty" metadata:",optional"`
 }
 
 // Proposal is ProposeMigration's argument.
@@ -104,10 +131,13 @@ type Proposal struct {
 	// Workload is kind/namespace/name of the owner to migrate.
 	Workload string `json:"workload"`
 	// Spec is the workload's manifest, at most MaxSpecBytes.
-	Spec           string           `json:"spec,omitempty" metadata:",optional"`
-	Metadata       WorkloadMetadata `json:"metadata"`
-	Reason         string           `json:"reason"`
-	ClientLocation *Location        `json:"clientLocation,omitempty" metadata:",optional"`
+	Spec     string           `json:"spec,omitempty" metadata:",optional"`
+	Metadata WorkloadMetadata `json:"metadata"`
+	// BundleDigest is "sha256:" and the hex SHA-256 of the service bundle the source serves
+	// to the chosen destination (over mutual TLS, at its public endpoint).
+	BundleDigest   string    `json:"bundleDigest,omitempty" metadata:",optional"`
+	Reason         string    `json:"reason"`
+	ClientLocation *Location `json:"clientLocation,omitempty" metadata:",optional"`
 	// Deadline (RFC 3339) after which Decide need not wait for every live cluster.
 	Deadline string `json:"deadline"`
 }
@@ -118,6 +148,8 @@ type BidInput struct {
 	CanHost      bool    `json:"canHost"`
 	CoversClient bool    `json:"coversClient"`
 	Score        float64 `json:"score"`
+	// Reason says why the bidder cannot host (a missing Secret, its policy, no room).
+	Reason string `json:"reason,omitempty" metadata:",optional"`
 }
 
 // Bid is a recorded bid.
@@ -126,6 +158,7 @@ type Bid struct {
 	CanHost      bool    `json:"canHost"`
 	CoversClient bool    `json:"coversClient"`
 	Score        float64 `json:"score"`
+	Reason       string  `json:"reason,omitempty" metadata:",optional"`
 	TxID         string  `json:"txId"`
 	SubmittedAt  string  `json:"submittedAt"`
 }
@@ -155,6 +188,7 @@ type Migration struct {
 	Workload       string           `json:"workload"`
 	Spec           string           `json:"spec,omitempty" metadata:",optional"`
 	Metadata       WorkloadMetadata `json:"metadata"`
+	BundleDigest   string           `json:"bundleDigest,omitempty" metadata:",optional"`
 	Reason         string           `json:"reason"`
 	ClientLocation *Location        `json:"clientLocation,omitempty" metadata:",optional"`
 	Deadline       string           `json:"deadline"`
