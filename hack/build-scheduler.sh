@@ -20,12 +20,16 @@ for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
 	ldflags+=" -X $pkg.gitTreeState=$tree -X $pkg.gitCommit=$commit"
 done
 
-# `build-scheduler.sh static`: linked statically (no cgo), for its image (`make images`).
+# `build-scheduler.sh static`: linked statically, for its image (`make images`). It is
+# linked the way hack/build-tools.sh links the static kube-scheduler, not built without cgo:
+# the compiled packages are then the very ones of that kube-scheduler and of the dynamic
+# build below, so a cold `make test` compiles Kubernetes' scheduler once rather than twice.
 if [ "${1:-}" = static ]; then
 	printf '==> edgemigrate-scheduler (kube-scheduler %s with the Jetson plugin, edgemigrate %s, %s), static linux/amd64, for its image\n' "$k8s_version" "$commit" "$tree"
 	mkdir -p "$bin/static"
-	(cd "$root/scheduler" && CGO_ENABLED=0 GOOS=linux GOARCH=amd64 go build -trimpath -ldflags "-s -w$ldflags" \
-		-o "$bin/static/edgemigrate-scheduler" ./cmd/edgemigrate-scheduler)
+	(cd "$root/scheduler" && go build -trimpath -ldflags "-s -w$ldflags -linkmode external -extldflags -static" \
+		-o "$bin/static/edgemigrate-scheduler" ./cmd/edgemigrate-scheduler) 2>&1 |
+		{ grep -v -e 'statically linked applications requires at runtime' -e 'in function `' -e '^# ' || true; }
 	exit 0
 fi
 

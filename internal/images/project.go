@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 )
 
 // Project says where the project's sources are and what to build.
@@ -77,13 +78,16 @@ func (p Project) Build(ctx context.Context) ([]Built, error) {
 		}
 		built = append(built, b)
 	}
+	// Both schedulers are built (statically) for this machine by hack/: their image is of its
+	// architecture.
+	host := "linux/" + runtime.GOARCH
 	if p.KubeScheduler != "" {
 		version, err := binaryVersion(ctx, p.KubeScheduler)
 		if err != nil {
 			return nil, err
 		}
 		b, err := Build(Spec{Repository: KubeScheduler, Tag: version, Command: "kube-scheduler", NoEntrypoint: true,
-			Binaries: map[string]string{"linux/amd64": p.KubeScheduler}}, ca)
+			Binaries: map[string]string{host: p.KubeScheduler}}, ca)
 		if err != nil {
 			return nil, err
 		}
@@ -91,7 +95,7 @@ func (p Project) Build(ctx context.Context) ([]Built, error) {
 	}
 	if p.EdgemigrateScheduler != "" {
 		b, err := Build(Spec{Repository: EdgemigrateScheduler, Tag: p.Version, Command: "edgemigrate-scheduler", NoEntrypoint: true,
-			Binaries: map[string]string{"linux/amd64": p.EdgemigrateScheduler}}, ca)
+			Binaries: map[string]string{host: p.EdgemigrateScheduler}}, ca)
 		if err != nil {
 			return nil, err
 		}
