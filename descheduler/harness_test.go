@@ -59,6 +59,9 @@ var sites = map[string]geo.Point{
 	"edge-c": geo.North(geo.Point{Lat: 35.0, Lon: 128.0}, 6000),
 }
 
+// adminMSP is the ledger's admin: it admits each cluster of a world for the cluster's MSP.
+const adminMSP = "MSP-admin"
+
 // world is a set of clusters sharing one ledger and one clock.
 type world struct {
 	t        *testing.T
@@ -113,7 +116,7 @@ func (l *locations) Location(id string) (geo.Point, bool) { p, ok := l.m[id]; re
 
 func newWorld(t *testing.T) *world {
 	t.Helper()
-	store, err := embedded.Open(filepath.Join(t.TempDir(), "ledger.db"), embedded.Options{NoSync: true})
+	store, err := embedded.Open(filepath.Join(t.TempDir(), "ledger.db"), embedded.Options{NoSync: true, AdminMSP: adminMSP})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -161,6 +164,15 @@ func (w *world) addCluster(id string, mutate func(*Config), objs ...runtime.Obje
 	return cl
 }
 
+// admit has the ledger's admin admit cluster id for its MSP, once.
+func (w *world) admit(id string) {
+	w.t.Helper()
+	_, err := w.store.Client(adminMSP).AdmitCluster(w.ctx, chaincode.AdmissionInput{ClusterID: id, MSPID: "MSP-" + id})
+	if err != nil && chaincode.CodeOf(err) != chaincode.CodeConflict {
+		w.t.Fatalf("admitting %s: %v", id, err)
+	}
+}
+
 // newCluster builds a cluster's controller on its API servers' objects; it does not register.
 func (w *world) newCluster(id string, mutate func(*Config), objs ...runtime.Object) *cluster {
 	w.t.Helper()
@@ -191,6 +203,7 @@ func (w *world) newClusterWith(before func(*cluster), id string, mutate func(*Co
 	if !hasNode {
 		kubeObjs = append(kubeObjs, jetsonNode(id+"-xavier-0"))
 	}
+	w.admit(id)
 	cl := &cluster{w: w, id: id, cfg: cfg, kube: kubefake.NewClientset(kubeObjs...), migs: migfake.NewSimpleClientset(migObjs...),
 		ledger: w.store.Client("MSP-" + id), locations: &locations{m: map[string]geo.Point{}}}
 	if before != nil {

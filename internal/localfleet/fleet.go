@@ -34,7 +34,7 @@ const (
 	// ClientTokensSecret holds, in SystemNamespace, one bearer token per client id.
 	ClientTokensSecret = api.ClientTokensSecret
 	// ObserverMSPID is the ledger identity of tests and dashboards: it may read everything
-	// and owns no cluster.
+	// and owns no cluster. It is also the ledger's admin MSP, which admits the edges.
 	ObserverMSPID = "ObserverMSP"
 
 	logTailLines = 40

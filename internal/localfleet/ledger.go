@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/edgemigrate/edgemigrate/chaincode"
 	"github.com/edgemigrate/edgemigrate/ledger/remote"
 	"github.com/edgemigrate/edgemigrate/localcluster"
 )
@@ -53,5 +54,27 @@ func (f *Fleet) startLedger(ctx context.Context) error {
 	}
 	f.ledger = p
 	f.LedgerURL = "http://" + addr
-	return p.WaitReady(ctx, f.LedgerURL+"/readyz", f.opts.ReadyTimeout)
+	if err := p.WaitReady(ctx, f.LedgerURL+"/readyz", f.opts.ReadyTimeout); err != nil {
+		return err
+	}
+	return f.admitEdges(ctx)
+}
+
+// admitEdges sets the ledger up with the observer as its admin MSP, the fleet's operator,
+// and admits every edge cluster for its MSP, so that each can register.
+func (f *Fleet) admitEdges(ctx context.Context) error {
+	l, err := f.Ledger(ctx)
+	if err != nil {
+		return err
+	}
+	defer l.Close()
+	if _, err := l.InitLedger(ctx, chaincode.LedgerConfig{AdminMSP: ObserverMSPID}); err != nil {
+		return fmt.Errorf("setting up the fleet's ledger: %w", err)
+	}
+	for _, e := range f.Edges {
+		if _, err := l.AdmitCluster(ctx, chaincode.AdmissionInput{ClusterID: e.ID, MSPID: e.MSPID}); err != nil {
+			return fmt.Errorf("admitting %s: %w", e.ID, err)
+		}
+	}
+	return nil
 }

@@ -74,6 +74,10 @@ type Options struct {
 	NoSync bool
 	// Registerer, when set, receives the ledger's metrics.
 	Registerer prometheus.Registerer
+	// AdminMSP, when set, is the ledger's admin (chaincode.InitLedger), named when the file
+	// is created; a file set up with another admin is refused. Without it the ledger is
+	// set up by an InitLedger transaction, and until then nobody can be admitted.
+	AdminMSP string
 }
 
 type metrics struct {
@@ -133,8 +137,28 @@ func Open(path string, opts Options) (*Store, error) {
 	s := &Store{db: db, queue: make(chan *txRequest, maxBlock), now: time.Now, metrics: m,
 		appended: make(chan struct{}), closed: make(chan struct{}), done: make(chan struct{})}
 	go s.order()
-	klog.V(2).InfoS("Opened embedded ledger", "path", path)
+	if opts.AdminMSP != "" {
+		if err := s.setUp(opts.AdminMSP); err != nil {
+			s.Close()
+			return nil, fmt.Errorf("setting up ledger %s with admin MSP %s: %w", path, opts.AdminMSP, err)
+		}
+	}
+	klog.V(2).InfoS("Opened embedded ledger", "path", path, "adminMSP", opts.AdminMSP)
 	return s, nil
+}
+
+// setUp names the admin MSP unless the file already does (a restart).
+func (s *Store) setUp(admin string) error {
+	ctx := context.Background()
+	cfg, err := s.Client(admin).GetLedgerConfig(ctx)
+	switch {
+	case err == nil && cfg.AdminMSP == admin:
+		return nil
+	case err != nil && chaincode.CodeOf(err) != chaincode.CodeNotFound:
+		return err
+	}
+	_, err = s.Client(admin).InitLedger(ctx, chaincode.LedgerConfig{AdminMSP: admin})
+	return err
 }
 
 // Close stops ordering, fails transactions still queued, and closes the file.

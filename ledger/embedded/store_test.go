@@ -14,7 +14,7 @@ import (
 
 func open(t *testing.T, path string) *Store {
 	t.Helper()
-	s, err := Open(path, Options{})
+	s, err := Open(path, Options{AdminMSP: "Org1MSP"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -28,6 +28,7 @@ func TestBehaviour(t *testing.T) {
 		s := open(t, path)
 		return &ledgertest.Backend{
 			Orgs: [2]ledger.Ledger{s.Client("Org1MSP"), s.Client("Org2MSP")},
+			MSPs: [2]string{"Org1MSP", "Org2MSP"},
 			Restart: func(t *testing.T) [2]ledger.Ledger {
 				if err := s.Close(); err != nil {
 					t.Fatalf("closing: %v", err)
@@ -66,13 +67,16 @@ func TestQueriesCannotWrite(t *testing.T) {
 
 func TestMetrics(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	s, err := Open(filepath.Join(t.TempDir(), "ledger.db"), Options{Registerer: reg})
+	s, err := Open(filepath.Join(t.TempDir(), "ledger.db"), Options{Registerer: reg, AdminMSP: "Org1MSP"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close()
 	ctx := context.Background()
 	l := s.Client("Org1MSP")
+	if _, err := l.AdmitCluster(ctx, chaincode.AdmissionInput{ClusterID: "edge-a", MSPID: "Org1MSP"}); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := l.RegisterCluster(ctx, chaincode.ClusterRegistration{ID: "edge-a"}); err != nil {
 		t.Fatal(err)
 	}
@@ -94,10 +98,27 @@ func TestMetrics(t *testing.T) {
 			}
 		}
 	}
-	if got["committed"] != 1 || got["refused"] != 1 || got["blocks"] < 1 {
-		t.Errorf("metrics %v, want one committed, one refused and at least one block", got)
+	// Committed: the set-up, the admission and the registration.
+	if got["committed"] != 3 || got["refused"] != 1 || got["blocks"] < 1 {
+		t.Errorf("metrics %v, want three committed, one refused and at least one block", got)
 	}
 	if _, err := Open(filepath.Join(t.TempDir(), "other.db"), Options{Registerer: reg}); err == nil {
 		t.Error("a second ledger registered the same metrics")
+	}
+}
+
+// TestAdminMSPIsKept: reopening with the same admin is a restart; with another, a clear error.
+func TestAdminMSPIsKept(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ledger.db")
+	s := open(t, path)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = open(t, path)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(path, Options{AdminMSP: "Org2MSP"}); chaincode.CodeOf(err) != chaincode.CodeConflict {
+		t.Errorf("reopening with another admin: %v, want a conflict", err)
 	}
 }

@@ -22,6 +22,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/edgemigrate/edgemigrate/api"
+	"github.com/edgemigrate/edgemigrate/chaincode"
 	"github.com/edgemigrate/edgemigrate/internal/images"
 	"github.com/edgemigrate/edgemigrate/ledger/remote"
 	"github.com/edgemigrate/edgemigrate/localcluster"
@@ -72,6 +73,18 @@ func TestE2ERealNodeHelmInstall(t *testing.T) {
 			t.Logf("ledger: %v", err)
 		}
 	})
+	// The ledger's first identity sets it up as its admin and admits edge-a for itself.
+	admin, err := remote.Dial("http://"+ln.Addr().String(), token, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := admin.InitLedger(ctx, chaincode.LedgerConfig{AdminMSP: "EdgeAMSP"}); err != nil {
+		t.Fatalf("setting up the ledger: %v", err)
+	}
+	if _, err := admin.AdmitCluster(ctx, chaincode.AdmissionInput{ClusterID: "edge-a", MSPID: "EdgeAMSP"}); err != nil {
+		t.Fatalf("admitting edge-a: %v", err)
+	}
+	admin.Close()
 
 	if _, err := c.Client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: releaseNamespace}}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)

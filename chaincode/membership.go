@@ -1,0 +1,226 @@
+package chaincode
+
+import (
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// Membership: a cluster id is granted to an MSP before that MSP may register it. The
+// ledger's admin MSP, named once when the ledger is set up (InitLedger: the embedded
+// ledger's Options, Fabric's init transaction), admits on its own; otherwise more than half
+// of the member MSPs (those with a registered cluster) must vote for the same admission.
+
+// GetLedgerConfig returns the ledger's configuration; not found before InitLedger.
+func GetLedgerConfig(st State) (*LedgerConfig, error) {
+	return getJSON[LedgerConfig](st, configKey, "ledger configuration", "")
+}
+
+// InitLedger names the admin MSP. It runs once, when the ledger is set up (on Fabric as
+// the chaincode's init transaction); running it again with the same configuration is a
+// no-op that succeeds, with another is refused.
+func InitLedger(st State, cfg LedgerConfig) (*LedgerConfig, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	tx, err := begin(st)
+	if err != nil {
+		return nil, err
+	}
+	old, err := GetLedgerConfig(st)
+	switch {
+	case CodeOf(err) == CodeNotFound:
+	case err != nil:
+		return nil, err
+	case *old != cfg:
+		return nil, refuse(CodeConflict, "the ledger is already set up with admin MSP %q", old.AdminMSP)
+	}
+	if err := putJSON(st, configKey, &cfg); err != nil {
+		return nil, err
+	}
+	return &cfg, emit(st, Event{Type: EventLedgerInitialised, MSPID: tx.msp, TxID: tx.id, Time: formatTime(tx.time)})
+}
+
+// GetAdmission returns the admission of a cluster id.
+func GetAdmission(st State, clusterID string) (*Admission, error) {
+	if err := validateID("cluster id", clusterID); err != nil {
+		return nil, err
+	}
+	return getJSON[Admission](st, admissionPrefix+clusterID, "admission of cluster", clusterID)
+}
+
+// ListAdmissions returns every admission, granted or gathering votes, ordered by cluster id.
+func ListAdmissions(st State) ([]*Admission, error) {
+	out := []*Admission{}
+	err := st.RangeState(admissionPrefix, prefixEnd(admissionPrefix), func(key string, value []byte) error {
+		a := new(Admission)
+		if err := json.Unmarshal(value, a); err != nil {
+			return fmt.Errorf("decoding %s: %w", key, err)
+		}
+		out = append(out, a)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("listing admissions: %w", err)
+	}
+	return out, nil
+}
+
+// members returns the MSPs with a registered (hence admitted) cluster, sorted and unique.
+func members(st State) ([]string, error) {
+	clusters, err := ListClusters(st)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, c := range clusters {
+		if i, found := slices.BinarySearch(out, c.MSPID); !found {
+			out = slices.Insert(out, i, c.MSPID)
+		}
+	}
+	return out, nil
+}
+
+// isAdmin reports whether the caller is the ledger's admin MSP.
+func isAdmin(st State, tx txInfo) (bool, error) {
+	cfg, err := GetLedgerConfig(st)
+	if CodeOf(err) == CodeNotFound {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return cfg.AdminMSP == tx.msp, nil
+}
+
+// AdmitCluster grants a cluster id to an MSP. The admin MSP admits at once (and may change
+// a pending admission's MSP); a member MSP's call is a vote, and the admission is granted
+// when more than half of the member MSPs voted for it. An id already admitted is refused:
+// RemoveCluster frees it first.
+func AdmitCluster(st State, in AdmissionInput) (*Admission, error) {
+	if err := in.Validate(); err != nil {
+		return nil, err
+	}
+	tx, err := begin(st)
+	if err != nil {
+		return nil, err
+	}
+	admin, err := isAdmin(st, tx)
+	if err != nil {
+		return nil, err
+	}
+	mem, err := members(st)
+	if err != nil {
+		return nil, err
+	}
+	if _, member := slices.BinarySearch(mem, tx.msp); !admin && !member {
+		return nil, refuse(CodeForbidden, "MSP %q is neither the ledger's admin nor a member and may not admit clusters", tx.msp)
+	}
+	a, err := GetAdmission(st, in.ClusterID)
+	switch {
+	case CodeOf(err) == CodeNotFound:
+		a = &Admission{ClusterID: in.ClusterID, MSPID: in.MSPID}
+	case err != nil:
+		return nil, err
+	case a.Admitted:
+		return nil, refuse(CodeConflict, "cluster %q is already admitted for MSP %q", in.ClusterID, a.MSPID)
+	case a.MSPID != in.MSPID && !admin:
+		return nil, refuse(CodeConflict, "the pending admission of cluster %q is for MSP %q, not %q", in.ClusterID, a.MSPID, in.MSPID)
+	case a.MSPID != in.MSPID:
+		a = &Admission{ClusterID: in.ClusterID, MSPID: in.MSPID}
+	}
+	a.TxID, a.Time = tx.id, formatTime(tx.time)
+	event := EventAdmissionVoted
+	if i, found := slices.BinarySearch(a.Votes, tx.msp); !found && !admin {
+		a.Votes = slices.Insert(a.Votes, i, tx.msp)
+	}
+	switch {
+	case admin:
+		a.Admitted, a.AdmittedBy, event = true, tx.msp, EventClusterAdmitted
+	case votesOf(a.Votes, mem)*2 > len(mem):
+		a.Admitted, a.AdmittedBy, event = true, "majority", EventClusterAdmitted
+	}
+	if err := putJSON(st, admissionPrefix+a.ClusterID, a); err != nil {
+		return nil, err
+	}
+	return a, emit(st, Event{Type: event, ClusterID: a.ClusterID, MSPID: tx.msp, TxID: tx.id, Time: a.Time})
+}
+
+// votesOf counts the votes of current members: a vote by an MSP removed since lapses.
+func votesOf(votes, members []string) int {
+	n := 0
+	for _, v := range votes {
+		if _, found := slices.BinarySearch(members, v); found {
+			n++
+		}
+	}
+	return n
+}
+
+// checkAdmitted refuses a registration of a cluster id not admitted for msp.
+func checkAdmitted(st State, clusterID, msp string) error {
+	a, err := GetAdmission(st, clusterID)
+	if CodeOf(err) == CodeNotFound || (err == nil && !a.Admitted) {
+		return refuse(CodeForbidden, "cluster %q is not admitted: the ledger's admin MSP or a majority of its members must AdmitCluster it for MSP %q first", clusterID, msp)
+	}
+	if err != nil {
+		return err
+	}
+	if a.MSPID != msp {
+		return refuse(CodeForbidden, "cluster %q is admitted for MSP %q, not %q", clusterID, a.MSPID, msp)
+	}
+	return nil
+}
+
+// RemoveCluster ends a cluster's membership: its registration and admission are deleted,
+// so it can no longer bid, be chosen or report, and its id may be admitted again. The
+// admin MSP or the cluster's own MSP may remove it.
+func RemoveCluster(st State, clusterID, reason string) (*Admission, error) {
+	if err := validateID("cluster id", clusterID); err != nil {
+		return nil, err
+	}
+	if err := validateText("removal reason", reason, MaxTextLength); err != nil {
+		return nil, err
+	}
+	tx, err := begin(st)
+	if err != nil {
+		return nil, err
+	}
+	a, err := GetAdmission(st, clusterID)
+	if err != nil {
+		return nil, err
+	}
+	admin, err := isAdmin(st, tx)
+	if err != nil {
+		return nil, err
+	}
+	if !admin && a.MSPID != tx.msp {
+		return nil, refuse(CodeForbidden, "MSP %q may not remove cluster %q, which is admitted for MSP %q", tx.msp, clusterID, a.MSPID)
+	}
+	for _, key := range []string{admissionPrefix + clusterID, clusterPrefix + clusterID} {
+		if err := st.DelState(key); err != nil {
+			return nil, fmt.Errorf("deleting %s: %w", key, err)
+		}
+	}
+	a.Admitted, a.TxID, a.Time = false, tx.id, formatTime(tx.time)
+	return a, emit(st, Event{Type: EventClusterRemoved, ClusterID: clusterID, MSPID: tx.msp, TxID: tx.id, Time: a.Time})
+}
+
+// Validate checks a ledger configuration.
+func (c LedgerConfig) Validate() error { return validateMSPID("admin MSP", c.AdminMSP) }
+
+// Validate checks an admission.
+func (a AdmissionInput) Validate() error {
+	if err := validateID("cluster id", a.ClusterID); err != nil {
+		return err
+	}
+	return validateMSPID("MSP id", a.MSPID)
+}
+
+func validateMSPID(what, id string) error {
+	if id == "" || len(id) > MaxIDLength*2 || strings.ContainsFunc(id, func(r rune) bool { return r <= ' ' || r > '~' }) {
+		return refuse(CodeInvalid, "%s %q must be 1 to %d printable ASCII characters", what, truncate(id), MaxIDLength*2)
+	}
+	return nil
+}
