@@ -3,6 +3,7 @@ package descheduler
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"slices"
 	"strings"
 	"sync"
@@ -33,6 +34,7 @@ import (
 	"github.com/edgemigrate/edgemigrate/geo"
 	"github.com/edgemigrate/edgemigrate/jetson/usage"
 	"github.com/edgemigrate/edgemigrate/ledger"
+	"github.com/edgemigrate/edgemigrate/locator"
 )
 
 // Indexes of the Migration informer.
@@ -74,6 +76,10 @@ type Controller struct {
 	locations LocationSource
 	// gatewayInFlight counts the gateway's requests per client; nil when nothing is proxied here.
 	gatewayInFlight RequestsInFlight
+	// clientTokens and verifyHTTP (#16) make the source's request through the
+	// destination's gateway; verifyHTTP gives way to s2's peerHTTP.
+	clientTokens locator.Tokens
+	verifyHTTP   *http.Client
 	// endpoints caches the public endpoint of each cluster on the ledger (id → URL): the
 	// gateway's routes need them on every request, and they seldom change.
 	endpoints sync.Map
@@ -127,6 +133,9 @@ type Deps struct {
 	// InFlight, optional, is the gateway's: a source copy is removed only once its
 	// clients' requests through the gateway are done (bounded by --drain-timeout).
 	InFlight RequestsInFlight
+	// ClientTokens (#16): the clients' bearer tokens, with which a source asks the
+	// destination's gateway for its client's service before removing its copy.
+	ClientTokens locator.Tokens
 }
 
 // keyKind says what a queue key names.
@@ -173,6 +182,7 @@ func New(cfg *Config, d Deps) (*Controller, error) {
 	c := &Controller{
 		cfg: cfg, kube: d.Kube, migs: d.Migrations, ledger: d.Ledger, clock: d.Clock, metrics: m, locations: d.Locations,
 		gatewayInFlight: d.InFlight,
+		clientTokens:    d.ClientTokens, verifyHTTP: &http.Client{},
 		usage:           usage.New(cfg.Jetson, usageAssumeTTL),
 		queue: workqueue.NewTypedRateLimitingQueueWithConfig(
 			workqueue.NewTypedItemExponentialFailureRateLimiter[queueKey](retryBase, retryMax),

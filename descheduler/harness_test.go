@@ -3,6 +3,8 @@ package descheduler
 import (
 	"context"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -10,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 	appsv1 "k8s.io/api/apps/v1"
@@ -38,7 +41,9 @@ import (
 	"github.com/edgemigrate/edgemigrate/jetson"
 	"github.com/edgemigrate/edgemigrate/jetson/jetsontest"
 	"github.com/edgemigrate/edgemigrate/ledger"
+	"github.com/edgemigrate/edgemigrate/gateway"
 	"github.com/edgemigrate/edgemigrate/ledger/embedded"
+	"github.com/edgemigrate/edgemigrate/locator"
 )
 
 // The state-machine tests run real controllers on fake API servers (client-go's fake
@@ -98,7 +103,64 @@ type cluster struct {
 	inFlight *inFlightCounts
 	// events, when set, records the controller's Events instead of the broadcaster.
 	events *record.FakeRecorder
+	// gateway is the cluster's public endpoint (see serveGateway).
+	gateway *testGateway
 }
+
+// clientTokens gives every client the token "token-<id>".
+type clientTokens struct{}
+
+func (clientTokens) Token(id string) (string, bool) { return "token-" + id, true }
+
+// testGateway is a cluster's public endpoint on loopback: the real edge gateway (package
+// gateway), routing by the cluster's controller. Only the last hop is stood in for: a
+// request the gateway sends to a Ready pod is answered by serviceHandler in-process, as a
+// service would answer, since the fake API server's pods run nothing.
+type testGateway struct {
+	url  string
+	ctrl atomic.Pointer[Controller]
+	// requests counts the requests that reached a pod of this cluster; lastPath is the
+	// path of the last.
+	requests atomic.Int64
+	lastPath atomic.Value
+}
+
+func (w *world) serveGateway(id string) *testGateway {
+	w.t.Helper()
+	tg := &testGateway{}
+	auth, err := locator.NewAuth(locator.AuthOptions{Tokens: clientTokens{}})
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	gw, err := gateway.New(gateway.Options{Auth: auth, ClusterID: id,
+		Router: gateway.RouterFunc(func(client string) gateway.Route {
+			if c := tg.ctrl.Load(); c != nil {
+				return c.Route(client)
+			}
+			return gateway.Route{Kind: gateway.Unavailable, Cluster: id, Reason: "starting"}
+		}),
+		Transport: roundTripperFunc(func(r *http.Request) (*http.Response, error) {
+			tg.requests.Add(1)
+			tg.lastPath.Store(r.URL.Path)
+			rec := httptest.NewRecorder()
+			rec.WriteString("served")
+			return rec.Result(), nil
+		}),
+	})
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	engine := gin.New()
+	gw.Register(engine)
+	srv := httptest.NewServer(engine)
+	w.t.Cleanup(srv.Close)
+	tg.url = srv.URL
+	return tg
+}
+
+type roundTripperFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripperFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
 
 // inFlightCounts is a gateway's in-flight count per client, set by the test.
 type inFlightCounts struct {
@@ -137,7 +199,7 @@ func testConfig(id string) *Config {
 		Coverage:                geo.Coverage{Center: sites[id], RadiusM: 1000, HysteresisM: 100},
 		MaxConcurrentMigrations: 4, OffloadAfter: 2 * time.Second, BidTimeout: 2 * time.Second,
 		MigrationTimeout: 2 * time.Minute, DestinationReadyTimeout: time.Minute, CapacityReportInterval: 30 * time.Second,
-		ResyncInterval: 10 * time.Second, Jetson: jc, Policy: policy, SchedulerName: api.SchedulerName,
+		ResyncInterval: 10 * time.Second, Jetson: jc, Policy: policy, SchedulerName: api.SchedulerName, VerifyTimeout: 30 * time.Second,
 	}
 }
 
@@ -184,6 +246,8 @@ func (w *world) newCluster(id string, mutate func(*Config), objs ...runtime.Obje
 func (w *world) newClusterWith(before func(*cluster), id string, mutate func(*Config), objs ...runtime.Object) *cluster {
 	w.t.Helper()
 	cfg := testConfig(id)
+	gw := w.serveGateway(id)
+	cfg.PublicEndpoint = gw.url
 	if mutate != nil {
 		mutate(cfg)
 	}
@@ -205,7 +269,7 @@ func (w *world) newClusterWith(before func(*cluster), id string, mutate func(*Co
 	}
 	w.admit(id)
 	cl := &cluster{w: w, id: id, cfg: cfg, kube: kubefake.NewClientset(kubeObjs...), migs: migfake.NewSimpleClientset(migObjs...),
-		ledger: w.store.Client("MSP-" + id), locations: &locations{m: map[string]geo.Point{}}}
+		ledger: w.store.Client("MSP-" + id), locations: &locations{m: map[string]geo.Point{}}, gateway: gw}
 	if before != nil {
 		before(cl)
 	}
@@ -223,7 +287,7 @@ func (cl *cluster) start() {
 		clk = clock.RealClock{}
 	}
 	d := Deps{Kube: cl.kube, Migrations: cl.migs, Ledger: cl.ledger, Clock: clk, Locations: cl.locations,
-		Registerer: prometheus.NewRegistry()}
+		Registerer: prometheus.NewRegistry(), ClientTokens: clientTokens{}}
 	if cl.inFlight != nil {
 		d.InFlight = cl.inFlight
 	}
@@ -235,6 +299,9 @@ func (cl *cluster) start() {
 		c.recorder = cl.events
 	}
 	cl.c = c
+	if cl.gateway != nil {
+		cl.gateway.ctrl.Store(c)
+	}
 	ctx, stop := context.WithCancel(w.ctx)
 	cl.stop = stop
 	w.t.Cleanup(stop)
@@ -431,7 +498,14 @@ func (cl *cluster) playControllers() {
 			p := &corev1.Pod{ObjectMeta: *d.Spec.Template.ObjectMeta.DeepCopy(), Spec: *d.Spec.Template.Spec.DeepCopy()}
 			p.Namespace, p.Name = d.Namespace, fmt.Sprintf("%s-%d", d.Name, i)
 			p.Spec.NodeName = cl.id + "-xavier-0"
-			p.Status = corev1.PodStatus{Phase: corev1.PodRunning, Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}}}
+			// As the webhook annotates a Deployment's pods (the gateway groups them by it).
+			if p.Annotations == nil {
+				p.Annotations = map[string]string{}
+			}
+			if p.Annotations[api.AnnotationWorkload] == "" {
+				p.Annotations[api.AnnotationWorkload] = v1alpha1.KindDeployment + "/" + d.Namespace + "/" + d.Name
+			}
+			p.Status = corev1.PodStatus{Phase: corev1.PodRunning, PodIP: "127.0.0.1", Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}}}
 			if _, err := cl.kube.CoreV1().Pods(d.Namespace).Create(ctx, p, metav1.CreateOptions{}); err != nil {
 				cl.w.t.Fatal(err)
 			}
@@ -453,7 +527,7 @@ func (cl *cluster) playControllers() {
 	for _, p := range pods.Items {
 		if p.Annotations[api.AnnotationMigrationID] != "" && !podReady(&p) && !cl.noKubelet {
 			p.Spec.NodeName = cl.id + "-xavier-0"
-			p.Status = corev1.PodStatus{Phase: corev1.PodRunning, Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}}}
+			p.Status = corev1.PodStatus{Phase: corev1.PodRunning, PodIP: "127.0.0.1", Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}}}
 			if _, err := cl.kube.CoreV1().Pods(p.Namespace).Update(ctx, &p, metav1.UpdateOptions{}); err != nil {
 				cl.w.t.Fatal(err)
 			}
@@ -541,6 +615,8 @@ func deployment(name string, replicas int32, gpuMemory string) *appsv1.Deploymen
 					api.AnnotationClientID: "car-1", api.AnnotationGPUMemory: gpuMemory,
 					api.AnnotationWorkload: v1alpha1.KindDeployment + "/" + testNamespace + "/" + name}},
 				Spec: corev1.PodSpec{SchedulerName: api.SchedulerName, Containers: []corev1.Container{{Name: "model", Image: "registry.example/model:1",
+					Ports: []corev1.ContainerPort{{Name: api.ServicePortName, ContainerPort: 8080}},
+					ReadinessProbe: &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/healthz"}}},
 					Resources: corev1.ResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("500m"),
 						corev1.ResourceMemory: resource.MustParse("1Gi"), api.ResourceGPU: resource.MustParse("1")},
 						Limits: corev1.ResourceList{api.ResourceGPU: resource.MustParse("1")}}}}},
@@ -554,7 +630,7 @@ func barePod(name string) *corev1.Pod {
 	p.Name, p.Namespace, p.UID = name, testNamespace, types.UID("uid-"+name)
 	p.Annotations[api.AnnotationWorkload] = v1alpha1.KindPod + "/" + testNamespace + "/" + name
 	p.Spec.NodeName = "edge-a-xavier-0"
-	p.Status = corev1.PodStatus{Phase: corev1.PodRunning, Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}}}
+	p.Status = corev1.PodStatus{Phase: corev1.PodRunning, PodIP: "127.0.0.1", Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}}}
 	return p
 }
 

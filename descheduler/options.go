@@ -72,7 +72,10 @@ type Options struct {
 	// GatewayRequestTimeout and GatewayMaxBodyBytes bound each request the gateway proxies.
 	GatewayRequestTimeout time.Duration
 	GatewayMaxBodyBytes   int64
-	Jetson                jetson.Flags
+	// VerifyTimeout (#16, never zero copies): how long a source retries a request through
+	// the destination's gateway before it aborts instead of removing its copy.
+	VerifyTimeout time.Duration
+	Jetson        jetson.Flags
 	SchedulerName         string
 }
 
@@ -108,6 +111,7 @@ func NewOptions() *Options {
 		DrainTimeout:            30 * time.Second,
 		GatewayRequestTimeout:   gateway.DefaultRequestTimeout,
 		GatewayMaxBodyBytes:     gateway.DefaultMaxBodyBytes,
+		VerifyTimeout:           30 * time.Second,
 		Jetson:                  jetson.DefaultFlags(),
 		SchedulerName:           api.SchedulerName,
 	}
@@ -145,6 +149,8 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&o.CapacityReportInterval, "capacity-report-interval", o.CapacityReportInterval, "how often free capacity is reported to the ledger (it also keeps the cluster live for bidding)")
 	fs.DurationVar(&o.ResyncInterval, "resync-interval", o.ResyncInterval, "how often every migration is reconciled even without events")
 	fs.DurationVar(&o.DrainTimeout, "drain-timeout", o.DrainTimeout, "how long a source waits for its clients' requests in flight through the gateway to finish before it removes its copy")
+	// #16: the source removes its copy only once the destination serves.
+	fs.DurationVar(&o.VerifyTimeout, "verify-timeout", o.VerifyTimeout, "how long a source retries a request to the service through the destination's public endpoint before it aborts the migration and keeps its copy")
 	fs.DurationVar(&o.GatewayRequestTimeout, "gateway-request-timeout", o.GatewayRequestTimeout, "most time the gateway gives a proxied request, answer included (504 beyond)")
 	fs.Int64Var(&o.GatewayMaxBodyBytes, "gateway-max-body-bytes", o.GatewayMaxBodyBytes, "largest request body the gateway proxies (413 beyond)")
 	o.Jetson.AddFlags(fs)
@@ -192,7 +198,8 @@ func (o *Options) Validate() error {
 		value time.Duration
 	}{{"--offload-after", o.OffloadAfter}, {"--bid-timeout", o.BidTimeout}, {"--migration-timeout", o.MigrationTimeout},
 		{"--destination-ready-timeout", o.DestinationReadyTimeout}, {"--capacity-report-interval", o.CapacityReportInterval},
-		{"--resync-interval", o.ResyncInterval}, {"--drain-timeout", o.DrainTimeout}, {"--gateway-request-timeout", o.GatewayRequestTimeout}} {
+		{"--resync-interval", o.ResyncInterval}, {"--drain-timeout", o.DrainTimeout}, {"--gateway-request-timeout", o.GatewayRequestTimeout},
+		{"--verify-timeout", o.VerifyTimeout}} {
 		if d.value <= 0 {
 			add("%s must be positive", d.flag)
 		}
@@ -245,6 +252,7 @@ type Config struct {
 	DrainTimeout            time.Duration
 	GatewayRequestTimeout   time.Duration
 	GatewayMaxBodyBytes     int64
+	VerifyTimeout           time.Duration
 	Jetson                  jetson.Config
 	Policy                  jetson.Policy
 	SchedulerName           string
@@ -278,5 +286,6 @@ func (o *Options) Config() (*Config, error) {
 		DestinationReadyTimeout: o.DestinationReadyTimeout, CapacityReportInterval: o.CapacityReportInterval,
 		ResyncInterval: o.ResyncInterval, DrainTimeout: o.DrainTimeout, GatewayRequestTimeout: o.GatewayRequestTimeout,
 		GatewayMaxBodyBytes: o.GatewayMaxBodyBytes, Jetson: jc, Policy: policy, SchedulerName: o.SchedulerName,
+		VerifyTimeout: o.VerifyTimeout,
 	}, nil
 }

@@ -1,0 +1,130 @@
+package descheduler
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+
+	"github.com/edgemigrate/edgemigrate/api"
+	"github.com/edgemigrate/edgemigrate/api/v1alpha1"
+	"github.com/edgemigrate/edgemigrate/chaincode"
+)
+
+// TestLiarDoesNotTakeTheService: a peer that bids 100 on everything and reports Ready
+// without running anything (edge-b's own ledger identity, no controller behind it) wins the
+// decision, but the source's request through its public endpoint fails, so the source
+// aborts and its copy never leaves. At every step the service has a Ready copy.
+func TestLiarDoesNotTakeTheService(t *testing.T) {
+	for name, liar := range map[string]http.HandlerFunc{
+		// A gateway that runs nothing for the client: the real gateway's 503 or redirect.
+		"nothing runs": func(w http.ResponseWriter, _ *http.Request) { http.Error(w, "no such service", http.StatusServiceUnavailable) },
+		// Something answers 200, but no pod of edge-b behind its gateway.
+		"not its gateway": func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok")) },
+	} {
+		t.Run(name, func(t *testing.T) {
+			w := newWorld(t)
+			a := w.addCluster("edge-a", nil, deployment("svc", 1, "2Gi"), manual(v1alpha1.KindDeployment, "svc"))
+			srv := httptest.NewServer(liar)
+			t.Cleanup(srv.Close)
+			w.admit("edge-b")
+			l := w.store.Client("MSP-edge-b")
+			if _, err := l.RegisterCluster(w.ctx, chaincode.ClusterRegistration{ID: "edge-b", Location: chaincode.Location{Lat: sites["edge-b"].Lat, Lon: sites["edge-b"].Lon},
+				CoverageRadiusM: 1000, Capacity: chaincode.Resources{CPUMilli: 1 << 20, MemoryBytes: 1 << 50, GPUSlots: 1 << 10, GPUMemoryBytes: 1 << 50},
+				Endpoint: srv.URL}); err != nil {
+				t.Fatal(err)
+			}
+			lies := func() {
+				open, err := l.ListOpenMigrations(w.ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, m := range open {
+					switch {
+					case m.State == chaincode.StateProposed:
+						_, _ = l.SubmitBid(w.ctx, m.ID, chaincode.BidInput{ClusterID: "edge-b", CanHost: true, CoversClient: true, Score: 100})
+					case m.State == chaincode.StateDecided && m.Decision.Destination == "edge-b":
+						_, _ = l.ReportReady(w.ctx, m.ID, "edge-b")
+					}
+				}
+			}
+			w.until("the source aborts", func() bool {
+				lies()
+				if n := a.copies(v1alpha1.KindDeployment, "svc"); n != 1 {
+					t.Fatalf("the source runs %d copies\n%s", n, w.dump())
+				}
+				return a.only(v1alpha1.RoleSource).Status.Phase == v1alpha1.PhaseAborted
+			})
+			m := a.only(v1alpha1.RoleSource)
+			cond := meta.FindStatusCondition(m.Status.Conditions, v1alpha1.ConditionDestinationVerified)
+			if m.Status.Destination != "edge-b" || m.Status.Reason != reasonVerifyFailed || cond == nil || cond.Status != "False" {
+				t.Errorf("source: destination %q reason %q condition %+v, want edge-b, %s, DestinationVerified False", m.Status.Destination, m.Status.Reason, cond, reasonVerifyFailed)
+			}
+			if cond := meta.FindStatusCondition(m.Status.Conditions, v1alpha1.ConditionSourceRemoved); cond != nil {
+				t.Errorf("the source started removing its copy: %+v", cond)
+			}
+			lm, err := l.GetMigration(w.ctx, m.Status.LedgerID)
+			if err != nil || lm.State != chaincode.StateAborted {
+				t.Errorf("ledger: %+v (%v), want Aborted", lm, err)
+			}
+		})
+	}
+}
+
+// TestVerifiedThroughTheGateway: the source's request went through the destination's real
+// gateway to a Ready pod there, at the path of the copy's readiness probe.
+func TestVerifiedThroughTheGateway(t *testing.T) {
+	w := newWorld(t)
+	a := w.addCluster("edge-a", nil, deployment("svc", 1, "2Gi"), manual(v1alpha1.KindDeployment, "svc"))
+	b := w.addCluster("edge-b", nil)
+	w.until("the source completes", func() bool { return a.only(v1alpha1.RoleSource).Status.Phase == v1alpha1.PhaseCompleted })
+	cond := meta.FindStatusCondition(a.only(v1alpha1.RoleSource).Status.Conditions, v1alpha1.ConditionDestinationVerified)
+	if cond == nil || cond.Status != "True" || cond.Reason != reasonVerified {
+		t.Errorf("DestinationVerified %+v, want True", cond)
+	}
+	if b.gateway.requests.Load() == 0 || b.gateway.lastPath.Load() != "/healthz" {
+		t.Errorf("edge-b's pods saw %d requests, the last at %v; want the source's at /healthz", b.gateway.requests.Load(), b.gateway.lastPath.Load())
+	}
+}
+
+// TestReportFailedAfterReadyLeavesOneCopy: a destination that reported Ready cannot hand the
+// migration back (the source may be removing its copy); the migration completes there.
+func TestReportFailedAfterReadyLeavesOneCopy(t *testing.T) {
+	w := newWorld(t)
+	a := w.addCluster("edge-a", nil, deployment("svc", 1, "2Gi"), manual(v1alpha1.KindDeployment, "svc"))
+	b := w.addCluster("edge-b", nil)
+	w.until("the destination is Ready", func() bool {
+		ms := b.migrations(v1alpha1.RoleDestination)
+		return len(ms) == 1 && ms[0].Status.Phase == v1alpha1.PhaseReady
+	})
+	id := b.only(v1alpha1.RoleDestination).Spec.LedgerID
+	if _, err := b.ledger.ReportFailed(w.ctx, id, "edge-b", "changed my mind"); chaincode.CodeOf(err) != chaincode.CodeConflict || !strings.Contains(err.Error(), "after reporting it Ready") {
+		t.Fatalf("ReportFailed after Ready: %v, want a conflict", err)
+	}
+	w.until("the source completes", func() bool {
+		if a.copies(v1alpha1.KindDeployment, "svc")+b.copies(v1alpha1.KindDeployment, "svc") == 0 {
+			t.Fatalf("no copy anywhere\n%s", w.dump())
+		}
+		return a.only(v1alpha1.RoleSource).Status.Phase == v1alpha1.PhaseCompleted
+	})
+	if a.copies(v1alpha1.KindDeployment, "svc") != 0 || b.copies(v1alpha1.KindDeployment, "svc") != 1 {
+		t.Errorf("copies: edge-a %d, edge-b %d; want 0 and 1", a.copies(v1alpha1.KindDeployment, "svc"), b.copies(v1alpha1.KindDeployment, "svc"))
+	}
+}
+
+// TestNoClientKeepsTheLedgersWord: a workload that serves no client cannot be reached
+// through a gateway; the source says so in a Warning Event and completes.
+func TestNoClientKeepsTheLedgersWord(t *testing.T) {
+	w := newWorld(t)
+	d := deployment("svc", 1, "2Gi")
+	delete(d.Spec.Template.Annotations, api.AnnotationClientID)
+	a := w.addCluster("edge-a", nil, d, manual(v1alpha1.KindDeployment, "svc"))
+	w.addCluster("edge-b", nil)
+	w.until("the source completes", func() bool { return a.only(v1alpha1.RoleSource).Status.Phase == v1alpha1.PhaseCompleted })
+	cond := meta.FindStatusCondition(a.only(v1alpha1.RoleSource).Status.Conditions, v1alpha1.ConditionDestinationVerified)
+	if cond == nil || cond.Status != "Unknown" || cond.Reason != reasonUnverifiable {
+		t.Errorf("DestinationVerified %+v, want Unknown %s", cond, reasonUnverifiable)
+	}
+}
