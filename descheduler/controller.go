@@ -183,7 +183,7 @@ func New(cfg *Config, d Deps) (*Controller, error) {
 		cfg: cfg, kube: d.Kube, migs: d.Migrations, ledger: d.Ledger, clock: d.Clock, metrics: m, locations: d.Locations,
 		gatewayInFlight: d.InFlight,
 		clientTokens:    d.ClientTokens, verifyHTTP: &http.Client{},
-		usage:           usage.New(cfg.Jetson, usageAssumeTTL),
+		usage: usage.New(cfg.Jetson, usageAssumeTTL),
 		queue: workqueue.NewTypedRateLimitingQueueWithConfig(
 			workqueue.NewTypedItemExponentialFailureRateLimiter[queueKey](retryBase, retryMax),
 			workqueue.TypedRateLimitingQueueConfig[queueKey]{Name: "migrations", Clock: d.Clock}),

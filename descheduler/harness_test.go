@@ -37,11 +37,11 @@ import (
 	migfake "github.com/edgemigrate/edgemigrate/api/generated/clientset/versioned/fake"
 	"github.com/edgemigrate/edgemigrate/api/v1alpha1"
 	"github.com/edgemigrate/edgemigrate/chaincode"
+	"github.com/edgemigrate/edgemigrate/gateway"
 	"github.com/edgemigrate/edgemigrate/geo"
 	"github.com/edgemigrate/edgemigrate/jetson"
 	"github.com/edgemigrate/edgemigrate/jetson/jetsontest"
 	"github.com/edgemigrate/edgemigrate/ledger"
-	"github.com/edgemigrate/edgemigrate/gateway"
 	"github.com/edgemigrate/edgemigrate/ledger/embedded"
 	"github.com/edgemigrate/edgemigrate/locator"
 )
@@ -615,7 +615,7 @@ func deployment(name string, replicas int32, gpuMemory string) *appsv1.Deploymen
 					api.AnnotationClientID: "car-1", api.AnnotationGPUMemory: gpuMemory,
 					api.AnnotationWorkload: v1alpha1.KindDeployment + "/" + testNamespace + "/" + name}},
 				Spec: corev1.PodSpec{SchedulerName: api.SchedulerName, Containers: []corev1.Container{{Name: "model", Image: "registry.example/model:1",
-					Ports: []corev1.ContainerPort{{Name: api.ServicePortName, ContainerPort: 8080}},
+					Ports:          []corev1.ContainerPort{{Name: api.ServicePortName, ContainerPort: 8080}},
 					ReadinessProbe: &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/healthz"}}},
 					Resources: corev1.ResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("500m"),
 						corev1.ResourceMemory: resource.MustParse("1Gi"), api.ResourceGPU: resource.MustParse("1")},

@@ -76,7 +76,7 @@ type Options struct {
 	// the destination's gateway before it aborts instead of removing its copy.
 	VerifyTimeout time.Duration
 	Jetson        jetson.Flags
-	SchedulerName         string
+	SchedulerName string
 }
 
 // NewOptions returns the defaults.

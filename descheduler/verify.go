@@ -151,4 +151,3 @@ func (c *Controller) probePath(m *v1alpha1.Migration) string {
 	}
 	return "/"
 }
-

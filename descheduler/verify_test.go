@@ -20,7 +20,9 @@ import (
 func TestLiarDoesNotTakeTheService(t *testing.T) {
 	for name, liar := range map[string]http.HandlerFunc{
 		// A gateway that runs nothing for the client: the real gateway's 503 or redirect.
-		"nothing runs": func(w http.ResponseWriter, _ *http.Request) { http.Error(w, "no such service", http.StatusServiceUnavailable) },
+		"nothing runs": func(w http.ResponseWriter, _ *http.Request) {
+			http.Error(w, "no such service", http.StatusServiceUnavailable)
+		},
 		// Something answers 200, but no pod of edge-b behind its gateway.
 		"not its gateway": func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok")) },
 	} {
