@@ -182,12 +182,13 @@ func New(cfg *Config, d Deps) (*Controller, error) {
 	c := &Controller{
 		cfg: cfg, kube: d.Kube, migs: d.Migrations, ledger: d.Ledger, clock: d.Clock, metrics: m, locations: d.Locations,
 		gatewayInFlight: d.InFlight,
-		clientTokens:    d.ClientTokens, verifyHTTP: &http.Client{},
-		usage: usage.New(cfg.Jetson, usageAssumeTTL),
+		usage:           usage.New(cfg.Jetson, usageAssumeTTL),
 		queue: workqueue.NewTypedRateLimitingQueueWithConfig(
 			workqueue.NewTypedItemExponentialFailureRateLimiter[queueKey](retryBase, retryMax),
 			workqueue.TypedRateLimitingQueueConfig[queueKey]{Name: "migrations", Clock: d.Clock}),
 		creating: map[string]time.Time{},
+		// #16: the source's verification request.
+		clientTokens: d.ClientTokens, verifyHTTP: &http.Client{},
 	}
 
 	s := runtime.NewScheme()
