@@ -80,6 +80,8 @@ type Controller struct {
 	// destination's gateway; verifyHTTP gives way to s2's peerHTTP.
 	clientTokens locator.Tokens
 	verifyHTTP   *http.Client
+	// tidied is when tidyLedger last ran (Unix nanoseconds).
+	tidied atomic.Int64
 	// endpoints caches the public endpoint of each cluster on the ledger (id → URL): the
 	// gateway's routes need them on every request, and they seldom change.
 	endpoints sync.Map
@@ -448,6 +450,9 @@ func (c *Controller) resync(ctx context.Context) {
 	}
 	for _, m := range open {
 		c.queue.Add(queueKey{Kind: keyLedger, Name: m.ID})
+	}
+	if err == nil {
+		c.tidyLedger(ctx, open) // #16: bounded state
 	}
 	for _, obj := range c.migIndexer.List() {
 		if m := obj.(*v1alpha1.Migration); !m.Final() {

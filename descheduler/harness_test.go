@@ -176,17 +176,27 @@ type locations struct{ m map[string]geo.Point }
 
 func (l *locations) Location(id string) (geo.Point, bool) { p, ok := l.m[id]; return p, ok }
 
-func newWorld(t *testing.T) *world {
+func newWorld(t *testing.T) *world { return newWorldWith(t, false) }
+
+// newWorldWith is newWorld; with ledgerOnFakeClock the ledger stamps transactions by the
+// world's fake clock, for tests of the contract's time rules (a long step leaves clusters
+// that do not report capacity no longer live).
+func newWorldWith(t *testing.T, ledgerOnFakeClock bool) *world {
 	t.Helper()
-	store, err := embedded.Open(filepath.Join(t.TempDir(), "ledger.db"), embedded.Options{NoSync: true, AdminMSP: adminMSP})
+	// The contract times transactions by the real clock: start the fake one there.
+	clk := clocktesting.NewFakeClock(time.Now())
+	opts := embedded.Options{NoSync: true, AdminMSP: adminMSP}
+	if ledgerOnFakeClock {
+		opts.Now = clk.Now
+	}
+	store, err := embedded.Open(filepath.Join(t.TempDir(), "ledger.db"), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	// The contract times transactions by the real clock: start the fake one there.
-	return &world{t: t, ctx: ctx, clock: clocktesting.NewFakeClock(time.Now()), store: store}
+	return &world{t: t, ctx: ctx, clock: clk, store: store}
 }
 
 func testConfig(id string) *Config {

@@ -5,6 +5,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"k8s.io/apimachinery/pkg/api/meta"
 
@@ -128,5 +129,33 @@ func TestNoClientKeepsTheLedgersWord(t *testing.T) {
 	cond := meta.FindStatusCondition(a.only(v1alpha1.RoleSource).Status.Conditions, v1alpha1.ConditionDestinationVerified)
 	if cond == nil || cond.Status != "Unknown" || cond.Reason != reasonUnverifiable {
 		t.Errorf("DestinationVerified %+v, want Unknown %s", cond, reasonUnverifiable)
+	}
+}
+
+// TestOverdueMigrationExpires: a migration whose source went silent after proposing stays
+// open until a member expires it; edge-b does, after the deadline and twice the grace.
+func TestOverdueMigrationExpires(t *testing.T) {
+	w := newWorldWith(t, true)
+	b := w.addCluster("edge-b", nil)
+	w.admit("edge-a")
+	src := w.store.Client("MSP-edge-a")
+	if _, err := src.RegisterCluster(w.ctx, chaincode.ClusterRegistration{ID: "edge-a", Location: chaincode.Location{Lat: sites["edge-a"].Lat, Lon: sites["edge-a"].Lon}, CoverageRadiusM: 1000}); err != nil {
+		t.Fatal(err)
+	}
+	id := "edge-a-000000000001"
+	if _, err := src.ProposeMigration(w.ctx, chaincode.Proposal{ID: id, Source: "edge-a", Workload: "Deployment/apps/svc",
+		Metadata: chaincode.WorkloadMetadata{Image: "x", CPUMilli: 1}, Reason: chaincode.ReasonManual,
+		Deadline: w.clock.Now().Add(2 * time.Second).UTC().Format(time.RFC3339Nano)}); err != nil {
+		t.Fatal(err)
+	}
+	b.c.resync(w.ctx)
+	if m, _ := src.GetMigration(w.ctx, id); m.State != chaincode.StateProposed {
+		t.Fatalf("before the grace: %s", m.State)
+	}
+	w.clock.Step(2*chaincode.ExpiryGrace + chaincode.MaxClockSkew + 3*time.Second)
+	b.c.resync(w.ctx)
+	m, err := src.GetMigration(w.ctx, id)
+	if err != nil || m.State != chaincode.StateAborted || m.History[len(m.History)-1].Event != chaincode.EventMigrationExpired {
+		t.Errorf("after twice the grace: %+v (%v), want expired", m, err)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 
 	"github.com/edgemigrate/edgemigrate/chaincode"
 )
@@ -61,6 +62,11 @@ type Checkpoint struct {
 	Block uint64 `json:"block"`
 	TxID  string `json:"txId,omitempty"`
 }
+
+// Head is the position of "now": a stream from Head carries only the events committed after
+// it opened, so a new consumer lists what is open (ListOpenMigrations) instead of replaying
+// the history.
+var Head = Checkpoint{Block: math.MaxUint64}
 
 // Event is a contract event and where it sits in the stream.
 type Event struct {
