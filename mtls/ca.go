@@ -1,0 +1,98 @@
+package mtls
+
+import (
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/edgemigrate/edgemigrate/internal/pki"
+)
+
+// devValidity is long enough for any demo or test run; identities from a development CA
+// are throw-away.
+const devValidity = 7 * 24 * time.Hour
+
+// CA issues cluster identities, for development and tests. Operators use their own CA
+// (cert-manager, or any issuer writing the cluster identity Secret).
+type CA struct{ kp *pki.KeyPair }
+
+// NewCA generates a CA named name.
+func NewCA(name string) (*CA, error) {
+	kp, err := pki.NewCertificate(nil, pki.CATemplate(name), devValidity)
+	if err != nil {
+		return nil, fmt.Errorf("generating CA %s: %w", name, err)
+	}
+	return &CA{kp: kp}, nil
+}
+
+// PEM is the CA's certificate, for a peer's CA bundle.
+func (ca *CA) PEM() []byte { return pki.EncodeCert(ca.kp.Cert) }
+
+// Issue signs an identity for clusterID in mspID, serving and presenting as a client, valid
+// for hosts (DNS names or IP addresses).
+func (ca *CA) Issue(clusterID, mspID string, hosts ...string) (certPEM, keyPEM []byte, err error) {
+	if clusterID == "" || mspID == "" {
+		return nil, nil, fmt.Errorf("an identity needs a cluster id and an MSP id, got %q and %q", clusterID, mspID)
+	}
+	tmpl := &x509.Certificate{
+		Subject:     pkix.Name{CommonName: clusterID, Organization: []string{mspID}},
+		KeyUsage:    x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+	}
+	for _, h := range hosts {
+		if ip := net.ParseIP(h); ip != nil {
+			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
+		} else {
+			tmpl.DNSNames = append(tmpl.DNSNames, h)
+		}
+	}
+	kp, err := pki.NewCertificate(ca.kp, tmpl, devValidity)
+	if err != nil {
+		return nil, nil, fmt.Errorf("issuing identity of %s: %w", clusterID, err)
+	}
+	keyPEM, err = pki.EncodeKey(kp.Key)
+	if err != nil {
+		return nil, nil, err
+	}
+	return pki.EncodeCert(kp.Cert), keyPEM, nil
+}
+
+// WriteIdentity issues an identity and writes tls.crt, tls.key and ca.crt (this CA) into
+// dir, the layout of the cluster identity Secret. Each file is replaced atomically, so a
+// second call rotates an identity that a running Identity reloads.
+func (ca *CA) WriteIdentity(dir, clusterID, mspID string, hosts ...string) (Files, error) {
+	certPEM, keyPEM, err := ca.Issue(clusterID, mspID, hosts...)
+	if err != nil {
+		return Files{}, err
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return Files{}, fmt.Errorf("creating identity directory: %w", err)
+	}
+	f := Files{CertFile: filepath.Join(dir, "tls.crt"), KeyFile: filepath.Join(dir, "tls.key"), CAFile: filepath.Join(dir, "ca.crt")}
+	// The key first: a reload between the two renames sees an old certificate with a new
+	// key, fails, and keeps the previous pair until the next reload.
+	for _, w := range []struct {
+		path string
+		data []byte
+	}{{f.KeyFile, keyPEM}, {f.CertFile, certPEM}, {f.CAFile, ca.PEM()}} {
+		if err := writeAtomic(w.path, w.data); err != nil {
+			return Files{}, err
+		}
+	}
+	return f, nil
+}
+
+func writeAtomic(path string, data []byte) error {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, data, 0o600); err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("replacing %s: %w", path, err)
+	}
+	return nil
+}
