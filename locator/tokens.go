@@ -15,6 +15,11 @@ import (
 	"k8s.io/klog/v2"
 )
 
+// MinTokenLength is the shortest client token SecretTokens accepts: the failed-login
+// limits never refuse a valid token, so guessing must be hopeless on its own (a token of
+// `openssl rand -base64 24` or Go's rand.Text() is well over it).
+const MinTokenLength = 16
+
 // Tokens gives the bearer token a client must present to report its location.
 type Tokens interface {
 	// Token returns the client's token; false when the client is unknown.
@@ -109,8 +114,12 @@ func (s *SecretTokens) update(obj any) {
 	}
 	tokens := make(map[string]string, len(secret.Data))
 	for id, token := range secret.Data {
-		if len(token) > 0 {
+		switch {
+		case len(token) >= MinTokenLength:
 			tokens[id] = string(token)
+		case len(token) > 0:
+			s.logger.Error(nil, "Client token too short to resist guessing: client refused until it is replaced",
+				"secret", klog.KObj(secret), "client", id, "length", len(token), "minimum", MinTokenLength)
 		}
 	}
 	s.tokens.Store(&tokens)
