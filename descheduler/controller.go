@@ -3,6 +3,7 @@ package descheduler
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"slices"
 	"strings"
 	"sync"
@@ -33,6 +34,7 @@ import (
 	"github.com/edgemigrate/edgemigrate/geo"
 	"github.com/edgemigrate/edgemigrate/jetson/usage"
 	"github.com/edgemigrate/edgemigrate/ledger"
+	"github.com/edgemigrate/edgemigrate/mtls"
 )
 
 // Indexes of the Migration informer.
@@ -74,6 +76,10 @@ type Controller struct {
 	locations LocationSource
 	// gatewayInFlight counts the gateway's requests per client; nil when nothing is proxied here.
 	gatewayInFlight RequestsInFlight
+
+	// peerHTTP (s2, #16) calls other clusters' public endpoints, presenting this cluster's
+	// identity when it has one.
+	peerHTTP *http.Client
 	// endpoints caches the public endpoint of each cluster on the ledger (id → URL): the
 	// gateway's routes need them on every request, and they seldom change.
 	endpoints sync.Map
@@ -127,7 +133,14 @@ type Deps struct {
 	// InFlight, optional, is the gateway's: a source copy is removed only once its
 	// clients' requests through the gateway are done (bounded by --drain-timeout).
 	InFlight RequestsInFlight
+
+	// Identity (s2, #16) is the cluster's certificate for peer calls over mutual TLS; nil
+	// (kwok-only tests) means plain HTTP to loopback peers only.
+	Identity *mtls.Identity
 }
+
+// peerRequestTimeout bounds one call to another cluster's public endpoint.
+const peerRequestTimeout = 30 * time.Second
 
 // keyKind says what a queue key names.
 type keyKind int
@@ -178,6 +191,11 @@ func New(cfg *Config, d Deps) (*Controller, error) {
 			workqueue.NewTypedItemExponentialFailureRateLimiter[queueKey](retryBase, retryMax),
 			workqueue.TypedRateLimitingQueueConfig[queueKey]{Name: "migrations", Clock: d.Clock}),
 		creating: map[string]time.Time{},
+	}
+	// Peer calls (s2, #16): mutual TLS with the cluster identity, plain HTTP without one.
+	c.peerHTTP = &http.Client{Timeout: peerRequestTimeout}
+	if d.Identity != nil {
+		c.peerHTTP = d.Identity.HTTPClient(peerRequestTimeout)
 	}
 
 	s := runtime.NewScheme()

@@ -13,6 +13,7 @@ import (
 	"github.com/edgemigrate/edgemigrate/api"
 	"github.com/edgemigrate/edgemigrate/api/v1alpha1"
 	"github.com/edgemigrate/edgemigrate/jetson"
+	"github.com/edgemigrate/edgemigrate/mtls"
 )
 
 func TestPlaceReplicas(t *testing.T) {
@@ -59,7 +60,8 @@ func TestSplitWorkload(t *testing.T) {
 
 func validOptions() *Options {
 	o := NewOptions()
-	o.ClusterID, o.Location, o.PublicEndpoint, o.LedgerURL = "edge-a", "35.888,128.611", "http://10.0.0.5:8090", "http://ledger:8070"
+	o.ClusterID, o.Location, o.PublicEndpoint, o.LedgerURL = "edge-a", "35.888,128.611", "https://10.0.0.5:8090", "https://ledger:8070"
+	o.Identity = mtls.Files{CertFile: "tls.crt", KeyFile: "tls.key", CAFile: "ca.crt"}
 	return o
 }
 
@@ -75,6 +77,23 @@ func TestOptionsValidate(t *testing.T) {
 		{"location", func(o *Options) { o.Location = "91,0" }, "--location"},
 		{"endpoint", func(o *Options) { o.PublicEndpoint = "10.0.0.5:8090" }, "--public-endpoint"},
 		{"ledger url", func(o *Options) { o.LedgerURL = "" }, "--ledger-url"},
+		// Mutual TLS between clusters (s2, #16).
+		{"plain ledger url", func(o *Options) { o.LedgerURL = "http://127.0.0.1:8070" }, "mutual TLS only"},
+		{"remote ledger without identity", func(o *Options) { o.Identity = mtls.Files{} }, "needs the cluster identity"},
+		{"half an identity", func(o *Options) { o.Identity.CAFile = "" }, "go together"},
+		{"plain endpoint with identity", func(o *Options) { o.PublicEndpoint = "http://10.0.0.5:8090" }, "want https"},
+		{"plain endpoint off loopback", func(o *Options) {
+			o.LedgerBackend, o.FabricPeer, o.FabricMSPID, o.FabricCert, o.FabricKey = BackendFabric, "peer:7051", "Org1MSP", "c", "k"
+			o.Identity, o.PublicEndpoint, o.ListenAddress = mtls.Files{}, "http://10.0.0.5:8090", "127.0.0.1:8090"
+		}, "plain HTTP, on loopback only"},
+		{"plain listener off loopback", func(o *Options) {
+			o.LedgerBackend, o.FabricPeer, o.FabricMSPID, o.FabricCert, o.FabricKey = BackendFabric, "peer:7051", "Org1MSP", "c", "k"
+			o.Identity, o.PublicEndpoint = mtls.Files{}, "http://127.0.0.1:8090"
+		}, "plain HTTP listens on loopback only"},
+		{"plain on loopback", func(o *Options) {
+			o.LedgerBackend, o.FabricPeer, o.FabricMSPID, o.FabricCert, o.FabricKey = BackendFabric, "peer:7051", "Org1MSP", "c", "k"
+			o.Identity, o.PublicEndpoint, o.ListenAddress = mtls.Files{}, "http://127.0.0.1:8090", "127.0.0.1:8090"
+		}, ""},
 		{"fabric", func(o *Options) { o.LedgerBackend = BackendFabric }, "--fabric-peer"},
 		{"backend", func(o *Options) { o.LedgerBackend = "etcd" }, "want remote or fabric"},
 		{"radius", func(o *Options) { o.CoverageRadius = -1 }, "non-negative"},
