@@ -50,15 +50,11 @@ func (ca *CA) Issue(clusterID, mspID string, hosts ...string) (certPEM, keyPEM [
 			tmpl.DNSNames = append(tmpl.DNSNames, h)
 		}
 	}
-	kp, err := pki.NewCertificate(ca.kp, tmpl, devValidity)
+	certPEM, keyPEM, err = pki.IssuePEM(ca.kp, tmpl, devValidity)
 	if err != nil {
 		return nil, nil, fmt.Errorf("issuing identity of %s: %w", clusterID, err)
 	}
-	keyPEM, err = pki.EncodeKey(kp.Key)
-	if err != nil {
-		return nil, nil, err
-	}
-	return pki.EncodeCert(kp.Cert), keyPEM, nil
+	return certPEM, keyPEM, nil
 }
 
 // WriteIdentity issues an identity and writes tls.crt, tls.key and ca.crt (this CA) into

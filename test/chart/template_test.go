@@ -313,7 +313,7 @@ var valueSets = []valueSet{
 				}
 			}
 			for _, a := range args {
-				if strings.HasPrefix(a, "--ledger-url") || strings.HasPrefix(a, "--ledger-token-file") {
+				if strings.HasPrefix(a, "--ledger-url") {
 					t.Errorf("fabric backend still passes %s", a)
 				}
 			}
