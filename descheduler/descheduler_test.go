@@ -1,6 +1,7 @@
 package descheduler
 
 import (
+	"context"
 	"encoding/json"
 	"strings"
 	"testing"
@@ -112,6 +113,45 @@ func TestOptionsValidate(t *testing.T) {
 				t.Errorf("Validate() = %v; want an error containing %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// The cluster identity must name this cluster (s2, #16): peers and the ledger know it by it.
+func TestLoadIdentity(t *testing.T) {
+	ca, err := mtls.NewCA("test-ca")
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, err := ca.WriteIdentity(t.TempDir(), "edge-b", "EdgeBMSP", "127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	for _, tc := range []struct {
+		cluster string
+		files   mtls.Files
+		want    string
+	}{
+		{"edge-b", files, ""},
+		{"edge-a", files, `is for cluster "edge-b", not --cluster-id "edge-a"`},
+		{"edge-b", mtls.Files{CertFile: files.CertFile, KeyFile: files.KeyFile, CAFile: files.CertFile + ".absent"}, "reading CA bundle"},
+	} {
+		o := validOptions()
+		o.ClusterID, o.Identity = tc.cluster, tc.files
+		id, err := loadIdentity(ctx, o)
+		if tc.want == "" {
+			if self, _ := id.Self(); err != nil || self.ClusterID != "edge-b" {
+				t.Errorf("loadIdentity(%s) = %+v, %v", tc.cluster, self, err)
+			}
+			continue
+		}
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("loadIdentity(%s): %v, want %q", tc.cluster, err, tc.want)
+		}
+	}
+	if id, err := loadIdentity(ctx, &Options{}); id != nil || err != nil {
+		t.Errorf("no identity files: %v, %v; want none and no error", id, err)
 	}
 }
 
