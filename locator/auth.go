@@ -92,8 +92,8 @@ func (r *Refusal) Respond(c *gin.Context, realm string) {
 // The credential is checked first, in constant time, and a valid one is always accepted:
 // the limits apply to failures only, so a burst of bad tokens from an address shared by
 // many cars costs the honest ones nothing. That leaves guessing unslowed for a guesser who
-// is right, which is harmless: tokens are random and long (see MinTokenLength), so the
-// limits are there to bound the work and the noise of failures, not to make guessing slow.
+// is right, which is harmless when tokens are random and long (SecretTokens warns below
+// MinTokenLength): the limits bound the work and the noise of failures.
 func (a *Auth) Check(ip, id, header string) *Refusal {
 	reason := a.verify(id, header)
 	if reason == "" {

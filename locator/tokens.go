@@ -15,9 +15,9 @@ import (
 	"k8s.io/klog/v2"
 )
 
-// MinTokenLength is the shortest client token SecretTokens accepts: the failed-login
-// limits never refuse a valid token, so guessing must be hopeless on its own (a token of
-// `openssl rand -base64 24` or Go's rand.Text() is well over it).
+// MinTokenLength is the shortest client token SecretTokens takes without a warning: the
+// failed-login limits never refuse a valid token, so guessing must be hopeless on its own
+// (a token of `openssl rand -base64 24` or Go's rand.Text() is well over it).
 const MinTokenLength = 16
 
 // Tokens gives the bearer token a client must present to report its location.
@@ -114,13 +114,14 @@ func (s *SecretTokens) update(obj any) {
 	}
 	tokens := make(map[string]string, len(secret.Data))
 	for id, token := range secret.Data {
-		switch {
-		case len(token) >= MinTokenLength:
-			tokens[id] = string(token)
-		case len(token) > 0:
-			s.logger.Error(nil, "Client token too short to resist guessing: client refused until it is replaced",
+		if len(token) == 0 {
+			continue
+		}
+		if len(token) < MinTokenLength {
+			s.logger.Info("Warning: client token too short to resist guessing; replace it with a random one",
 				"secret", klog.KObj(secret), "client", id, "length", len(token), "minimum", MinTokenLength)
 		}
+		tokens[id] = string(token)
 	}
 	s.tokens.Store(&tokens)
 	s.logger.V(2).Info("Loaded client tokens", "secret", klog.KObj(secret), "clients", len(tokens))
