@@ -62,6 +62,15 @@ type Options struct {
 	// verified against: the public endpoint's HTTPS, the remote ledger's and peers' mutual
 	// TLS. Without it the public endpoint is plain HTTP on loopback only.
 	Identity mtls.Files
+	// SelfSignedIdentity generates the identity, with a CA of the cluster's own, into the
+	// Secret api.ClusterIdentitySecret (when absent; renewed when due), writes it into
+	// SelfSignedIdentityDir and uses it; Identity.CAFile, when set, still names the bundle
+	// peers are verified against. SelfSignedMSPID is its Organization; SelfSignedHosts are
+	// SANs beside the public endpoint's host.
+	SelfSignedIdentity    bool
+	SelfSignedIdentityDir string
+	SelfSignedMSPID       string
+	SelfSignedHosts       []string
 
 	// LeaderElection: --leader-elect and --leader-elect-*, as every Kubernetes controller
 	// has them. The Lease defaults to LeaseName-<cluster id> in --namespace.
@@ -146,6 +155,11 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 		"PEM certificate of this cluster's identity (CommonName = --cluster-id, Organization = MSP id), reloaded when it changes")
 	fs.StringVar(&o.Identity.KeyFile, "tls-key-file", o.Identity.KeyFile, "PEM private key of --tls-cert-file")
 	fs.StringVar(&o.Identity.CAFile, "tls-ca-file", o.Identity.CAFile, "PEM bundle of the CAs that peer clusters and the remote ledger are verified against")
+	fs.BoolVar(&o.SelfSignedIdentity, "self-signed-identity", o.SelfSignedIdentity,
+		"generate the cluster identity with a CA of its own into Secret "+api.ClusterIdentitySecret+" in --namespace (when absent; renewed when due) and use it")
+	fs.StringVar(&o.SelfSignedIdentityDir, "self-signed-identity-dir", o.SelfSignedIdentityDir, "writable directory for the self-signed identity's files")
+	fs.StringVar(&o.SelfSignedMSPID, "self-signed-msp-id", o.SelfSignedMSPID, "MSP id (Organization) of the self-signed identity")
+	fs.StringSliceVar(&o.SelfSignedHosts, "self-signed-hosts", o.SelfSignedHosts, "DNS names or IPs of the self-signed identity beside --public-endpoint's host")
 	options.BindLeaderElectionFlags(&o.LeaderElection, fs)
 	fs.BoolVar(&o.DryRun, "dry-run", o.DryRun, "decide and record Migrations, but neither propose, bid nor move anything")
 	fs.IntVar(&o.MaxConcurrentMigrations, "max-concurrent-migrations", o.MaxConcurrentMigrations, "most source migrations in flight at once; more wait Pending")
@@ -162,14 +176,22 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.SchedulerName, "scheduler-name", o.SchedulerName, "the scheduler whose unschedulable pods may be offloaded")
 }
 
-func (o *Options) hasIdentity() bool { return o.Identity != (mtls.Files{}) }
+func (o *Options) hasIdentity() bool { return o.Identity != (mtls.Files{}) || o.SelfSignedIdentity }
 
 // validateTLS (s2, #16): with an identity the public endpoint is https; without one it is
 // plain HTTP on loopback, for development on one machine.
 func (o *Options) validateTLS(public *url.URL) []error {
 	var errs []error
 	if o.hasIdentity() {
-		if o.Identity.CertFile == "" || o.Identity.KeyFile == "" || o.Identity.CAFile == "" {
+		switch {
+		case o.SelfSignedIdentity:
+			if o.Identity.CertFile != "" || o.Identity.KeyFile != "" {
+				errs = append(errs, errors.New("--self-signed-identity makes the certificate: no --tls-cert-file or --tls-key-file"))
+			}
+			if o.SelfSignedIdentityDir == "" || o.SelfSignedMSPID == "" {
+				errs = append(errs, errors.New("--self-signed-identity needs --self-signed-identity-dir and --self-signed-msp-id"))
+			}
+		case o.Identity.CertFile == "" || o.Identity.KeyFile == "" || o.Identity.CAFile == "":
 			errs = append(errs, errors.New("--tls-cert-file, --tls-key-file and --tls-ca-file go together"))
 		}
 		if public.Scheme != "https" {

@@ -63,7 +63,19 @@ func Serve(ctx context.Context, o *Options, restCfg *rest.Config, ln net.Listene
 	ctx = klog.NewContext(ctx, logger)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	// The cluster identity (s2, #16).
+	kube, err := kubernetes.NewForConfig(restCfg)
+	if err != nil {
+		return fmt.Errorf("creating the Kubernetes client: %w", err)
+	}
+	// The cluster identity (s2, #16): generated into its Secret in self-signed mode.
+	if o.SelfSignedIdentity {
+		ss := newSelfSignedIdentity(kube, o)
+		if err := ss.ensure(ctx); err != nil {
+			return err
+		}
+		o.Identity = ss.files(o.Identity.CAFile)
+		go ss.run(ctx)
+	}
 	id, err := loadIdentity(ctx, o)
 	if err != nil {
 		return err
@@ -73,10 +85,6 @@ func Serve(ctx context.Context, o *Options, restCfg *rest.Config, ln net.Listene
 		return err
 	}
 	defer l.Close()
-	kube, err := kubernetes.NewForConfig(restCfg)
-	if err != nil {
-		return fmt.Errorf("creating the Kubernetes client: %w", err)
-	}
 	migs, err := versioned.NewForConfig(restCfg)
 	if err != nil {
 		return fmt.Errorf("creating the Migration client: %w", err)
@@ -224,23 +232,6 @@ type locationsOf struct{ l *locator.Locations }
 func (s locationsOf) Location(id string) (geo.Point, bool) {
 	loc, ok := s.l.Get(id)
 	return loc.Point, ok
-}
-
-// loadIdentity (s2, #16) loads the cluster identity and keeps it reloaded; nil without
-// one. Its CommonName must be the cluster id: peers and the ledger know the cluster by it.
-func loadIdentity(ctx context.Context, o *Options) (*mtls.Identity, error) {
-	if o.Identity == (mtls.Files{}) {
-		return nil, nil
-	}
-	id, err := mtls.Load(o.Identity)
-	if err != nil {
-		return nil, err
-	}
-	if self, _ := id.Self(); self.ClusterID != o.ClusterID {
-		return nil, fmt.Errorf("cluster identity %s is for cluster %q, not --cluster-id %q", o.Identity.CertFile, self.ClusterID, o.ClusterID)
-	}
-	go id.Run(ctx, mtls.ReloadInterval)
-	return id, nil
 }
 
 func dialLedger(ctx context.Context, o *Options, id *mtls.Identity) (ledger.Ledger, error) {
