@@ -113,7 +113,7 @@ func (c *Controller) requestService(ctx context.Context, m *v1alpha1.Migration, 
 			req.Header.Set("Authorization", "Bearer "+token)
 		}
 	}
-	hc := *c.verifyHTTP
+	hc := *c.peerHTTP
 	hc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	resp, err := hc.Do(req)
 	if err != nil {
