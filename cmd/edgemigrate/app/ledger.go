@@ -18,5 +18,6 @@ func newLedgerCommand() *cobra.Command {
 		},
 	}
 	opts.AddFlags(cmd.Flags())
+	cmd.AddCommand(newLedgerMembershipCommands()...) // s1, #16: membership
 	return cmd
 }
