@@ -42,9 +42,10 @@ const (
 // It retries until --verify-timeout after Ready, then aborts, keeping the copy that never
 // left. It reports whether the copy may go, else when to look again.
 //
-// A workload without a client id cannot be reached through a gateway (the gateway routes
-// by client); its source keeps the ledger's word, with a Warning Event, rather than never
-// completing: an offloaded workload's own copy does not serve either.
+// A workload without a client id, or whose pods declare no service port, cannot be reached
+// through a gateway (the gateway routes by client, to the service port); its source keeps
+// the ledger's word, with a Warning Event, rather than never completing: such a workload
+// serves no car through the gateway here either.
 func (c *Controller) verifyDestination(ctx context.Context, logger klog.Logger, m *v1alpha1.Migration) (bool, time.Duration, error) {
 	if cond := meta.FindStatusCondition(m.Status.Conditions, v1alpha1.ConditionDestinationVerified); cond != nil && cond.Reason != reasonVerifying {
 		return true, 0, nil
@@ -58,14 +59,22 @@ func (c *Controller) verifyDestination(ctx context.Context, logger klog.Logger, 
 			Reason: reason, Message: msg, LastTransitionTime: metav1.NewTime(now)})
 	}
 	clients := c.clientsOf(m)
-	if len(clients) == 0 {
-		msg := fmt.Sprintf("%s %s serves no client: no request can verify %s through its gateway; removing the local copy on the ledger's word", m.Spec.Workload.Kind, m.Spec.Workload.Name, m.Status.Destination)
+	tmpl, probe := c.servingPod(m)
+	why := ""
+	switch _, err := servicePort(tmpl); {
+	case len(clients) == 0:
+		why = "serves no client"
+	case err != nil:
+		why = "has no service port for the gateway (" + err.Error() + ")"
+	}
+	if why != "" {
+		msg := fmt.Sprintf("%s %s %s: no request can verify %s through its gateway; removing the local copy on the ledger's word", m.Spec.Workload.Kind, m.Spec.Workload.Name, why, m.Status.Destination)
 		logger.Info("Destination not verifiable", "destination", m.Status.Destination)
 		c.recorder.Event(m, corev1.EventTypeWarning, "DestinationUnverified", msg)
 		set(metav1.ConditionUnknown, reasonUnverifiable, msg)
 		return true, 0, c.writeStatus(ctx, m)
 	}
-	err := c.requestService(ctx, m, clients[0])
+	err := c.requestService(ctx, m, clients[0], probe)
 	if err == nil {
 		msg := fmt.Sprintf("a request for client %s through %s's gateway was answered by %s", clients[0], m.Status.Destination, m.Status.Destination)
 		logger.Info("Destination verified", "destination", m.Status.Destination, "client", clients[0])
@@ -93,7 +102,7 @@ func (c *Controller) verifyDestination(ctx context.Context, logger klog.Logger, 
 // requestService makes one GET for clientID's service through the destination's public
 // endpoint, at the path of the copy's readiness probe, with the client's token; it does
 // not follow redirects (the gateway redirects a client it does not serve).
-func (c *Controller) requestService(ctx context.Context, m *v1alpha1.Migration, clientID string) error {
+func (c *Controller) requestService(ctx context.Context, m *v1alpha1.Migration, clientID, probePath string) error {
 	if m.Status.DestinationEndpoint == "" {
 		return fmt.Errorf("%s has no public endpoint on the ledger", m.Status.Destination)
 	}
@@ -101,7 +110,7 @@ func (c *Controller) requestService(ctx context.Context, m *v1alpha1.Migration, 
 	if err != nil {
 		return fmt.Errorf("destination endpoint %q: %w", m.Status.DestinationEndpoint, err)
 	}
-	target := strings.TrimSuffix(base.String(), "/") + "/v1/clients/" + url.PathEscape(clientID) + "/service" + c.probePath(m)
+	target := strings.TrimSuffix(base.String(), "/") + "/v1/clients/" + url.PathEscape(clientID) + "/service" + probePath
 	ctx, cancel := context.WithTimeout(ctx, verifyRequestTimeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
@@ -130,24 +139,26 @@ func (c *Controller) requestService(ctx context.Context, m *v1alpha1.Migration, 
 	return nil
 }
 
-// probePath is the readiness probe's HTTP path of the workload's first container that has
-// one (the destination's copy is made from the same template), or "/".
-func (c *Controller) probePath(m *v1alpha1.Migration) string {
-	var containers []corev1.Container
+// servingPod is a pod as the workload's copies are (the Pod, or the Deployment's template;
+// the destination's copy is made from the same) and the readiness probe's HTTP path of its
+// first container that has one, or "/".
+func (c *Controller) servingPod(m *v1alpha1.Migration) (*corev1.Pod, string) {
+	p := &corev1.Pod{}
 	switch m.Spec.Workload.Kind {
 	case v1alpha1.KindDeployment:
 		if d, err := c.deployments.Deployments(m.Namespace).Get(m.Spec.Workload.Name); err == nil {
-			containers = d.Spec.Template.Spec.Containers
+			p = &corev1.Pod{ObjectMeta: d.Spec.Template.ObjectMeta, Spec: d.Spec.Template.Spec}
+			p.Namespace, p.Name = d.Namespace, d.Name
 		}
 	case v1alpha1.KindPod:
-		if p, err := c.pods.Pods(m.Namespace).Get(m.Spec.Workload.Name); err == nil {
-			containers = p.Spec.Containers
+		if pod, err := c.pods.Pods(m.Namespace).Get(m.Spec.Workload.Name); err == nil {
+			p = pod
 		}
 	}
-	for _, ctr := range containers {
-		if p := ctr.ReadinessProbe; p != nil && p.HTTPGet != nil && strings.HasPrefix(p.HTTPGet.Path, "/") {
-			return p.HTTPGet.Path
+	for _, ctr := range p.Spec.Containers {
+		if probe := ctr.ReadinessProbe; probe != nil && probe.HTTPGet != nil && strings.HasPrefix(probe.HTTPGet.Path, "/") {
+			return p, probe.HTTPGet.Path
 		}
 	}
-	return "/"
+	return p, "/"
 }

@@ -159,3 +159,18 @@ func TestOverdueMigrationExpires(t *testing.T) {
 		t.Errorf("after twice the grace: %+v (%v), want expired", m, err)
 	}
 }
+
+// TestNoServicePortKeepsTheLedgersWord: a workload whose pods declare no port for the
+// gateway cannot be reached through it either (as kwok fleets' workloads).
+func TestNoServicePortKeepsTheLedgersWord(t *testing.T) {
+	w := newWorld(t)
+	d := deployment("svc", 1, "2Gi")
+	d.Spec.Template.Spec.Containers[0].Ports = nil
+	a := w.addCluster("edge-a", nil, d, manual(v1alpha1.KindDeployment, "svc"))
+	w.addCluster("edge-b", nil)
+	w.until("the source completes", func() bool { return a.only(v1alpha1.RoleSource).Status.Phase == v1alpha1.PhaseCompleted })
+	cond := meta.FindStatusCondition(a.only(v1alpha1.RoleSource).Status.Conditions, v1alpha1.ConditionDestinationVerified)
+	if cond == nil || cond.Status != "Unknown" || !strings.Contains(cond.Message, "no service port") {
+		t.Errorf("DestinationVerified %+v, want Unknown for the missing port", cond)
+	}
+}
