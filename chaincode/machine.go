@@ -111,17 +111,23 @@ func GetCluster(st State, id string) (*Cluster, error) {
 
 // ListClusters returns every registered cluster, ordered by id.
 func ListClusters(st State) ([]*Cluster, error) {
-	out := []*Cluster{}
-	err := st.RangeState(clusterPrefix, prefixEnd(clusterPrefix), func(key string, value []byte) error {
-		c := new(Cluster)
-		if err := json.Unmarshal(value, c); err != nil {
+	return listJSON[Cluster](st, clusterPrefix, "clusters")
+}
+
+// listJSON decodes every value under prefix, in key order; never nil, so that an empty list
+// encodes as [].
+func listJSON[T any](st State, prefix, what string) ([]*T, error) {
+	out := []*T{}
+	err := st.RangeState(prefix, prefixEnd(prefix), func(key string, value []byte) error {
+		v := new(T)
+		if err := json.Unmarshal(value, v); err != nil {
 			return fmt.Errorf("decoding %s: %w", key, err)
 		}
-		out = append(out, c)
+		out = append(out, v)
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("listing clusters: %w", err)
+		return nil, fmt.Errorf("listing %s: %w", what, err)
 	}
 	return out, nil
 }

@@ -1,7 +1,6 @@
 package chaincode
 
 import (
-	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -52,19 +51,7 @@ func GetAdmission(st State, clusterID string) (*Admission, error) {
 
 // ListAdmissions returns every admission, granted or gathering votes, ordered by cluster id.
 func ListAdmissions(st State) ([]*Admission, error) {
-	out := []*Admission{}
-	err := st.RangeState(admissionPrefix, prefixEnd(admissionPrefix), func(key string, value []byte) error {
-		a := new(Admission)
-		if err := json.Unmarshal(value, a); err != nil {
-			return fmt.Errorf("decoding %s: %w", key, err)
-		}
-		out = append(out, a)
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("listing admissions: %w", err)
-	}
-	return out, nil
+	return listJSON[Admission](st, admissionPrefix, "admissions")
 }
 
 // members returns the MSPs with a registered (hence admitted) cluster, sorted and unique.
