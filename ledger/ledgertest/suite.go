@@ -400,16 +400,14 @@ func testRestart(t *testing.T, b *Backend, id ids) {
 }
 
 // testMembership: an id nobody admitted cannot be registered, not even by the MSP it will
-// be admitted for; admission and removal are events; a removed cluster is gone.
+// be admitted for; admission and removal are events; a removed cluster is gone. (Votes
+// need a ledger of their own: the contract's tests have them.)
 func testMembership(t *testing.T, b *Backend, id ids) {
 	ctx := ctxFor(t)
 	events := must[<-chan ledger.Event](t, "subscribing")(b.Orgs[0].Events(ctx, ledger.Checkpoint{}))
 	c := id.cluster("new")
 	if _, err := b.Orgs[1].RegisterCluster(ctx, registration(c)); chaincode.CodeOf(err) != chaincode.CodeForbidden {
 		t.Fatalf("registering %s before its admission: %v, want %q", c, err, chaincode.CodeForbidden)
-	}
-	if _, err := b.Orgs[1].AdmitCluster(ctx, chaincode.AdmissionInput{ClusterID: c, MSPID: b.MSPs[1]}); chaincode.CodeOf(err) != chaincode.CodeForbidden {
-		t.Fatalf("a non-member admitting itself: %v, want %q", err, chaincode.CodeForbidden)
 	}
 	join(t, b, 1, c)
 	if _, err := b.Orgs[0].RegisterCluster(ctx, registration(c)); chaincode.CodeOf(err) != chaincode.CodeForbidden {
