@@ -73,7 +73,9 @@ func Serve(ctx context.Context, o *Options, restCfg *rest.Config, ln net.Listene
 		if err := ss.ensure(ctx); err != nil {
 			return err
 		}
-		o.Identity = ss.files(o.Identity.CAFile)
+		withFiles := *o // the caller's options stay as given
+		withFiles.Identity = ss.files(o.Identity.CAFile)
+		o = &withFiles
 		go ss.run(ctx)
 	}
 	id, err := loadIdentity(ctx, o)

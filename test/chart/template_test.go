@@ -280,22 +280,51 @@ var valueSets = []valueSet{
 		},
 	},
 	{
-		name: "identity self-signed with trusted CAs",
-		args: []string{"--set", "identity.mode=selfSigned", "--set", "identity.mspId=Edge1MSP", "--set", "identity.trustedCAs=" + testTrustedCAs},
+		name: "identity by cert-manager from a CA of its own",
+		args: []string{"--set", "identity.mode=certManager", "--set", "identity.mspId=Edge1MSP"},
 		check: func(t *testing.T, r rendered) {
 			r.must(t, "Issuer", identityName+"-selfsigned")
 			ca := r.must(t, "Certificate", identityName+"-ca")
 			if isCA, _ := walk(ca.u.Object, "spec", "isCA"); isCA != true {
-				t.Error("the self-signed identity's CA certificate is not a CA")
+				t.Error("the generated identity CA's certificate is not a CA")
 			}
 			r.must(t, "Issuer", identityName+"-ca")
 			checkIdentityCertificate(t, r.must(t, "Certificate", identityName).u.Object, identityName+"-ca", "Issuer")
+		},
+	},
+	{
+		name: "identity self-signed by the descheduler with trusted CAs",
+		args: []string{"--set", "identity.mode=selfSigned", "--set", "identity.mspId=Edge1MSP", "--set", "identity.trustedCAs=" + testTrustedCAs},
+		check: func(t *testing.T, r rendered) {
+			if n := len(r.ofKind("Issuer")) + len(r.ofKind("Certificate")); n != 0 {
+				t.Errorf("self-signed identity renders %d cert-manager objects, want none", n)
+			}
+			args := containerArgs(t, r, deschedulerName, "descheduler")
+			for _, want := range []string{"--self-signed-identity", "--self-signed-identity-dir=/etc/edgemigrate/identity", "--self-signed-msp-id=Edge1MSP",
+				"--tls-ca-file=/etc/edgemigrate/trust/ca.crt"} {
+				if !slices.Contains(args, want) {
+					t.Errorf("descheduler args %q lack %s", args, want)
+				}
+			}
+			d := deployment(t, r, deschedulerName)
+			if got := secretVolumes(d); len(got) != 0 {
+				t.Errorf("self-signed mode mounts Secrets %q, want none (the descheduler writes the files)", got)
+			}
 			cm := r.must(t, "ConfigMap", identityName+"-trust").typed.(*corev1.ConfigMap)
 			if got := cm.Data["ca.crt"]; strings.TrimSpace(got) != strings.TrimSpace(testTrustedCAs) {
 				t.Errorf("trust bundle %q, want identity.trustedCAs", got)
 			}
-			if args := containerArgs(t, r, deschedulerName, "descheduler"); !slices.Contains(args, "--tls-ca-file=/etc/edgemigrate/trust/ca.crt") {
-				t.Errorf("descheduler args %q do not verify peers by the trust bundle", args)
+			role := r.must(t, "Role", identityName).typed.(*rbacv1.Role)
+			var got []string
+			for _, rule := range role.Rules {
+				got = append(got, strings.Join(rule.Verbs, ",")+" "+strings.Join(rule.Resources, ",")+" "+strings.Join(rule.ResourceNames, ","))
+			}
+			if want := []string{"create secrets ", "get,update secrets " + identitySecret}; !slices.Equal(got, want) {
+				t.Errorf("identity Role rules %q, want %q", got, want)
+			}
+			rb := r.must(t, "RoleBinding", identityName).typed.(*rbacv1.RoleBinding)
+			if rb.RoleRef.Name != identityName || len(rb.Subjects) != 1 || rb.Subjects[0].Name != deschedulerName {
+				t.Errorf("identity RoleBinding %+v, want the descheduler's account bound to %s", rb, identityName)
 			}
 		},
 	},
@@ -424,7 +453,7 @@ func TestTemplate(t *testing.T) {
 			r := render(t, vs.args...)
 			selfSigned := !slices.ContainsFunc(vs.args, func(a string) bool { return strings.HasPrefix(a, "webhook.tls.mode=") })
 			checkCommon(t, r)
-			checkRBAC(t, r, selfSigned)
+			checkRBAC(t, withoutIdentityRBAC(r), selfSigned) // the identity's own Role is checked by its value set
 			checkPods(t, r)
 			vs.check(t, r)
 		})
@@ -646,7 +675,8 @@ func TestSchema(t *testing.T) {
 		// --set passes decimals as strings, integers as numbers: both are checked.
 		{"location.latitude=-89.999", "location.longitude=-179.5"},
 		{"publicEndpoint=https://edge-1.example.com:30090"},
-		{"identity.mode=selfSigned", "identity.mspId=Edge1MSP"}, {"identity.mode=certManager", "identity.mspId=Edge1MSP", "identity.certManager.issuerRef.name=fleet-ca"},
+		{"identity.mode=selfSigned", "identity.mspId=Edge1MSP"}, {"identity.mode=certManager", "identity.mspId=Edge1MSP"},
+		{"identity.mode=certManager", "identity.mspId=Edge1MSP", "identity.certManager.issuerRef.name=fleet-ca"},
 		{"fullnameOverride=em"}, {"scheduler.mode=extender"}, {"webhook.extraArgs[0]=--logging-format=json"}, {"rbac.create=false", "serviceAccount.create=false"},
 	} {
 		var args []string
@@ -684,7 +714,6 @@ func TestSchema(t *testing.T) {
 		{[]string{"publicEndpoint=http://10.0.0.5:30090"}, "at '/publicEndpoint'"},
 		{[]string{"ledger.remote.url=http://10.0.0.9:8070"}, "at '/ledger/remote/url'"},
 		{[]string{"identity.mode=vault"}, "at '/identity/mode'"},
-		{[]string{"identity.mode=certManager", "identity.mspId=Edge1MSP"}, "at '/identity/certManager/issuerRef'"},
 		{[]string{"identity.mode=selfSigned"}, "at '/identity/mspId'"},
 		{[]string{"identity.trustedCAs=not a certificate"}, "at '/identity/trustedCAs'"},
 		{[]string{"jetson.policy=random"}, "at '/jetson/policy'"},
@@ -906,6 +935,13 @@ func webhookConfig(t *testing.T, r rendered) *admissionregistrationv1.MutatingWe
 
 // testTrustedCAs is a PEM bundle as identity.trustedCAs takes it (the chart does not parse it).
 const testTrustedCAs = "-----BEGIN CERTIFICATE-----\nMIIBfleet\n-----END CERTIFICATE-----"
+
+// withoutIdentityRBAC is r without the self-signed identity's Role and RoleBinding.
+func withoutIdentityRBAC(r rendered) rendered {
+	return slices.DeleteFunc(slices.Clone(r), func(o object) bool {
+		return o.u.GetName() == identityName && (o.u.GetKind() == "Role" || o.u.GetKind() == "RoleBinding")
+	})
+}
 
 // checkIdentityCertificate checks the cluster identity Certificate: subject, usages, Secret, issuer.
 func checkIdentityCertificate(t *testing.T, obj map[string]any, issuer, kind string) {

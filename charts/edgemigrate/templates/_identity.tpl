@@ -6,6 +6,24 @@
 {{- if .Values.identity.trustedCAs }}/etc/edgemigrate/trust/ca.crt{{ else }}/etc/edgemigrate/identity/ca.crt{{ end -}}
 {{- end -}}
 
+{{/* The descheduler's identity flags: files of the mounted Secret, or generated (selfSigned). */}}
+{{- define "edgemigrate.identityArgs" -}}
+{{- if eq .Values.identity.mode "selfSigned" }}
+- --self-signed-identity
+- --self-signed-identity-dir=/etc/edgemigrate/identity
+- --self-signed-msp-id={{ required "identity.mspId is required in selfSigned mode" .Values.identity.mspId }}
+{{- $hosts := include "edgemigrate.identityHosts" . | fromYamlArray }}
+- --self-signed-hosts={{ rest $hosts | join "," }}
+{{- if .Values.identity.trustedCAs }}
+- --tls-ca-file=/etc/edgemigrate/trust/ca.crt
+{{- end }}
+{{- else }}
+- --tls-cert-file=/etc/edgemigrate/identity/tls.crt
+- --tls-key-file=/etc/edgemigrate/identity/tls.key
+- --tls-ca-file={{ include "edgemigrate.identityCAFile" . }}
+{{- end }}
+{{- end -}}
+
 {{/* The certificate's hosts: the public endpoint's, the locator Service's, identity.hosts. */}}
 {{- define "edgemigrate.identityHosts" -}}
 {{- $hosts := list (urlParse (include "edgemigrate.publicEndpoint" .)).host -}}
