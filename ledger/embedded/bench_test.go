@@ -29,7 +29,7 @@ func benchLedger(b *testing.B, opts Options) (src, bidders ledger.Ledger) {
 		if _, err := src.AdmitCluster(ctx, chaincode.AdmissionInput{ClusterID: id, MSPID: msp}); err != nil {
 			b.Fatal(err)
 		}
-		if _, err := l.RegisterCluster(ctx, chaincode.ClusterRegistration{ID: id, Capacity: chaincode.Resources{CPUMilli: 8000}}); err != nil {
+		if _, err := l.RegisterCluster(ctx, chaincode.ClusterRegistration{ID: id, Capacity: chaincode.Resources{CPUMilli: 8000, MemoryBytes: 32 << 30, GPUMemoryBytes: 32 << 30}}); err != nil {
 			b.Fatal(err)
 		}
 	}
