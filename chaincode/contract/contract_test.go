@@ -196,7 +196,7 @@ func TestTransitions(t *testing.T) {
 // TestEmptyLedger checks that empty lists pass contractapi's return-value schema as [].
 func TestEmptyLedger(t *testing.T) {
 	c := newChain(t)
-	for _, fn := range []string{"ListClusters", "ListOpenMigrations"} {
+	for _, fn := range []string{"ListClusters", "ListOpenMigrations", "ListAdmissions", "ListFinishedMigrations"} {
 		if got := string(c.mustInvoke("OrgA", fn)); got != "[]" {
 			t.Errorf("%s on an empty ledger = %s, want []", fn, got)
 		}
