@@ -67,6 +67,10 @@ func TestE2EFleetTwoClusters(t *testing.T) {
 				ID: e.ID, Location: chaincode.Location{Lat: e.Lat, Lon: e.Lon}, CoverageRadiusM: e.RadiusM,
 				Capacity: chaincode.Resources{CPUMilli: 8000, MemoryBytes: 32 << 30, GPUSlots: 1},
 			})
+			// The fleet admitted its own ids only: another is refused, whoever comes first.
+			if _, err := l.RegisterCluster(ctx, chaincode.ClusterRegistration{ID: e.ID + "-extra"}); chaincode.CodeOf(err) != chaincode.CodeForbidden {
+				t.Errorf("%s registering an id nobody admitted: %v, want %s", e.ID, err, chaincode.CodeForbidden)
+			}
 			l.Close()
 			if err != nil {
 				t.Fatalf("registering %s with its certificate: %v", e.ID, err)
