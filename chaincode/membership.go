@@ -145,11 +145,15 @@ func votesOf(votes, members []string) int {
 	return n
 }
 
+// NotAdmitted is in the refusal of a registration whose id nobody admitted yet: the caller
+// may wait for its admission (CodeOf says forbidden, as for any other MSP's id).
+const NotAdmitted = "is not admitted"
+
 // checkAdmitted refuses a registration of a cluster id not admitted for msp.
 func checkAdmitted(st State, clusterID, msp string) error {
 	a, err := GetAdmission(st, clusterID)
 	if CodeOf(err) == CodeNotFound || (err == nil && !a.Admitted) {
-		return refuse(CodeForbidden, "cluster %q is not admitted: the ledger's admin MSP or a majority of its members must AdmitCluster it for MSP %q first", clusterID, msp)
+		return refuse(CodeForbidden, "cluster %q %s: the ledger's admin MSP or a majority of its members must AdmitCluster it for MSP %q first", clusterID, NotAdmitted, msp)
 	}
 	if err != nil {
 		return err

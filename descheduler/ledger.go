@@ -25,20 +25,39 @@ import (
 // replay the whole history. Losing it costs only a replay: handling is level-triggered.
 const checkpointConfigMap = "edgemigrate-ledger-checkpoint"
 
-// register records this cluster on the ledger (and refreshes its site, endpoint and capacity).
+// admissionRetry paces registration attempts while the cluster's id is not admitted yet.
+const admissionRetry = 10 * time.Second
+
+// register records this cluster on the ledger (and refreshes its site, endpoint and
+// capacity). Until its id is admitted for its MSP it waits, saying so, so that an operator
+// can install first and admit after; any other refusal is an error.
 func (c *Controller) register(ctx context.Context) error {
-	capacity, _ := c.capacity()
-	start := c.clock.Now()
-	_, err := c.ledger.RegisterCluster(ctx, chaincode.ClusterRegistration{
-		ID: c.cfg.ClusterID, Location: chaincode.Location{Lat: c.cfg.Coverage.Center.Lat, Lon: c.cfg.Coverage.Center.Lon},
-		CoverageRadiusM: c.cfg.Coverage.RadiusM, Capacity: capacity, Endpoint: c.cfg.PublicEndpoint,
-	})
-	c.metrics.ledgerCall("RegisterCluster", start, err)
-	if err != nil {
-		return fmt.Errorf("registering cluster %s on the ledger: %w", c.cfg.ClusterID, err)
+	logger := klog.FromContext(ctx)
+	for waited := false; ; waited = true {
+		capacity, _ := c.capacity()
+		start := c.clock.Now()
+		_, err := c.ledger.RegisterCluster(ctx, chaincode.ClusterRegistration{
+			ID: c.cfg.ClusterID, Location: chaincode.Location{Lat: c.cfg.Coverage.Center.Lat, Lon: c.cfg.Coverage.Center.Lon},
+			CoverageRadiusM: c.cfg.Coverage.RadiusM, Capacity: capacity, Endpoint: c.cfg.PublicEndpoint,
+		})
+		c.metrics.ledgerCall("RegisterCluster", start, err)
+		if err == nil {
+			logger.Info("Registered on the ledger", "cluster", c.cfg.ClusterID, "capacity", capacity)
+			return nil
+		}
+		if chaincode.CodeOf(err) != chaincode.CodeForbidden || !strings.Contains(err.Error(), chaincode.NotAdmitted) {
+			return fmt.Errorf("registering cluster %s on the ledger: %w", c.cfg.ClusterID, err)
+		}
+		if !waited {
+			logger.Info("Waiting for the ledger to admit this cluster (edgemigrate ledger admit, by the ledger's admin or a majority of its members)",
+				"cluster", c.cfg.ClusterID, "err", err)
+		}
+		select {
+		case <-c.clock.After(admissionRetry):
+		case <-ctx.Done():
+			return fmt.Errorf("registering cluster %s on the ledger: %w", c.cfg.ClusterID, err)
+		}
 	}
-	klog.FromContext(ctx).Info("Registered on the ledger", "cluster", c.cfg.ClusterID, "capacity", capacity)
-	return nil
 }
 
 // capacity sums the Jetson nodes' capacity and free resources. On Jetson, GPU memory is the

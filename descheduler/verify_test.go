@@ -174,3 +174,42 @@ func TestNoServicePortKeepsTheLedgersWord(t *testing.T) {
 		t.Errorf("DestinationVerified %+v, want Unknown for the missing port", cond)
 	}
 }
+
+// TestRegisterWaitsForAdmission: a cluster whose id is not admitted yet waits, and
+// registers once the admin admits it; an id admitted for another MSP is an error at once.
+func TestRegisterWaitsForAdmission(t *testing.T) {
+	w := newWorld(t)
+	cl := w.newCluster("edge-a", nil)
+	admin := w.store.Client(adminMSP)
+	if _, err := admin.RemoveCluster(w.ctx, "edge-a", "not yet"); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cl.c.register(w.ctx) }()
+	for !w.clock.HasWaiters() {
+		time.Sleep(time.Millisecond)
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("register returned before the admission: %v", err)
+	default:
+	}
+	if _, err := admin.AdmitCluster(w.ctx, chaincode.AdmissionInput{ClusterID: "edge-a", MSPID: "MSP-edge-a"}); err != nil {
+		t.Fatal(err)
+	}
+	w.clock.Step(admissionRetry)
+	if err := <-done; err != nil {
+		t.Fatalf("register after the admission: %v", err)
+	}
+
+	other := w.newCluster("edge-b", nil)
+	if _, err := admin.RemoveCluster(w.ctx, "edge-b", "for another MSP"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := admin.AdmitCluster(w.ctx, chaincode.AdmissionInput{ClusterID: "edge-b", MSPID: "MSP-someone-else"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := other.c.register(w.ctx); chaincode.CodeOf(err) != chaincode.CodeForbidden {
+		t.Errorf("registering an id admitted for another MSP: %v, want %s at once", err, chaincode.CodeForbidden)
+	}
+}
