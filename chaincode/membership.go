@@ -81,10 +81,10 @@ func isAdmin(st State, tx txInfo) (bool, error) {
 	return cfg.AdminMSP == tx.msp, nil
 }
 
-// AdmitCluster grants a cluster id to an MSP. The admin MSP admits at once (and may change
-// a pending admission's MSP); a member MSP's call is a vote, and the admission is granted
-// when more than half of the member MSPs voted for it. An id already admitted is refused:
-// RemoveCluster frees it first.
+// AdmitCluster grants a cluster id to an MSP. The admin MSP admits at once; a member MSP's
+// call is a vote (its later vote replaces its earlier one), and the id is granted to an
+// MSP once more than half of the member MSPs vote for that MSP. An id already admitted is
+// refused: RemoveCluster frees it first.
 func AdmitCluster(st State, in AdmissionInput) (*Admission, error) {
 	if err := in.Validate(); err != nil {
 		return nil, err
@@ -112,21 +112,23 @@ func AdmitCluster(st State, in AdmissionInput) (*Admission, error) {
 		return nil, err
 	case a.Admitted:
 		return nil, refuse(CodeConflict, "cluster %q is already admitted for MSP %q", in.ClusterID, a.MSPID)
-	case a.MSPID != in.MSPID && !admin:
-		return nil, refuse(CodeConflict, "the pending admission of cluster %q is for MSP %q, not %q", in.ClusterID, a.MSPID, in.MSPID)
-	case a.MSPID != in.MSPID:
-		a = &Admission{ClusterID: in.ClusterID, MSPID: in.MSPID}
 	}
-	a.TxID, a.Time = tx.id, formatTime(tx.time)
+	a.MSPID, a.TxID, a.Time = in.MSPID, tx.id, formatTime(tx.time)
 	event := EventAdmissionVoted
-	if i, found := slices.BinarySearch(a.Votes, tx.msp); !found && !admin {
-		a.Votes = slices.Insert(a.Votes, i, tx.msp)
+	if !admin {
+		v := Vote{Voter: tx.msp, MSPID: in.MSPID}
+		i, found := slices.BinarySearchFunc(a.Votes, tx.msp, func(x Vote, voter string) int { return strings.Compare(x.Voter, voter) })
+		if found {
+			a.Votes[i] = v
+		} else {
+			a.Votes = slices.Insert(a.Votes, i, v)
+		}
 	}
 	switch {
 	case admin:
-		a.Admitted, a.AdmittedBy, event = true, tx.msp, EventClusterAdmitted
-	case votesOf(a.Votes, mem)*2 > len(mem):
-		a.Admitted, a.AdmittedBy, event = true, "majority", EventClusterAdmitted
+		a.Admitted, a.AdmittedBy, a.Votes, event = true, tx.msp, nil, EventClusterAdmitted
+	case votesFor(a.Votes, mem, in.MSPID)*2 > len(mem):
+		a.Admitted, a.AdmittedBy, a.Votes, event = true, "majority", nil, EventClusterAdmitted
 	}
 	if err := putJSON(st, admissionPrefix+a.ClusterID, a); err != nil {
 		return nil, err
@@ -134,11 +136,11 @@ func AdmitCluster(st State, in AdmissionInput) (*Admission, error) {
 	return a, emit(st, Event{Type: event, ClusterID: a.ClusterID, MSPID: tx.msp, TxID: tx.id, Time: a.Time})
 }
 
-// votesOf counts the votes of current members: a vote by an MSP removed since lapses.
-func votesOf(votes, members []string) int {
+// votesFor counts the votes for msp of current members: a vote by an MSP removed since lapses.
+func votesFor(votes []Vote, members []string, msp string) int {
 	n := 0
 	for _, v := range votes {
-		if _, found := slices.BinarySearch(members, v); found {
+		if _, found := slices.BinarySearch(members, v.Voter); found && v.MSPID == msp {
 			n++
 		}
 	}

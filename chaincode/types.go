@@ -122,17 +122,25 @@ type AdmissionInput struct {
 	MSPID     string `json:"mspId"`
 }
 
-// Admission is a cluster id granted (or, while votes gather, about to be granted) to an MSP.
+// Admission is a cluster id granted to an MSP, or, while votes gather, the votes for it.
 type Admission struct {
 	ClusterID string `json:"clusterId"`
-	MSPID     string `json:"mspId"`
-	Admitted  bool   `json:"admitted"`
-	// Votes are the member MSPs that voted for the admission, sorted.
-	Votes []string `json:"votes,omitempty" metadata:",optional"`
+	// MSPID is the MSP admitted, or while pending the one of the last vote.
+	MSPID    string `json:"mspId"`
+	Admitted bool   `json:"admitted"`
+	// Votes are the member MSPs' votes while pending, one per voter (a later one replaces
+	// it), sorted by voter: a vote for another MSP does not block the others.
+	Votes []Vote `json:"votes,omitempty" metadata:",optional"`
 	// AdmittedBy is the admin MSP, or "majority".
 	AdmittedBy string `json:"admittedBy,omitempty" metadata:",optional"`
 	TxID       string `json:"txId"`
 	Time       string `json:"time"`
+}
+
+// Vote is a member MSP's vote to admit a cluster id for an MSP.
+type Vote struct {
+	Voter string `json:"voter"`
+	MSPID string `json:"mspId"`
 }
 
 // WorkloadMetadata describes the running service being migrated: what bidders need to
