@@ -53,6 +53,7 @@ func Run(t *testing.T, open func(t *testing.T) *Backend) {
 		{"Membership", testMembership},
 		{"ClaimsChecked", testClaimsChecked},
 		{"NeverZeroCopies", testNeverZeroCopies},
+		{"EventsFromHead", testEventsFromHead},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -460,5 +461,21 @@ func testNeverZeroCopies(t *testing.T, b *Backend, id ids) {
 	}
 	if got := must[*chaincode.Migration](t, "getting")(b.Orgs[0].GetMigration(ctx, m)); got.State != chaincode.StateReady || got.Decision.Destination != id.cluster("b") {
 		t.Errorf("after a refused ReportFailed: %s to %+v, want Ready to b", got.State, got.Decision)
+	}
+}
+
+// testEventsFromHead: a stream from ledger.Head carries what is committed after it opened,
+// none of the history before (a new cluster lists what is open instead).
+func testEventsFromHead(t *testing.T, b *Backend, id ids) {
+	ctx := ctxFor(t)
+	m := setup(t, b, id, past(), "b")
+	// Let the stream catch up with the history first: events of this test before Head would
+	// be a replay.
+	all := collect(t, must[<-chan ledger.Event](t, "subscribing")(b.Orgs[0].Events(ctx, ledger.Checkpoint{})), id, 5)
+	head := must[<-chan ledger.Event](t, "subscribing at the head")(b.Orgs[1].Events(ctx, ledger.Head))
+	placed := must[*chaincode.Bid](t, "bidding")(b.Orgs[1].SubmitBid(ctx, m, bid(id.cluster("b"), 1)))
+	got := collect(t, head, id, 1)
+	if got[0].Type != chaincode.EventBidSubmitted || got[0].TxID != placed.TxID {
+		t.Errorf("first event from the head: %s, want the bid %s (history: %s)", txs(got), placed.TxID, txs(all))
 	}
 }
