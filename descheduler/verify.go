@@ -17,6 +17,7 @@ import (
 	"github.com/edgemigrate/edgemigrate/api"
 	"github.com/edgemigrate/edgemigrate/api/v1alpha1"
 	"github.com/edgemigrate/edgemigrate/chaincode"
+	"github.com/edgemigrate/edgemigrate/mtls"
 )
 
 // Reasons of the DestinationVerified condition.
@@ -105,6 +106,10 @@ func (c *Controller) verifyDestination(ctx context.Context, logger klog.Logger, 
 func (c *Controller) requestService(ctx context.Context, m *v1alpha1.Migration, clientID, probePath string) error {
 	if m.Status.DestinationEndpoint == "" {
 		return fmt.Errorf("%s has no public endpoint on the ledger", m.Status.Destination)
+	}
+	// The request carries the car's token: never in clear beyond loopback.
+	if err := mtls.RequireTLS(m.Status.DestinationEndpoint); err != nil {
+		return fmt.Errorf("destination endpoint: %w", err)
 	}
 	base, err := url.Parse(m.Status.DestinationEndpoint)
 	if err != nil {

@@ -213,3 +213,18 @@ func TestRegisterWaitsForAdmission(t *testing.T) {
 		t.Errorf("registering an id admitted for another MSP: %v, want %s at once", err, chaincode.CodeForbidden)
 	}
 }
+
+// TestVerificationNeverSendsTheTokenInClear: a destination whose endpoint is plain HTTP
+// beyond loopback is not asked (the request would carry the car's token in clear); the
+// source aborts and keeps its copy.
+func TestVerificationNeverSendsTheTokenInClear(t *testing.T) {
+	w := newWorld(t)
+	a := w.addCluster("edge-a", nil, deployment("svc", 1, "2Gi"), manual(v1alpha1.KindDeployment, "svc"))
+	// 192.0.2.0/24 is TEST-NET-1: nothing is sent there, the check refuses first.
+	w.addCluster("edge-b", func(c *Config) { c.PublicEndpoint = "http://192.0.2.1:8090" })
+	w.until("the source aborts", func() bool { return a.only(v1alpha1.RoleSource).Status.Phase == v1alpha1.PhaseAborted })
+	cond := meta.FindStatusCondition(a.only(v1alpha1.RoleSource).Status.Conditions, v1alpha1.ConditionDestinationVerified)
+	if cond == nil || !strings.Contains(cond.Message, "plain HTTP") || a.copies(v1alpha1.KindDeployment, "svc") != 1 {
+		t.Errorf("DestinationVerified %+v, source copies %d; want a refusal of plain HTTP and the copy kept", cond, a.copies(v1alpha1.KindDeployment, "svc"))
+	}
+}
