@@ -20,8 +20,8 @@ func TestCosTable(t *testing.T) {
 }
 
 // TestCoverageAgreesWithGeo: the contract's integer coverage and geo's haversine agree on
-// every client farther than CoverageTolerance of the radius from the border, for radii up
-// to 100 km, at latitudes up to 80°, across the antimeridian.
+// every client farther than CoverageTolerance of the radius (plus CoverageToleranceM) from
+// the border, for radii from 10 m to 100 km, at latitudes up to 80°, across the antimeridian.
 func TestCoverageAgreesWithGeo(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	checked := 0
@@ -35,7 +35,7 @@ func TestCoverageAgreesWithGeo(t *testing.T) {
 		dLon := d * math.Sin(bearing) / (geo.EarthRadiusM * math.Pi / 180 * math.Cos(site.Lat*math.Pi/180))
 		client := Location{Lat: math.Max(-90, math.Min(90, site.Lat+dLat)), Lon: math.Remainder(site.Lon+dLon, 360)}
 		g := geo.Distance(geo.Point{Lat: site.Lat, Lon: site.Lon}, geo.Point{Lat: client.Lat, Lon: client.Lon})
-		if math.Abs(g-radius) <= CoverageTolerance*radius+0.2 {
+		if math.Abs(g-radius) <= CoverageTolerance*radius+CoverageToleranceM {
 			continue // on the border: either answer is right
 		}
 		checked++
