@@ -3,7 +3,8 @@ package chaincode
 import "fmt"
 
 // Queries are the functions that read only; clients evaluate rather than submit them.
-var Queries = []string{"GetCluster", "ListClusters", "GetMigration", "ListOpenMigrations"}
+var Queries = []string{"GetCluster", "ListClusters", "GetMigration", "ListOpenMigrations",
+	"GetLedgerConfig", "GetAdmission", "ListAdmissions", "ListFinishedMigrations"}
 
 // Dispatch runs a transaction given as Fabric carries it: a function name and string
 // arguments (structured ones as JSON), and returns the result as JSON. The embedded ledger
@@ -51,6 +52,30 @@ func Dispatch(st State, fn string, args []string) ([]byte, error) {
 		out, err = Complete(st, args[0])
 	case "Abort":
 		out, err = Abort(st, args[0], args[1])
+	case "InitLedger":
+		var c LedgerConfig
+		if c, err = ParseLedgerConfig(args[0]); err == nil {
+			out, err = InitLedger(st, c)
+		}
+	case "AdmitCluster":
+		var a AdmissionInput
+		if a, err = ParseAdmission(args[0]); err == nil {
+			out, err = AdmitCluster(st, a)
+		}
+	case "RemoveCluster":
+		out, err = RemoveCluster(st, args[0], args[1])
+	case "ExpireMigration":
+		out, err = ExpireMigration(st, args[0])
+	case "CompactMigration":
+		out, err = CompactMigration(st, args[0])
+	case "GetLedgerConfig":
+		out, err = GetLedgerConfig(st)
+	case "GetAdmission":
+		out, err = GetAdmission(st, args[0])
+	case "ListAdmissions":
+		out, err = ListAdmissions(st)
+	case "ListFinishedMigrations":
+		out, err = ListFinishedMigrations(st)
 	case "GetCluster":
 		out, err = GetCluster(st, args[0])
 	case "ListClusters":
@@ -72,4 +97,6 @@ var arity = map[string]int{
 	"RegisterCluster": 1, "ReportCapacity": 2, "ProposeMigration": 1, "SubmitBid": 2, "Decide": 1,
 	"ReportReady": 2, "ReportFailed": 3, "Complete": 1, "Abort": 2,
 	"GetCluster": 1, "ListClusters": 0, "GetMigration": 1, "ListOpenMigrations": 0,
+	"InitLedger": 1, "AdmitCluster": 1, "RemoveCluster": 2, "ExpireMigration": 1, "CompactMigration": 1,
+	"GetLedgerConfig": 0, "GetAdmission": 1, "ListAdmissions": 0, "ListFinishedMigrations": 0,
 }

@@ -61,7 +61,7 @@ func FuzzDispatch(f *testing.F) {
 		world := fuzzWorld(t)
 		fn := functions[int(fnIndex)%len(functions)]
 		args := []string{a0, a1, a2}[:arity[fn]]
-		st := &memState{world: world, writes: map[string][]byte{}, msp: []string{"OrgA", "OrgB", "OrgZ"}[mspIndex%3], ts: epochForFuzz.Add(time.Minute)}
+		st := &memState{world: world, writes: map[string][]byte{}, msp: []string{"OrgA", "OrgB", "OrgZ", "OrgAdmin"}[mspIndex%4], ts: epochForFuzz.Add(time.Minute)}
 		_, err := Dispatch(st, fn, args)
 		if err != nil {
 			if len(st.writes) != 0 || st.events != 0 {
@@ -81,7 +81,7 @@ func FuzzDispatch(f *testing.F) {
 
 var epochForFuzz = time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
 
-// fuzzWorld builds edge-a (OrgA), edge-b and edge-c (OrgB), migration m1 from edge-a
+// fuzzWorld builds, admitted by OrgAdmin, edge-a (OrgA), edge-b and edge-c (OrgB), migration m1 from edge-a
 // Proposed with a bid from edge-b, and m2 Decided to edge-b.
 func fuzzWorld(t *testing.T) map[string][]byte {
 	world := map[string][]byte{}
@@ -92,7 +92,9 @@ func fuzzWorld(t *testing.T) map[string][]byte {
 		}
 		st.commit()
 	}
+	run("OrgAdmin", "InitLedger", `{"adminMsp":"OrgAdmin"}`)
 	for _, c := range []struct{ msp, id string }{{"OrgA", "edge-a"}, {"OrgB", "edge-b"}, {"OrgB", "edge-c"}} {
+		run("OrgAdmin", "AdmitCluster", `{"clusterId":"`+c.id+`","mspId":"`+c.msp+`"}`)
 		run(c.msp, "RegisterCluster", `{"id":"`+c.id+`","location":{"lat":1,"lon":2},"coverageRadiusM":100}`)
 	}
 	for _, m := range []string{"m1", "m2"} {

@@ -32,7 +32,12 @@ const (
 	migrationPrefix = "migration/"
 	// openPrefix indexes migrations that are not final, so listing them stays cheap.
 	openPrefix = "open/"
-	bidPrefix  = "bid/"
+	// closedPrefix indexes final migrations by id (the value is when they ended), so
+	// compaction finds them without reading every migration.
+	closedPrefix    = "closed/"
+	bidPrefix       = "bid/"
+	admissionPrefix = "admission/"
+	configKey       = "config/ledger"
 )
 
 func prefixEnd(prefix string) string { return strings.TrimSuffix(prefix, "/") + "0" }
@@ -106,17 +111,23 @@ func GetCluster(st State, id string) (*Cluster, error) {
 
 // ListClusters returns every registered cluster, ordered by id.
 func ListClusters(st State) ([]*Cluster, error) {
-	out := []*Cluster{}
-	err := st.RangeState(clusterPrefix, prefixEnd(clusterPrefix), func(key string, value []byte) error {
-		c := new(Cluster)
-		if err := json.Unmarshal(value, c); err != nil {
+	return listJSON[Cluster](st, clusterPrefix, "clusters")
+}
+
+// listJSON decodes every value under prefix, in key order; never nil, so that an empty list
+// encodes as [].
+func listJSON[T any](st State, prefix, what string) ([]*T, error) {
+	out := []*T{}
+	err := st.RangeState(prefix, prefixEnd(prefix), func(key string, value []byte) error {
+		v := new(T)
+		if err := json.Unmarshal(value, v); err != nil {
 			return fmt.Errorf("decoding %s: %w", key, err)
 		}
-		out = append(out, c)
+		out = append(out, v)
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("listing clusters: %w", err)
+		return nil, fmt.Errorf("listing %s: %w", what, err)
 	}
 	return out, nil
 }
@@ -166,14 +177,18 @@ func ownedCluster(st State, tx txInfo, id, action string) (*Cluster, error) {
 	return c, nil
 }
 
-// RegisterCluster records a cluster and binds its id to the caller's MSP on first use; the
-// same MSP may register it again to update its location and capacity.
+// RegisterCluster records a cluster admitted for the caller's MSP (see AdmitCluster); the
+// same MSP may register it again to update its location and capacity. An id nobody
+// admitted is refused: the first to come no longer wins it.
 func RegisterCluster(st State, r ClusterRegistration) (*Cluster, error) {
 	if err := r.Validate(); err != nil {
 		return nil, err
 	}
 	tx, err := begin(st)
 	if err != nil {
+		return nil, err
+	}
+	if err := checkAdmitted(st, r.ID, tx.msp); err != nil {
 		return nil, err
 	}
 	now := formatTime(tx.time)
@@ -249,7 +264,9 @@ func commitMigration(st State, tx txInfo, m *Migration, event, note string) erro
 	}
 	var err error
 	if m.Final() {
-		err = st.DelState(openPrefix + m.ID)
+		if err = st.DelState(openPrefix + m.ID); err == nil {
+			err = st.PutState(closedPrefix+m.ID, []byte(now))
+		}
 	} else {
 		// Fabric treats an empty value as a delete, so the index holds the state.
 		err = st.PutState(openPrefix+m.ID, []byte(m.State))
@@ -290,8 +307,12 @@ func SubmitBid(st State, migrationID string, b BidInput) (*Bid, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, err := ownedCluster(st, tx, b.ClusterID, "bid"); err != nil {
+	bidder, err := ownedCluster(st, tx, b.ClusterID, "bid")
+	if err != nil {
 		return nil, err
+	}
+	if !live(bidder, tx.time) {
+		return nil, refuse(CodeConflict, "cluster %q is not live (last report %s, more than %s before this bid); report capacity first", bidder.ID, bidder.LastReportAt, LiveWindow+MaxClockSkew)
 	}
 	// The record alone: reading the other bids would be a range read that bids committed
 	// in the same block invalidate (a phantom read).
@@ -306,11 +327,47 @@ func SubmitBid(st State, migrationID string, b BidInput) (*Bid, error) {
 		return nil, refuse(CodeInvalid, "cluster %q is the source of migration %q and cannot bid on it", b.ClusterID, m.ID)
 	}
 	now := formatTime(tx.time)
-	bid := &Bid{ClusterID: b.ClusterID, CanHost: b.CanHost, CoversClient: b.CoversClient, Score: b.Score, TxID: tx.id, SubmittedAt: now}
+	bid := checkBid(m, bidder, b)
+	bid.TxID, bid.SubmittedAt = tx.id, now
 	if err := putJSON(st, bidKey(m.ID, b.ClusterID), bid); err != nil {
 		return nil, err
 	}
 	return bid, emit(st, Event{Type: EventBidSubmitted, MigrationID: m.ID, ClusterID: b.ClusterID, State: m.State, MSPID: tx.msp, TxID: tx.id, Time: now})
+}
+
+// checkBid records what the ledger can check itself rather than the bidder's claims: the
+// score clamped to [0, 100]; coverage computed from the bidder's registered site and radius
+// (the bid's CoversClient is ignored); and canHost false when the free capacity the bidder
+// last reported is below the workload's demand, replicas times one replica's, in any
+// dimension.
+func checkBid(m *Migration, bidder *Cluster, b BidInput) *Bid {
+	bid := &Bid{ClusterID: b.ClusterID, CanHost: b.CanHost, Score: min(max(b.Score, 0), 100), Reason: b.Reason}
+	if m.ClientLocation != nil {
+		bid.CoversClient = covers(bidder.Location, bidder.CoverageRadiusM, *m.ClientLocation)
+	}
+	if bid.CanHost {
+		if why := shortOf(bidder.Free, m.Metadata); why != "" {
+			bid.CanHost, bid.Reason = false, why
+		}
+	}
+	return bid
+}
+
+// shortOf says in which dimension free is below the demand of the metadata's replicas
+// (at least one), or "" when it suffices.
+func shortOf(free Resources, md WorkloadMetadata) string {
+	replicas := int64(max(md.Replicas, 1))
+	for _, q := range []struct {
+		name       string
+		per, avail int64
+	}{{"cpuMilli", md.CPUMilli, free.CPUMilli}, {"memoryBytes", md.MemoryBytes, free.MemoryBytes},
+		{"gpuSlots", md.GPUSlots, free.GPUSlots}, {"gpuMemoryBytes", md.GPUMemoryBytes, free.GPUMemoryBytes}} {
+		// Compared by division, so replicas × per-replica cannot overflow.
+		if q.per > 0 && q.avail/q.per < replicas {
+			return fmt.Sprintf("the ledger's record of free capacity: %s %d free, %d replicas need %d each", q.name, q.avail, replicas, q.per)
+		}
+	}
+	return ""
 }
 
 func bidKey(migrationID, clusterID string) string {
@@ -339,8 +396,13 @@ func loadBids(st State, m *Migration) error {
 	return nil
 }
 
-// Decide picks the destination of a Proposed migration once every live cluster other than
-// the source has bid, or the deadline has passed. Any MSP with a registered cluster may call.
+// Decide picks the destination of a Proposed migration once every cluster that was live
+// when it was proposed (other than the source) has bid, which any MSP with a registered
+// cluster may establish; or, before that, once its deadline has passed by the source's
+// clock: only the source may decide early. The set waited for is fixed by the proposal's
+// time, so no member can shrink it by stamping its own transaction late, and the deadline
+// is the source's to choose anyway, so no other member can end the bidding by stamping
+// its transaction past it.
 func Decide(st State, migrationID string) (*Migration, error) {
 	if err := validateID("migration id", migrationID); err != nil {
 		return nil, err
@@ -357,11 +419,19 @@ func Decide(st State, migrationID string) (*Migration, error) {
 	if err != nil {
 		return nil, err
 	}
-	member := false
+	if len(m.History) == 0 {
+		return nil, fmt.Errorf("migration %s has no history", m.ID)
+	}
+	proposedAt, err := parseTime("proposal time", m.History[0].Time)
+	if err != nil {
+		return nil, err
+	}
+	member, source := false, false
 	var missing []string
 	for _, c := range clusters {
 		member = member || c.MSPID == tx.msp
-		if c.ID == m.Source || !live(c, tx.time) {
+		source = source || (c.ID == m.Source && c.MSPID == tx.msp)
+		if c.ID == m.Source || !live(c, proposedAt) {
 			continue
 		}
 		if _, found := slices.BinarySearchFunc(m.Bids, c.ID, func(x Bid, id string) int { return strings.Compare(x.ClusterID, id) }); !found {
@@ -375,17 +445,18 @@ func Decide(st State, migrationID string) (*Migration, error) {
 	if err != nil {
 		return nil, err
 	}
-	if len(missing) > 0 && tx.time.Before(deadline) {
-		return nil, refuse(CodeNotYet, "migration %q is waiting for bids from %s until its deadline %s", m.ID, strings.Join(missing, ", "), m.Deadline)
+	if len(missing) > 0 && (!source || tx.time.Before(deadline)) {
+		return nil, refuse(CodeNotYet, "migration %q is waiting for bids from %s until its deadline %s (after which its source decides)", m.ID, strings.Join(missing, ", "), m.Deadline)
 	}
 	choose(m, tx)
 	return m, commitMigration(st, tx, m, EventMigrationDecided, "")
 }
 
-// live reports whether a cluster registered or reported within LiveWindow before now.
+// live reports whether a cluster registered or reported within LiveWindow (and
+// MaxClockSkew, since its clock stamped the report) before now.
 func live(c *Cluster, now time.Time) bool {
 	t, err := time.Parse(time.RFC3339Nano, c.LastReportAt)
-	return err == nil && !t.Before(now.Add(-LiveWindow))
+	return err == nil && !t.Before(now.Add(-LiveWindow-MaxClockSkew))
 }
 
 // choose sets the decision: among the bids that can host, cover the client when the client
@@ -447,7 +518,10 @@ func ReportReady(st State, migrationID, clusterID string) (*Migration, error) {
 }
 
 // ReportFailed records that the destination could not run the service: it is excluded and
-// the next best bid is chosen at once (or the migration is rejected).
+// the next best bid is chosen at once (or the migration is rejected). Once the destination
+// reported Ready it is refused: the source may already be removing its own copy, and a new
+// decision (or a rejection) would leave no copy anywhere. From Ready the migration only
+// completes, or the source aborts it while its own copy still serves.
 func ReportFailed(st State, migrationID, clusterID, reason string) (*Migration, error) {
 	if err := validateText("failure reason", reason, MaxTextLength); err != nil {
 		return nil, err
@@ -459,6 +533,9 @@ func ReportFailed(st State, migrationID, clusterID, reason string) (*Migration, 
 	m, err := destinationAction(st, tx, migrationID, clusterID, "report failure", StateDecided, StateReady)
 	if err != nil {
 		return nil, err
+	}
+	if m.State == StateReady {
+		return nil, refuse(CodeConflict, "cannot report failure of migration %q after reporting it Ready: the source may be removing its copy; only the source completes or aborts it now", m.ID)
 	}
 	i, _ := slices.BinarySearch(m.Excluded, clusterID)
 	m.Excluded = slices.Insert(m.Excluded, i, clusterID)
@@ -495,7 +572,9 @@ func Complete(st State, migrationID string) (*Migration, error) {
 }
 
 // Abort ends a migration that is not final; only the source's MSP may. A destination that
-// already started the service removes it on the event.
+// already started the service removes it on the event. After Ready the source aborts only
+// while its own copy still serves (it has not started removing it): that is the source's
+// rule to keep, as the ledger cannot see its copy.
 func Abort(st State, migrationID, reason string) (*Migration, error) {
 	if err := validateText("abort reason", reason, MaxTextLength); err != nil {
 		return nil, err

@@ -40,11 +40,36 @@ const (
 	EventDestinationFailed  = "DestinationFailed"
 	EventMigrationCompleted = "MigrationCompleted"
 	EventMigrationAborted   = "MigrationAborted"
+	// EventMigrationExpired: a member ended a migration left open past its deadline and
+	// ExpiryGrace; its state is Aborted.
+	EventMigrationExpired = "MigrationExpired"
+	// EventMigrationCompacted: a finished migration's state was deleted after RetentionWindow.
+	EventMigrationCompacted = "MigrationCompacted"
+	EventLedgerInitialised  = "LedgerInitialised"
+	// EventAdmissionVoted: a member voted to admit a cluster that a majority has not admitted yet.
+	EventAdmissionVoted  = "AdmissionVoted"
+	EventClusterAdmitted = "ClusterAdmitted"
+	EventClusterRemoved  = "ClusterRemoved"
 )
 
-// LiveWindow is how recently a cluster must have registered or reported capacity to count
-// as live: Decide waits for a bid from every live cluster (or the deadline).
-const LiveWindow = 2 * time.Minute
+// Time rules. Every transaction is stamped by the client that submits it (on Fabric, the
+// proposal's timestamp), so no timestamp may let its signer decide anything for others.
+const (
+	// LiveWindow is how recently a cluster must have registered or reported capacity to
+	// count as live: it may bid, and Decide waits for its bid (or the deadline).
+	LiveWindow = 2 * time.Minute
+	// MaxClockSkew is the difference between members' clocks the contract tolerates: a
+	// cluster's liveness lasts this much longer, and expiry and compaction wait this much
+	// longer than their windows, so a member whose clock is behind is not cut off by
+	// another's that is ahead.
+	MaxClockSkew = 30 * time.Second
+	// ExpiryGrace is how long after its deadline a migration that is still Proposed or
+	// Decided may be expired by any member.
+	ExpiryGrace = 10 * time.Minute
+	// RetentionWindow is how long a finished migration stays on the ledger before any
+	// member may compact it.
+	RetentionWindow = 24 * time.Hour
+)
 
 // Location is a point on Earth in decimal degrees.
 type Location struct {
@@ -82,6 +107,40 @@ type Cluster struct {
 	Free            Resources `json:"free"`
 	RegisteredAt    string    `json:"registeredAt"`
 	LastReportAt    string    `json:"lastReportAt"`
+}
+
+// LedgerConfig is InitLedger's argument: who governs membership.
+type LedgerConfig struct {
+	// AdminMSP admits and removes clusters on its own; without it, admission takes a
+	// majority of the member MSPs.
+	AdminMSP string `json:"adminMsp"`
+}
+
+// AdmissionInput is AdmitCluster's argument: cluster id ClusterID may be registered by MSPID.
+type AdmissionInput struct {
+	ClusterID string `json:"clusterId"`
+	MSPID     string `json:"mspId"`
+}
+
+// Admission is a cluster id granted to an MSP, or, while votes gather, the votes for it.
+type Admission struct {
+	ClusterID string `json:"clusterId"`
+	// MSPID is the MSP admitted, or while pending the one of the last vote.
+	MSPID    string `json:"mspId"`
+	Admitted bool   `json:"admitted"`
+	// Votes are the member MSPs' votes while pending, one per voter (a later one replaces
+	// it), sorted by voter: a vote for another MSP does not block the others.
+	Votes []Vote `json:"votes,omitempty" metadata:",optional"`
+	// AdmittedBy is the admin MSP, or "majority".
+	AdmittedBy string `json:"admittedBy,omitempty" metadata:",optional"`
+	TxID       string `json:"txId"`
+	Time       string `json:"time"`
+}
+
+// Vote is a member MSP's vote to admit a cluster id for an MSP.
+type Vote struct {
+	Voter string `json:"voter"`
+	MSPID string `json:"mspId"`
 }
 
 // WorkloadMetadata describes the running service being migrated: what bidders need to

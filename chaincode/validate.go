@@ -178,7 +178,7 @@ func (b BidInput) Validate() error {
 	if math.IsNaN(b.Score) || math.IsInf(b.Score, 0) {
 		return refuse(CodeInvalid, "score %v is not finite", b.Score)
 	}
-	return nil
+	return validateText("bid reason", b.Reason, MaxTextLength)
 }
 
 func parseTime(what, s string) (time.Time, error) {
@@ -260,6 +260,24 @@ func ParseBid(arg string) (BidInput, error) {
 		return b, err
 	}
 	return b, b.Validate()
+}
+
+// ParseLedgerConfig decodes and validates InitLedger's argument.
+func ParseLedgerConfig(arg string) (LedgerConfig, error) {
+	var c LedgerConfig
+	if err := decodeArg("ledger configuration", arg, &c); err != nil {
+		return c, err
+	}
+	return c, c.Validate()
+}
+
+// ParseAdmission decodes and validates AdmitCluster's argument.
+func ParseAdmission(arg string) (AdmissionInput, error) {
+	var a AdmissionInput
+	if err := decodeArg("admission", arg, &a); err != nil {
+		return a, err
+	}
+	return a, a.Validate()
 }
 
 // marshal encodes state and results. Structs encode in field order and the contract stores

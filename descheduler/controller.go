@@ -3,6 +3,7 @@ package descheduler
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"slices"
 	"strings"
 	"sync"
@@ -33,6 +34,8 @@ import (
 	"github.com/edgemigrate/edgemigrate/geo"
 	"github.com/edgemigrate/edgemigrate/jetson/usage"
 	"github.com/edgemigrate/edgemigrate/ledger"
+	"github.com/edgemigrate/edgemigrate/locator"
+	"github.com/edgemigrate/edgemigrate/mtls"
 )
 
 // Indexes of the Migration informer.
@@ -74,6 +77,15 @@ type Controller struct {
 	locations LocationSource
 	// gatewayInFlight counts the gateway's requests per client; nil when nothing is proxied here.
 	gatewayInFlight RequestsInFlight
+
+	// peerHTTP (s2, #16) calls other clusters' public endpoints, presenting this cluster's
+	// identity when it has one.
+	peerHTTP *http.Client
+	// clientTokens (s1, #16): the source's request through the destination's gateway
+	// carries its client's token.
+	clientTokens locator.Tokens
+	// tidied is when tidyLedger last ran (Unix nanoseconds).
+	tidied atomic.Int64
 	// endpoints caches the public endpoint of each cluster on the ledger (id → URL): the
 	// gateway's routes need them on every request, and they seldom change.
 	endpoints sync.Map
@@ -127,7 +139,17 @@ type Deps struct {
 	// InFlight, optional, is the gateway's: a source copy is removed only once its
 	// clients' requests through the gateway are done (bounded by --drain-timeout).
 	InFlight RequestsInFlight
+
+	// Identity (s2, #16) is the cluster's certificate for peer calls over mutual TLS; nil
+	// (kwok-only tests) means plain HTTP to loopback peers only.
+	Identity *mtls.Identity
+	// ClientTokens (s1, #16): the clients' bearer tokens, with which a source asks the
+	// destination's gateway for its client's service before removing its copy.
+	ClientTokens locator.Tokens
 }
+
+// peerRequestTimeout bounds one call to another cluster's public endpoint.
+const peerRequestTimeout = 30 * time.Second
 
 // keyKind says what a queue key names.
 type keyKind int
@@ -178,6 +200,13 @@ func New(cfg *Config, d Deps) (*Controller, error) {
 			workqueue.NewTypedItemExponentialFailureRateLimiter[queueKey](retryBase, retryMax),
 			workqueue.TypedRateLimitingQueueConfig[queueKey]{Name: "migrations", Clock: d.Clock}),
 		creating: map[string]time.Time{},
+		// #16: the source's verification request.
+		clientTokens: d.ClientTokens,
+	}
+	// Peer calls (s2, #16): mutual TLS with the cluster identity, plain HTTP without one.
+	c.peerHTTP = &http.Client{Timeout: peerRequestTimeout}
+	if d.Identity != nil {
+		c.peerHTTP = d.Identity.HTTPClient(peerRequestTimeout)
 	}
 
 	s := runtime.NewScheme()
@@ -437,6 +466,9 @@ func (c *Controller) resync(ctx context.Context) {
 	}
 	for _, m := range open {
 		c.queue.Add(queueKey{Kind: keyLedger, Name: m.ID})
+	}
+	if err == nil {
+		c.tidyLedger(ctx, open) // #16: bounded state
 	}
 	for _, obj := range c.migIndexer.List() {
 		if m := obj.(*v1alpha1.Migration); !m.Final() {

@@ -3,6 +3,8 @@ package descheduler
 import (
 	"context"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -10,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 	appsv1 "k8s.io/api/apps/v1"
@@ -34,11 +37,13 @@ import (
 	migfake "github.com/edgemigrate/edgemigrate/api/generated/clientset/versioned/fake"
 	"github.com/edgemigrate/edgemigrate/api/v1alpha1"
 	"github.com/edgemigrate/edgemigrate/chaincode"
+	"github.com/edgemigrate/edgemigrate/gateway"
 	"github.com/edgemigrate/edgemigrate/geo"
 	"github.com/edgemigrate/edgemigrate/jetson"
 	"github.com/edgemigrate/edgemigrate/jetson/jetsontest"
 	"github.com/edgemigrate/edgemigrate/ledger"
 	"github.com/edgemigrate/edgemigrate/ledger/embedded"
+	"github.com/edgemigrate/edgemigrate/locator"
 )
 
 // The state-machine tests run real controllers on fake API servers (client-go's fake
@@ -58,6 +63,9 @@ var sites = map[string]geo.Point{
 	"edge-b": geo.North(geo.Point{Lat: 35.0, Lon: 128.0}, 3000),
 	"edge-c": geo.North(geo.Point{Lat: 35.0, Lon: 128.0}, 6000),
 }
+
+// adminMSP is the ledger's admin: it admits each cluster of a world for the cluster's MSP.
+const adminMSP = "MSP-admin"
 
 // world is a set of clusters sharing one ledger and one clock.
 type world struct {
@@ -95,7 +103,64 @@ type cluster struct {
 	inFlight *inFlightCounts
 	// events, when set, records the controller's Events instead of the broadcaster.
 	events *record.FakeRecorder
+	// gateway is the cluster's public endpoint (see serveGateway).
+	gateway *testGateway
 }
+
+// clientTokens gives every client the token "token-<id>".
+type clientTokens struct{}
+
+func (clientTokens) Token(id string) (string, bool) { return "token-" + id, true }
+
+// testGateway is a cluster's public endpoint on loopback: the real edge gateway (package
+// gateway), routing by the cluster's controller. Only the last hop is stood in for: a
+// request the gateway sends to a Ready pod is answered by serviceHandler in-process, as a
+// service would answer, since the fake API server's pods run nothing.
+type testGateway struct {
+	url  string
+	ctrl atomic.Pointer[Controller]
+	// requests counts the requests that reached a pod of this cluster; lastPath is the
+	// path of the last.
+	requests atomic.Int64
+	lastPath atomic.Value
+}
+
+func (w *world) serveGateway(id string) *testGateway {
+	w.t.Helper()
+	tg := &testGateway{}
+	auth, err := locator.NewAuth(locator.AuthOptions{Tokens: clientTokens{}})
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	gw, err := gateway.New(gateway.Options{Auth: auth, ClusterID: id,
+		Router: gateway.RouterFunc(func(client string) gateway.Route {
+			if c := tg.ctrl.Load(); c != nil {
+				return c.Route(client)
+			}
+			return gateway.Route{Kind: gateway.Unavailable, Cluster: id, Reason: "starting"}
+		}),
+		Transport: roundTripperFunc(func(r *http.Request) (*http.Response, error) {
+			tg.requests.Add(1)
+			tg.lastPath.Store(r.URL.Path)
+			rec := httptest.NewRecorder()
+			rec.WriteString("served")
+			return rec.Result(), nil
+		}),
+	})
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	engine := gin.New()
+	gw.Register(engine)
+	srv := httptest.NewServer(engine)
+	w.t.Cleanup(srv.Close)
+	tg.url = srv.URL
+	return tg
+}
+
+type roundTripperFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripperFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
 
 // inFlightCounts is a gateway's in-flight count per client, set by the test.
 type inFlightCounts struct {
@@ -111,17 +176,27 @@ type locations struct{ m map[string]geo.Point }
 
 func (l *locations) Location(id string) (geo.Point, bool) { p, ok := l.m[id]; return p, ok }
 
-func newWorld(t *testing.T) *world {
+func newWorld(t *testing.T) *world { return newWorldWith(t, false) }
+
+// newWorldWith is newWorld; with ledgerOnFakeClock the ledger stamps transactions by the
+// world's fake clock, for tests of the contract's time rules (a long step leaves clusters
+// that do not report capacity no longer live).
+func newWorldWith(t *testing.T, ledgerOnFakeClock bool) *world {
 	t.Helper()
-	store, err := embedded.Open(filepath.Join(t.TempDir(), "ledger.db"), embedded.Options{NoSync: true})
+	// The contract times transactions by the real clock: start the fake one there.
+	clk := clocktesting.NewFakeClock(time.Now())
+	opts := embedded.Options{NoSync: true, AdminMSP: adminMSP}
+	if ledgerOnFakeClock {
+		opts.Now = clk.Now
+	}
+	store, err := embedded.Open(filepath.Join(t.TempDir(), "ledger.db"), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	// The contract times transactions by the real clock: start the fake one there.
-	return &world{t: t, ctx: ctx, clock: clocktesting.NewFakeClock(time.Now()), store: store}
+	return &world{t: t, ctx: ctx, clock: clk, store: store}
 }
 
 func testConfig(id string) *Config {
@@ -134,7 +209,7 @@ func testConfig(id string) *Config {
 		Coverage:                geo.Coverage{Center: sites[id], RadiusM: 1000, HysteresisM: 100},
 		MaxConcurrentMigrations: 4, OffloadAfter: 2 * time.Second, BidTimeout: 2 * time.Second,
 		MigrationTimeout: 2 * time.Minute, DestinationReadyTimeout: time.Minute, CapacityReportInterval: 30 * time.Second,
-		ResyncInterval: 10 * time.Second, Jetson: jc, Policy: policy, SchedulerName: api.SchedulerName,
+		ResyncInterval: 10 * time.Second, Jetson: jc, Policy: policy, SchedulerName: api.SchedulerName, VerifyTimeout: 30 * time.Second,
 	}
 }
 
@@ -161,6 +236,15 @@ func (w *world) addCluster(id string, mutate func(*Config), objs ...runtime.Obje
 	return cl
 }
 
+// admit has the ledger's admin admit cluster id for its MSP, once.
+func (w *world) admit(id string) {
+	w.t.Helper()
+	_, err := w.store.Client(adminMSP).AdmitCluster(w.ctx, chaincode.AdmissionInput{ClusterID: id, MSPID: "MSP-" + id})
+	if err != nil && chaincode.CodeOf(err) != chaincode.CodeConflict {
+		w.t.Fatalf("admitting %s: %v", id, err)
+	}
+}
+
 // newCluster builds a cluster's controller on its API servers' objects; it does not register.
 func (w *world) newCluster(id string, mutate func(*Config), objs ...runtime.Object) *cluster {
 	w.t.Helper()
@@ -172,6 +256,8 @@ func (w *world) newCluster(id string, mutate func(*Config), objs ...runtime.Obje
 func (w *world) newClusterWith(before func(*cluster), id string, mutate func(*Config), objs ...runtime.Object) *cluster {
 	w.t.Helper()
 	cfg := testConfig(id)
+	gw := w.serveGateway(id)
+	cfg.PublicEndpoint = gw.url
 	if mutate != nil {
 		mutate(cfg)
 	}
@@ -191,8 +277,9 @@ func (w *world) newClusterWith(before func(*cluster), id string, mutate func(*Co
 	if !hasNode {
 		kubeObjs = append(kubeObjs, jetsonNode(id+"-xavier-0"))
 	}
+	w.admit(id)
 	cl := &cluster{w: w, id: id, cfg: cfg, kube: kubefake.NewClientset(kubeObjs...), migs: migfake.NewSimpleClientset(migObjs...),
-		ledger: w.store.Client("MSP-" + id), locations: &locations{m: map[string]geo.Point{}}}
+		ledger: w.store.Client("MSP-" + id), locations: &locations{m: map[string]geo.Point{}}, gateway: gw}
 	if before != nil {
 		before(cl)
 	}
@@ -210,7 +297,7 @@ func (cl *cluster) start() {
 		clk = clock.RealClock{}
 	}
 	d := Deps{Kube: cl.kube, Migrations: cl.migs, Ledger: cl.ledger, Clock: clk, Locations: cl.locations,
-		Registerer: prometheus.NewRegistry()}
+		Registerer: prometheus.NewRegistry(), ClientTokens: clientTokens{}}
 	if cl.inFlight != nil {
 		d.InFlight = cl.inFlight
 	}
@@ -222,6 +309,9 @@ func (cl *cluster) start() {
 		c.recorder = cl.events
 	}
 	cl.c = c
+	if cl.gateway != nil {
+		cl.gateway.ctrl.Store(c)
+	}
 	ctx, stop := context.WithCancel(w.ctx)
 	cl.stop = stop
 	w.t.Cleanup(stop)
@@ -418,7 +508,14 @@ func (cl *cluster) playControllers() {
 			p := &corev1.Pod{ObjectMeta: *d.Spec.Template.ObjectMeta.DeepCopy(), Spec: *d.Spec.Template.Spec.DeepCopy()}
 			p.Namespace, p.Name = d.Namespace, fmt.Sprintf("%s-%d", d.Name, i)
 			p.Spec.NodeName = cl.id + "-xavier-0"
-			p.Status = corev1.PodStatus{Phase: corev1.PodRunning, Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}}}
+			// As the webhook annotates a Deployment's pods (the gateway groups them by it).
+			if p.Annotations == nil {
+				p.Annotations = map[string]string{}
+			}
+			if p.Annotations[api.AnnotationWorkload] == "" {
+				p.Annotations[api.AnnotationWorkload] = v1alpha1.KindDeployment + "/" + d.Namespace + "/" + d.Name
+			}
+			p.Status = corev1.PodStatus{Phase: corev1.PodRunning, PodIP: "127.0.0.1", Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}}}
 			if _, err := cl.kube.CoreV1().Pods(d.Namespace).Create(ctx, p, metav1.CreateOptions{}); err != nil {
 				cl.w.t.Fatal(err)
 			}
@@ -440,7 +537,7 @@ func (cl *cluster) playControllers() {
 	for _, p := range pods.Items {
 		if p.Annotations[api.AnnotationMigrationID] != "" && !podReady(&p) && !cl.noKubelet {
 			p.Spec.NodeName = cl.id + "-xavier-0"
-			p.Status = corev1.PodStatus{Phase: corev1.PodRunning, Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}}}
+			p.Status = corev1.PodStatus{Phase: corev1.PodRunning, PodIP: "127.0.0.1", Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}}}
 			if _, err := cl.kube.CoreV1().Pods(p.Namespace).Update(ctx, &p, metav1.UpdateOptions{}); err != nil {
 				cl.w.t.Fatal(err)
 			}
@@ -528,6 +625,8 @@ func deployment(name string, replicas int32, gpuMemory string) *appsv1.Deploymen
 					api.AnnotationClientID: "car-1", api.AnnotationGPUMemory: gpuMemory,
 					api.AnnotationWorkload: v1alpha1.KindDeployment + "/" + testNamespace + "/" + name}},
 				Spec: corev1.PodSpec{SchedulerName: api.SchedulerName, Containers: []corev1.Container{{Name: "model", Image: "registry.example/model:1",
+					Ports:          []corev1.ContainerPort{{Name: api.ServicePortName, ContainerPort: 8080}},
+					ReadinessProbe: &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/healthz"}}},
 					Resources: corev1.ResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("500m"),
 						corev1.ResourceMemory: resource.MustParse("1Gi"), api.ResourceGPU: resource.MustParse("1")},
 						Limits: corev1.ResourceList{api.ResourceGPU: resource.MustParse("1")}}}}},
@@ -541,7 +640,7 @@ func barePod(name string) *corev1.Pod {
 	p.Name, p.Namespace, p.UID = name, testNamespace, types.UID("uid-"+name)
 	p.Annotations[api.AnnotationWorkload] = v1alpha1.KindPod + "/" + testNamespace + "/" + name
 	p.Spec.NodeName = "edge-a-xavier-0"
-	p.Status = corev1.PodStatus{Phase: corev1.PodRunning, Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}}}
+	p.Status = corev1.PodStatus{Phase: corev1.PodRunning, PodIP: "127.0.0.1", Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}}}
 	return p
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -24,20 +25,39 @@ import (
 // replay the whole history. Losing it costs only a replay: handling is level-triggered.
 const checkpointConfigMap = "edgemigrate-ledger-checkpoint"
 
-// register records this cluster on the ledger (and refreshes its site, endpoint and capacity).
+// admissionRetry paces registration attempts while the cluster's id is not admitted yet.
+const admissionRetry = 10 * time.Second
+
+// register records this cluster on the ledger (and refreshes its site, endpoint and
+// capacity). Until its id is admitted for its MSP it waits, saying so, so that an operator
+// can install first and admit after; any other refusal is an error.
 func (c *Controller) register(ctx context.Context) error {
-	capacity, _ := c.capacity()
-	start := c.clock.Now()
-	_, err := c.ledger.RegisterCluster(ctx, chaincode.ClusterRegistration{
-		ID: c.cfg.ClusterID, Location: chaincode.Location{Lat: c.cfg.Coverage.Center.Lat, Lon: c.cfg.Coverage.Center.Lon},
-		CoverageRadiusM: c.cfg.Coverage.RadiusM, Capacity: capacity, Endpoint: c.cfg.PublicEndpoint,
-	})
-	c.metrics.ledgerCall("RegisterCluster", start, err)
-	if err != nil {
-		return fmt.Errorf("registering cluster %s on the ledger: %w", c.cfg.ClusterID, err)
+	logger := klog.FromContext(ctx)
+	for waited := false; ; waited = true {
+		capacity, _ := c.capacity()
+		start := c.clock.Now()
+		_, err := c.ledger.RegisterCluster(ctx, chaincode.ClusterRegistration{
+			ID: c.cfg.ClusterID, Location: chaincode.Location{Lat: c.cfg.Coverage.Center.Lat, Lon: c.cfg.Coverage.Center.Lon},
+			CoverageRadiusM: c.cfg.Coverage.RadiusM, Capacity: capacity, Endpoint: c.cfg.PublicEndpoint,
+		})
+		c.metrics.ledgerCall("RegisterCluster", start, err)
+		if err == nil {
+			logger.Info("Registered on the ledger", "cluster", c.cfg.ClusterID, "capacity", capacity)
+			return nil
+		}
+		if chaincode.CodeOf(err) != chaincode.CodeForbidden || !strings.Contains(err.Error(), chaincode.NotAdmitted) {
+			return fmt.Errorf("registering cluster %s on the ledger: %w", c.cfg.ClusterID, err)
+		}
+		if !waited {
+			logger.Info("Waiting for the ledger to admit this cluster (edgemigrate ledger admit, by the ledger's admin or a majority of its members)",
+				"cluster", c.cfg.ClusterID, "err", err)
+		}
+		select {
+		case <-c.clock.After(admissionRetry):
+		case <-ctx.Done():
+			return fmt.Errorf("registering cluster %s on the ledger: %w", c.cfg.ClusterID, err)
+		}
 	}
-	klog.FromContext(ctx).Info("Registered on the ledger", "cluster", c.cfg.ClusterID, "capacity", capacity)
-	return nil
 }
 
 // capacity sums the Jetson nodes' capacity and free resources. On Jetson, GPU memory is the
@@ -84,14 +104,25 @@ func (c *Controller) reportCapacity(ctx context.Context) {
 }
 
 // watchLedger turns ledger events into work: each event names a migration to reconcile.
-// The position reached is saved every checkpointSaveInterval.
+// The position reached is saved every checkpointSaveInterval. Without a saved position (a
+// new cluster, or a lost checkpoint) the stream starts at the ledger's head and what is
+// open is listed once it is subscribed: the work is bounded by the open migrations, not by
+// the ledger's history.
 func (c *Controller) watchLedger(ctx context.Context) {
 	logger := klog.FromContext(ctx)
 	after := c.loadCheckpoint(ctx)
+	fresh := after == (ledger.Checkpoint{})
+	if fresh {
+		after = ledger.Head
+	}
 	events, err := c.ledger.Events(ctx, after)
 	if err != nil {
 		logger.Error(err, "Subscribing to ledger events; relying on resync")
 		return
+	}
+	if fresh {
+		// Subscribed first, listed second: nothing falls between the two.
+		c.resync(ctx)
 	}
 	var mu sync.Mutex
 	last, saved := after, after
@@ -118,6 +149,55 @@ func (c *Controller) watchLedger(ctx context.Context) {
 		mu.Lock()
 		last = ev.Checkpoint
 		mu.Unlock()
+	}
+}
+
+// tidyInterval paces tidyLedger: expiry and compaction windows are minutes and hours.
+const tidyInterval = 5 * time.Minute
+
+// tidyLedger keeps the ledger bounded (any member may; each cluster tidies its own): the
+// migrations this cluster proposed that are still open ExpiryGrace after their deadline
+// are expired, and those finished RetentionWindow ago compacted. Another cluster's overdue
+// migration is expired too once twice the grace has passed: its source may be gone.
+func (c *Controller) tidyLedger(ctx context.Context, open []*chaincode.Migration) {
+	now := c.clock.Now()
+	if last := c.tidied.Load(); last != 0 && now.Sub(time.Unix(0, last)) < tidyInterval {
+		return
+	}
+	c.tidied.Store(now.UnixNano())
+	logger := klog.FromContext(ctx)
+	for _, m := range open {
+		deadline, err := time.Parse(time.RFC3339Nano, m.Deadline)
+		if err != nil || (m.State != chaincode.StateProposed && m.State != chaincode.StateDecided) {
+			continue
+		}
+		grace := chaincode.ExpiryGrace + chaincode.MaxClockSkew
+		if m.Source != c.cfg.ClusterID {
+			grace += chaincode.ExpiryGrace
+		}
+		if now.Before(deadline.Add(grace)) {
+			continue
+		}
+		if _, err := c.ledger.ExpireMigration(ctx, m.ID); err != nil && chaincode.CodeOf(err) != chaincode.CodeConflict && chaincode.CodeOf(err) != chaincode.CodeNotYet {
+			logger.Error(err, "Expiring an overdue migration", "migration", m.ID)
+		} else if err == nil {
+			logger.Info("Expired an overdue migration", "migration", m.ID, "source", m.Source, "deadline", m.Deadline)
+		}
+	}
+	finished, err := c.ledger.ListFinishedMigrations(ctx)
+	if err != nil {
+		logger.Error(err, "Listing finished migrations on the ledger")
+		return
+	}
+	for _, f := range finished {
+		t, err := time.Parse(time.RFC3339Nano, f.FinishedAt)
+		// Ledger ids are <source cluster>-<12 hex>: this cluster compacts what it proposed.
+		if err != nil || !strings.HasPrefix(f.ID, c.cfg.ClusterID+"-") || now.Before(t.Add(chaincode.RetentionWindow+chaincode.MaxClockSkew)) {
+			continue
+		}
+		if _, err := c.ledger.CompactMigration(ctx, f.ID); err != nil && chaincode.CodeOf(err) != chaincode.CodeNotFound && chaincode.CodeOf(err) != chaincode.CodeNotYet {
+			logger.Error(err, "Compacting a finished migration", "migration", f.ID)
+		}
 	}
 }
 

@@ -168,7 +168,11 @@ func (c *Controller) afterDecision(ctx context.Context, logger klog.Logger, m *v
 				return 0, err
 			}
 		}
-		// The locator already sends the client to the destination: remove the local copy.
+		// The locator already sends the client to the destination; once it serves there,
+		// remove the local copy.
+		if ok, wait, err := c.verifyDestination(ctx, logger, m); !ok || err != nil {
+			return wait, err
+		}
 		gone, wait, err := c.removeSource(ctx, logger, m)
 		if err != nil || !gone {
 			return wait, err
@@ -361,8 +365,13 @@ func (c *Controller) complete(ctx context.Context, logger klog.Logger, m *v1alph
 	return c.finish(ctx, m, v1alpha1.PhaseCompleted, "Completed", "the service runs in "+m.Status.Destination)
 }
 
-// abort gives up on the ledger; the destination cleans up on the Aborted event.
+// abort gives up on the ledger after a timeout; the destination cleans up on the Aborted event.
 func (c *Controller) abort(ctx context.Context, m *v1alpha1.Migration, reason string) error {
+	return c.abortWith(ctx, m, "Timeout", reason)
+}
+
+// abortWith gives up on the ledger, with the status reason given.
+func (c *Controller) abortWith(ctx context.Context, m *v1alpha1.Migration, statusReason, reason string) error {
 	start := c.clock.Now()
 	_, err := c.ledger.Abort(ctx, m.Status.LedgerID, reason)
 	c.metrics.ledgerCall("Abort", start, err)
@@ -370,7 +379,7 @@ func (c *Controller) abort(ctx context.Context, m *v1alpha1.Migration, reason st
 		return fmt.Errorf("aborting %s: %w", m.Status.LedgerID, err)
 	}
 	c.recordOnWorkload(m, corev1.EventTypeWarning, "MigrationAborted", "Migration %s aborted, the service stays here: %s", m.Name, reason)
-	return c.finish(ctx, m, v1alpha1.PhaseAborted, "Timeout", reason)
+	return c.finish(ctx, m, v1alpha1.PhaseAborted, statusReason, reason)
 }
 
 // finish sets a final phase.

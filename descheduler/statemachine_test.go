@@ -267,8 +267,11 @@ func TestMaxConcurrent(t *testing.T) {
 	w := newWorld(t)
 	first, second := manual(v1alpha1.KindDeployment, "one"), manual(v1alpha1.KindDeployment, "two")
 	second.CreationTimestamp = metav1.NewTime(first.CreationTimestamp.Add(time.Second))
+	// Two services of one car would be ambiguous at its gateway: each has its own.
+	two := deployment("two", 1, "2Gi")
+	two.Spec.Template.Annotations[api.AnnotationClientID] = "car-2"
 	a := w.addCluster("edge-a", func(c *Config) { c.MaxConcurrentMigrations = 1 },
-		deployment("one", 1, "2Gi"), deployment("two", 1, "2Gi"), first, second)
+		deployment("one", 1, "2Gi"), two, first, second)
 	b := w.addCluster("edge-b", nil)
 	a.settle()
 	a.c.resync(w.ctx)

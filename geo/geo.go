@@ -83,7 +83,9 @@ func (c Coverage) Validate() error {
 // Distance is the distance in metres from the centre of c to p.
 func (c Coverage) Distance(p Point) float64 { return Distance(c.Center, p) }
 
-// Covers reports whether p is within the radius of c.
+// Covers reports whether p is within the radius of c. The ledger decides coverage for
+// bids itself, in integer arithmetic (chaincode's covers); the two agree except within
+// chaincode.CoverageTolerance (and CoverageToleranceM) of the border (chaincode's TestCoverageAgreesWithGeo).
 func (c Coverage) Covers(p Point) bool { return c.Distance(p) <= c.RadiusM }
 
 // Left reports whether p is beyond the radius of c plus its hysteresis. Between the two, a

@@ -11,6 +11,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 
 	"github.com/edgemigrate/edgemigrate/chaincode"
 )
@@ -28,10 +29,23 @@ type Ledger interface {
 	Complete(ctx context.Context, migrationID string) (*chaincode.Migration, error)
 	Abort(ctx context.Context, migrationID, reason string) (*chaincode.Migration, error)
 
+	// Membership: InitLedger names the admin MSP once, when the ledger is set up;
+	// AdmitCluster grants a cluster id to an MSP (the admin at once, a member by vote);
+	// RemoveCluster ends a membership.
+	InitLedger(ctx context.Context, cfg chaincode.LedgerConfig) (*chaincode.LedgerConfig, error)
+	AdmitCluster(ctx context.Context, a chaincode.AdmissionInput) (*chaincode.Admission, error)
+	RemoveCluster(ctx context.Context, clusterID, reason string) (*chaincode.Admission, error)
+	// Bounded state: any member expires an overdue migration and compacts a finished one.
+	ExpireMigration(ctx context.Context, migrationID string) (*chaincode.Migration, error)
+	CompactMigration(ctx context.Context, migrationID string) (*chaincode.Finished, error)
+
 	GetCluster(ctx context.Context, id string) (*chaincode.Cluster, error)
 	ListClusters(ctx context.Context) ([]*chaincode.Cluster, error)
 	GetMigration(ctx context.Context, id string) (*chaincode.Migration, error)
 	ListOpenMigrations(ctx context.Context) ([]*chaincode.Migration, error)
+	GetLedgerConfig(ctx context.Context) (*chaincode.LedgerConfig, error)
+	ListAdmissions(ctx context.Context) ([]*chaincode.Admission, error)
+	ListFinishedMigrations(ctx context.Context) ([]chaincode.Finished, error)
 
 	// Events streams every event after the checkpoint (all of them from the zero
 	// Checkpoint), in commit order, each once. The channel closes only when ctx ends or the
@@ -48,6 +62,11 @@ type Checkpoint struct {
 	Block uint64 `json:"block"`
 	TxID  string `json:"txId,omitempty"`
 }
+
+// Head is the position of "now": a stream from Head carries only the events committed after
+// it opened, so a new consumer lists what is open (ListOpenMigrations) instead of replaying
+// the history.
+var Head = Checkpoint{Block: math.MaxUint64}
 
 // Event is a contract event and where it sits in the stream.
 type Event struct {
@@ -139,6 +158,38 @@ func (c client) Complete(ctx context.Context, migrationID string) (*chaincode.Mi
 
 func (c client) Abort(ctx context.Context, migrationID, reason string) (*chaincode.Migration, error) {
 	return call[*chaincode.Migration](ctx, c, true, "Abort", migrationID, reason)
+}
+
+func (c client) InitLedger(ctx context.Context, cfg chaincode.LedgerConfig) (*chaincode.LedgerConfig, error) {
+	return call[*chaincode.LedgerConfig](ctx, c, true, "InitLedger", cfg)
+}
+
+func (c client) AdmitCluster(ctx context.Context, a chaincode.AdmissionInput) (*chaincode.Admission, error) {
+	return call[*chaincode.Admission](ctx, c, true, "AdmitCluster", a)
+}
+
+func (c client) RemoveCluster(ctx context.Context, clusterID, reason string) (*chaincode.Admission, error) {
+	return call[*chaincode.Admission](ctx, c, true, "RemoveCluster", clusterID, reason)
+}
+
+func (c client) ExpireMigration(ctx context.Context, migrationID string) (*chaincode.Migration, error) {
+	return call[*chaincode.Migration](ctx, c, true, "ExpireMigration", migrationID)
+}
+
+func (c client) CompactMigration(ctx context.Context, migrationID string) (*chaincode.Finished, error) {
+	return call[*chaincode.Finished](ctx, c, true, "CompactMigration", migrationID)
+}
+
+func (c client) GetLedgerConfig(ctx context.Context) (*chaincode.LedgerConfig, error) {
+	return call[*chaincode.LedgerConfig](ctx, c, false, "GetLedgerConfig")
+}
+
+func (c client) ListAdmissions(ctx context.Context) ([]*chaincode.Admission, error) {
+	return call[[]*chaincode.Admission](ctx, c, false, "ListAdmissions")
+}
+
+func (c client) ListFinishedMigrations(ctx context.Context) ([]chaincode.Finished, error) {
+	return call[[]chaincode.Finished](ctx, c, false, "ListFinishedMigrations")
 }
 
 func (c client) GetCluster(ctx context.Context, id string) (*chaincode.Cluster, error) {

@@ -114,7 +114,7 @@ type Cluster struct {
 	Client kubernetes.Interface
 
 	opts  Options
-	pki   *pki
+	pki   *clusterPKI
 	ports ports
 
 	mu      sync.Mutex

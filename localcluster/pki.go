@@ -9,11 +9,12 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"fmt"
-	"math/big"
 	"net"
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/edgemigrate/edgemigrate/internal/pki"
 )
 
 // certValidity is long enough for any demo or test run and short enough that a leaked
@@ -23,8 +24,8 @@ const certValidity = 7 * 24 * time.Hour
 // FrontProxyClientName is the common name the API server accepts from the front proxy.
 const FrontProxyClientName = "front-proxy-client"
 
-// pki holds the file paths of one cluster's credentials, all generated in-process.
-type pki struct {
+// clusterPKI holds the file paths of one cluster's credentials, all generated in-process.
+type clusterPKI struct {
 	CACert, CAKey           string
 	ServingCert, ServingKey string
 	AdminCert, AdminKey     string
@@ -34,24 +35,18 @@ type pki struct {
 	FrontProxyClientCert, FrontProxyClientKey string
 
 	caPEM, adminCertPEM, adminKeyPEM []byte
-	ca                               *keyPair // signs the real nodes' client certificates
-}
-
-// keyPair is a certificate with its key, kept parsed so that it can sign.
-type keyPair struct {
-	cert *x509.Certificate
-	key  crypto.Signer
+	ca                               *pki.KeyPair // signs the real nodes' client certificates
 }
 
 // newPKI writes into dir a CA, the API server's serving certificate (127.0.0.1, localhost
 // and the in-cluster service names), an admin client certificate in system:masters, a
 // service-account signing key pair, and the front proxy's CA and client certificate.
 // extraIPs are more addresses of the API server (the real nodes' bridge).
-func newPKI(dir, clusterName string, extraIPs ...net.IP) (*pki, error) {
+func newPKI(dir, clusterName string, extraIPs ...net.IP) (*clusterPKI, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("creating pki directory: %w", err)
 	}
-	p := &pki{
+	p := &clusterPKI{
 		CACert: filepath.Join(dir, "ca.crt"), CAKey: filepath.Join(dir, "ca.key"),
 		ServingCert: filepath.Join(dir, "apiserver.crt"), ServingKey: filepath.Join(dir, "apiserver.key"),
 		AdminCert: filepath.Join(dir, "admin.crt"), AdminKey: filepath.Join(dir, "admin.key"),
@@ -61,11 +56,11 @@ func newPKI(dir, clusterName string, extraIPs ...net.IP) (*pki, error) {
 		FrontProxyClientKey:  filepath.Join(dir, "front-proxy-client.key"),
 	}
 
-	ca, err := newCertificate(nil, caTemplate(clusterName+"-ca"))
+	ca, err := newCert(nil, pki.CATemplate(clusterName+"-ca"))
 	if err != nil {
 		return nil, fmt.Errorf("generating cluster CA: %w", err)
 	}
-	serving, err := newCertificate(ca, &x509.Certificate{
+	serving, err := newCert(ca, &x509.Certificate{
 		Subject:     pkix.Name{CommonName: "kube-apiserver"},
 		KeyUsage:    x509.KeyUsageDigitalSignature,
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
@@ -76,15 +71,15 @@ func newPKI(dir, clusterName string, extraIPs ...net.IP) (*pki, error) {
 	if err != nil {
 		return nil, fmt.Errorf("generating API server serving certificate: %w", err)
 	}
-	admin, err := newCertificate(ca, clientTemplate("edgemigrate-admin", "system:masters"))
+	admin, err := newCert(ca, clientTemplate("edgemigrate-admin", "system:masters"))
 	if err != nil {
 		return nil, fmt.Errorf("generating admin client certificate: %w", err)
 	}
-	frontProxyCA, err := newCertificate(nil, caTemplate(clusterName+"-front-proxy-ca"))
+	frontProxyCA, err := newCert(nil, pki.CATemplate(clusterName+"-front-proxy-ca"))
 	if err != nil {
 		return nil, fmt.Errorf("generating front-proxy CA: %w", err)
 	}
-	frontProxyClient, err := newCertificate(frontProxyCA, clientTemplate(FrontProxyClientName))
+	frontProxyClient, err := newCert(frontProxyCA, clientTemplate(FrontProxyClientName))
 	if err != nil {
 		return nil, fmt.Errorf("generating front-proxy client certificate: %w", err)
 	}
@@ -94,19 +89,19 @@ func newPKI(dir, clusterName string, extraIPs ...net.IP) (*pki, error) {
 	}
 
 	p.ca = ca
-	p.caPEM = encodeCert(ca.cert)
-	p.adminCertPEM = encodeCert(admin.cert)
+	p.caPEM = pki.EncodeCert(ca.Cert)
+	p.adminCertPEM = pki.EncodeCert(admin.Cert)
 	files := map[string][]byte{
 		p.CACert:               p.caPEM,
-		p.ServingCert:          encodeCert(serving.cert),
+		p.ServingCert:          pki.EncodeCert(serving.Cert),
 		p.AdminCert:            p.adminCertPEM,
-		p.FrontProxyCA:         encodeCert(frontProxyCA.cert),
-		p.FrontProxyClientCert: encodeCert(frontProxyClient.cert),
+		p.FrontProxyCA:         pki.EncodeCert(frontProxyCA.Cert),
+		p.FrontProxyClientCert: pki.EncodeCert(frontProxyClient.Cert),
 	}
-	keys := map[string]crypto.Signer{p.CAKey: ca.key, p.ServingKey: serving.key, p.AdminKey: admin.key, p.SAPrivate: saKey,
-		p.FrontProxyClientKey: frontProxyClient.key}
+	keys := map[string]crypto.Signer{p.CAKey: ca.Key, p.ServingKey: serving.Key, p.AdminKey: admin.Key, p.SAPrivate: saKey,
+		p.FrontProxyClientKey: frontProxyClient.Key}
 	for path, key := range keys {
-		if files[path], err = encodeKey(key); err != nil {
+		if files[path], err = pki.EncodeKey(key); err != nil {
 			return nil, err
 		}
 	}
@@ -122,13 +117,9 @@ func newPKI(dir, clusterName string, extraIPs ...net.IP) (*pki, error) {
 	return p, nil
 }
 
-func caTemplate(commonName string) *x509.Certificate {
-	return &x509.Certificate{
-		Subject:               pkix.Name{CommonName: commonName},
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-	}
+// newCert signs template with parent (itself when nil) for certValidity.
+func newCert(parent *pki.KeyPair, template *x509.Certificate) (*pki.KeyPair, error) {
+	return pki.NewCertificate(parent, template, certValidity)
 }
 
 func clientTemplate(commonName string, organizations ...string) *x509.Certificate {
@@ -137,48 +128,6 @@ func clientTemplate(commonName string, organizations ...string) *x509.Certificat
 		KeyUsage:    x509.KeyUsageDigitalSignature,
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
 	}
-}
-
-// newCertificate creates a key and a certificate from template, signed by parent or, when
-// parent is nil, by itself.
-func newCertificate(parent *keyPair, template *x509.Certificate) (*keyPair, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, fmt.Errorf("generating key: %w", err)
-	}
-	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 128))
-	if err != nil {
-		return nil, fmt.Errorf("generating serial number: %w", err)
-	}
-	template.SerialNumber = serial
-	template.NotBefore = time.Now().Add(-time.Minute) // tolerate small clock skew between processes
-	template.NotAfter = time.Now().Add(certValidity)
-
-	signer, signerCert := crypto.Signer(key), template
-	if parent != nil {
-		signer, signerCert = parent.key, parent.cert
-	}
-	der, err := x509.CreateCertificate(rand.Reader, template, signerCert, key.Public(), signer)
-	if err != nil {
-		return nil, fmt.Errorf("signing certificate %q: %w", template.Subject.CommonName, err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		return nil, fmt.Errorf("parsing certificate %q: %w", template.Subject.CommonName, err)
-	}
-	return &keyPair{cert: cert, key: key}, nil
-}
-
-func encodeCert(cert *x509.Certificate) []byte {
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw})
-}
-
-func encodeKey(key crypto.Signer) ([]byte, error) {
-	der, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		return nil, fmt.Errorf("marshalling private key: %w", err)
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), nil
 }
 
 func encodePublicKey(key crypto.PublicKey) ([]byte, error) {
@@ -191,14 +140,10 @@ func encodePublicKey(key crypto.PublicKey) ([]byte, error) {
 
 // clientCredentials returns a PEM certificate and key for a client of the API server signed
 // by the cluster's CA, e.g. a kubelet (system:node:<name> in system:nodes).
-func (p *pki) clientCredentials(commonName string, organizations ...string) (certPEM, keyPEM []byte, err error) {
-	kp, err := newCertificate(p.ca, clientTemplate(commonName, organizations...))
+func (p *clusterPKI) clientCredentials(commonName string, organizations ...string) (certPEM, keyPEM []byte, err error) {
+	certPEM, keyPEM, err = pki.IssuePEM(p.ca, clientTemplate(commonName, organizations...), certValidity)
 	if err != nil {
 		return nil, nil, fmt.Errorf("generating client certificate for %s: %w", commonName, err)
 	}
-	keyPEM, err = encodeKey(kp.key)
-	if err != nil {
-		return nil, nil, err
-	}
-	return encodeCert(kp.cert), keyPEM, nil
+	return certPEM, keyPEM, nil
 }

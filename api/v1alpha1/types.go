@@ -57,6 +57,9 @@ const (
 	ConditionReady = "Ready"
 	// ConditionSourceRemoved is True once the source's copy is gone.
 	ConditionSourceRemoved = "SourceRemoved"
+	// ConditionDestinationVerified is True once a request through the destination's public
+	// endpoint reached the service there: only then does the source remove its copy.
+	ConditionDestinationVerified = "DestinationVerified"
 )
 
 // Kinds of workload a migration moves.

@@ -100,6 +100,59 @@ func (c *Contract) Abort(ctx contractapi.TransactionContextInterface, migrationI
 	return chaincode.Abort(fabricState{ctx}, migrationID, reason)
 }
 
+// InitLedger takes a LedgerConfig as JSON: Fabric's init transaction names the admin MSP.
+func (c *Contract) InitLedger(ctx contractapi.TransactionContextInterface, config string) (*chaincode.LedgerConfig, error) {
+	cfg, err := chaincode.ParseLedgerConfig(config)
+	if err != nil {
+		return nil, err
+	}
+	return chaincode.InitLedger(fabricState{ctx}, cfg)
+}
+
+// AdmitCluster takes an AdmissionInput as JSON: the admin admits, a member votes.
+func (c *Contract) AdmitCluster(ctx contractapi.TransactionContextInterface, admission string) (*chaincode.Admission, error) {
+	a, err := chaincode.ParseAdmission(admission)
+	if err != nil {
+		return nil, err
+	}
+	return chaincode.AdmitCluster(fabricState{ctx}, a)
+}
+
+// RemoveCluster ends a cluster's membership.
+func (c *Contract) RemoveCluster(ctx contractapi.TransactionContextInterface, clusterID, reason string) (*chaincode.Admission, error) {
+	return chaincode.RemoveCluster(fabricState{ctx}, clusterID, reason)
+}
+
+// ExpireMigration ends a migration left open past its deadline and grace.
+func (c *Contract) ExpireMigration(ctx contractapi.TransactionContextInterface, migrationID string) (*chaincode.Migration, error) {
+	return chaincode.ExpireMigration(fabricState{ctx}, migrationID)
+}
+
+// CompactMigration deletes a finished migration after the retention window.
+func (c *Contract) CompactMigration(ctx contractapi.TransactionContextInterface, migrationID string) (*chaincode.Finished, error) {
+	return chaincode.CompactMigration(fabricState{ctx}, migrationID)
+}
+
+// GetLedgerConfig returns the ledger's configuration.
+func (c *Contract) GetLedgerConfig(ctx contractapi.TransactionContextInterface) (*chaincode.LedgerConfig, error) {
+	return chaincode.GetLedgerConfig(fabricState{ctx})
+}
+
+// GetAdmission returns a cluster id's admission.
+func (c *Contract) GetAdmission(ctx contractapi.TransactionContextInterface, clusterID string) (*chaincode.Admission, error) {
+	return chaincode.GetAdmission(fabricState{ctx}, clusterID)
+}
+
+// ListAdmissions returns every admission, by cluster id.
+func (c *Contract) ListAdmissions(ctx contractapi.TransactionContextInterface) ([]*chaincode.Admission, error) {
+	return chaincode.ListAdmissions(fabricState{ctx})
+}
+
+// ListFinishedMigrations returns the final migrations not compacted yet, by id.
+func (c *Contract) ListFinishedMigrations(ctx contractapi.TransactionContextInterface) ([]chaincode.Finished, error) {
+	return chaincode.ListFinishedMigrations(fabricState{ctx})
+}
+
 // GetCluster returns one cluster.
 func (c *Contract) GetCluster(ctx contractapi.TransactionContextInterface, id string) (*chaincode.Cluster, error) {
 	return chaincode.GetCluster(fabricState{ctx}, id)

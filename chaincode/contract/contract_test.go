@@ -3,6 +3,7 @@ package contract
 import (
 	"encoding/json"
 	"maps"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -22,7 +23,7 @@ func toJSON(t testing.TB, v any) string {
 
 func registration(id string) chaincode.ClusterRegistration {
 	return chaincode.ClusterRegistration{ID: id, Location: chaincode.Location{Lat: 37.5, Lon: 127.0}, CoverageRadiusM: 2000,
-		Capacity: chaincode.Resources{CPUMilli: 8000, MemoryBytes: 32 << 30, GPUSlots: 1, GPUMemoryBytes: 0}}
+		Capacity: chaincode.Resources{CPUMilli: 8000, MemoryBytes: 32 << 30, GPUSlots: 1, GPUMemoryBytes: 32 << 30}}
 }
 
 func proposal(id string) chaincode.Proposal {
@@ -38,9 +39,34 @@ func bid(cluster string, score float64) chaincode.BidInput {
 
 var orgs = map[string]string{"edge-a": "OrgA", "edge-b": "OrgB", "edge-c": "OrgC"}
 
+// adminMSP is the ledger's admin in the tests.
+const adminMSP = "OrgAdmin"
+
+// far is a site 100 km north of the others: no client of the tests is within its reach.
+var far = chaincode.Location{Lat: 38.4, Lon: 127.0}
+
+// newAdmittedChain sets the ledger up with adminMSP, which admits edge-a, edge-b and edge-c
+// for orgs and edge-d and edge-e for Orgedge-d and Orgedge-e.
+func newAdmittedChain(t testing.TB) *chain {
+	c := newChain(t)
+	c.mustInvoke(adminMSP, "InitLedger", `{"adminMsp":"`+adminMSP+`"}`)
+	for _, id := range []string{"edge-a", "edge-b", "edge-c", "edge-d", "edge-e"} {
+		c.mustInvoke(adminMSP, "AdmitCluster", toJSON(t, chaincode.AdmissionInput{ClusterID: id, MSPID: mspOf(id)}))
+	}
+	return c
+}
+
+// mspOf is the MSP newAdmittedChain admits a cluster for.
+func mspOf(id string) string {
+	if msp, ok := orgs[id]; ok {
+		return msp
+	}
+	return "Org" + id
+}
+
 // withClusters registers edge-a, edge-b and edge-c, each by its own MSP.
 func withClusters(t testing.TB) *chain {
-	c := newChain(t)
+	c := newAdmittedChain(t)
 	for _, id := range slices.Sorted(maps.Keys(orgs)) {
 		c.mustInvoke(orgs[id], "RegisterCluster", toJSON(t, registration(id)))
 	}
@@ -99,7 +125,7 @@ func lastEvent(t testing.TB, c *chain) chaincode.Event {
 }
 
 func TestTransitions(t *testing.T) {
-	c := newChain(t)
+	c := newAdmittedChain(t)
 	type step struct {
 		msp, fn   string
 		args      []string
@@ -113,7 +139,7 @@ func TestTransitions(t *testing.T) {
 		{"OrgC", "RegisterCluster", []string{toJSON(t, registration("edge-c"))}, chaincode.EventClusterRegistered, "", ""},
 		// Registering again by the same MSP updates the cluster.
 		{"OrgC", "RegisterCluster", []string{toJSON(t, registration("edge-c"))}, chaincode.EventClusterRegistered, "", ""},
-		{"OrgB", "ReportCapacity", []string{"edge-b", `{"cpuMilli":4000,"memoryBytes":1000,"gpuSlots":1,"gpuMemoryBytes":0}`}, chaincode.EventCapacityReported, "", ""},
+		{"OrgB", "ReportCapacity", []string{"edge-b", `{"cpuMilli":4000,"memoryBytes":8589934592,"gpuSlots":1,"gpuMemoryBytes":8589934592}`}, chaincode.EventCapacityReported, "", ""},
 		{"OrgA", "ProposeMigration", []string{toJSON(t, proposal("m1"))}, chaincode.EventMigrationProposed, chaincode.StateProposed, ""},
 		{"OrgB", "SubmitBid", []string{"m1", toJSON(t, bid("edge-b", 0.4))}, chaincode.EventBidSubmitted, chaincode.StateProposed, ""},
 		// A second bid from the same cluster replaces its first.
@@ -148,7 +174,7 @@ func TestTransitions(t *testing.T) {
 	if !slices.Equal(m.Excluded, []string{"edge-b"}) || len(m.Bids) != 2 || m.Bids[0].Score != 0.9 {
 		t.Errorf("excluded %v, bids %+v", m.Excluded, m.Bids)
 	}
-	if m.Spec != proposal("m1").Spec || m.Metadata != proposal("m1").Metadata {
+	if m.Spec != proposal("m1").Spec || !reflect.DeepEqual(m.Metadata, proposal("m1").Metadata) {
 		t.Errorf("spec or metadata changed: %+v", m)
 	}
 	var open []*chaincode.Migration
@@ -170,7 +196,7 @@ func TestTransitions(t *testing.T) {
 // TestEmptyLedger checks that empty lists pass contractapi's return-value schema as [].
 func TestEmptyLedger(t *testing.T) {
 	c := newChain(t)
-	for _, fn := range []string{"ListClusters", "ListOpenMigrations"} {
+	for _, fn := range []string{"ListClusters", "ListOpenMigrations", "ListAdmissions", "ListFinishedMigrations"} {
 		if got := string(c.mustInvoke("OrgA", fn)); got != "[]" {
 			t.Errorf("%s on an empty ledger = %s, want []", fn, got)
 		}
@@ -216,8 +242,7 @@ func TestReportFailedUntilRejected(t *testing.T) {
 	if m.State != chaincode.StateDecided || m.Decision.Destination != "edge-c" {
 		t.Fatalf("after edge-b failed: %s to %+v", m.State, m.Decision)
 	}
-	c.mustInvoke("OrgC", "ReportReady", "m1", "edge-c")
-	// A destination may fail even after it was ready; with nobody left the service stays home.
+	// With nobody left the service stays home.
 	m = decodeMigration(t, c.mustInvoke("OrgC", "ReportFailed", "m1", "edge-c", "node lost"))
 	if m.State != chaincode.StateRejected || m.Decision != nil || !strings.Contains(m.StateReason, "none of 2 bids") {
 		t.Fatalf("after edge-c failed: %s %+v %q", m.State, m.Decision, m.StateReason)
@@ -259,6 +284,25 @@ func TestRefusals(t *testing.T) {
 	negCapacity := registration("edge-d")
 	negCapacity.Capacity.MemoryBytes = -1
 	longID := registration(strings.Repeat("a", 64))
+	longReason := bid("edge-b", 1)
+	longReason.Reason = strings.Repeat("x", chaincode.MaxTextLength+1)
+	// withStaleBidder: edge-b and edge-c fell silent past the live window before m1 was proposed.
+	withStaleBidder := func(t testing.TB) *chain {
+		c := withClusters(t)
+		c.now = c.now.Add(chaincode.LiveWindow + chaincode.MaxClockSkew)
+		c.mustInvoke("OrgA", "ReportCapacity", "edge-a", "{}")
+		c.mustInvoke("OrgA", "ProposeMigration", toJSON(t, proposal("m1")))
+		return c
+	}
+	// withPastDeadline: m1's deadline has passed, edge-b bid and edge-c did not.
+	withPastDeadline := func(t testing.TB) *chain {
+		c := withClusters(t)
+		p := proposal("m1")
+		p.Deadline = c.now.Format(time.RFC3339Nano)
+		c.mustInvoke("OrgA", "ProposeMigration", toJSON(t, p))
+		c.mustInvoke("OrgB", "SubmitBid", "m1", toJSON(t, bid("edge-b", 1)))
+		return c
+	}
 
 	cases := []struct {
 		name    string
@@ -269,7 +313,7 @@ func TestRefusals(t *testing.T) {
 		want    string // a substring of the error
 	}{
 		// Access control.
-		{"register another MSP's cluster", withClusters, "OrgB", "RegisterCluster", []string{toJSON(t, registration("edge-a"))}, chaincode.CodeForbidden, `registered by MSP "OrgA"`},
+		{"register another MSP's cluster", withClusters, "OrgB", "RegisterCluster", []string{toJSON(t, registration("edge-a"))}, chaincode.CodeForbidden, `admitted for MSP "OrgA"`},
 		{"capacity for another MSP's cluster", withClusters, "OrgB", "ReportCapacity", []string{"edge-a", `{"cpuMilli":1}`}, chaincode.CodeForbidden, `belongs to MSP "OrgA"`},
 		{"propose for another MSP's source", withClusters, "OrgA", "ProposeMigration", []string{toJSON(t, otherSource)}, chaincode.CodeForbidden, "may not propose"},
 		{"bid for another MSP's cluster", withProposal, "OrgB", "SubmitBid", []string{"m1", toJSON(t, bid("edge-c", 1))}, chaincode.CodeForbidden, "may not bid"},
@@ -322,6 +366,26 @@ func TestRefusals(t *testing.T) {
 		{"complete before ready", withDecision, "OrgA", "Complete", []string{"m1"}, chaincode.CodeConflict, "in state Decided"},
 		{"abort after completion", withCompleted, "OrgA", "Abort", []string{"m1", "x"}, chaincode.CodeConflict, "in state Completed"},
 		{"failed after completion", withCompleted, "OrgB", "ReportFailed", []string{"m1", "edge-b", "x"}, chaincode.CodeConflict, "in state Completed"},
+		// Never zero copies: once Ready, the destination cannot hand the migration back.
+		{"failed after ready", withReady, "OrgB", "ReportFailed", []string{"m1", "edge-b", "x"}, chaincode.CodeConflict, "after reporting it Ready"},
+		// Claims the ledger checks.
+		{"bid by a cluster not live", withStaleBidder, "OrgB", "SubmitBid", []string{"m1", toJSON(t, bid("edge-b", 1))}, chaincode.CodeConflict, `"edge-b" is not live`},
+		{"bid reason too long", withProposal, "OrgB", "SubmitBid", []string{"m1", toJSON(t, longReason)}, chaincode.CodeInvalid, "bid reason"},
+		// Time: only the source ends the bidding at its deadline.
+		{"decide at the deadline by a bidder", withPastDeadline, "OrgB", "Decide", []string{"m1"}, chaincode.CodeNotYet, "waiting for bids from edge-c"},
+		// Membership.
+		{"register without admission", withClusters, "OrgZ", "RegisterCluster", []string{toJSON(t, registration("edge-z"))}, chaincode.CodeForbidden, `"edge-z" is not admitted`},
+		{"admit by an outsider", withClusters, "OrgZ", "AdmitCluster", []string{`{"clusterId":"edge-z","mspId":"OrgZ"}`}, chaincode.CodeForbidden, "neither the ledger's admin nor a member"},
+		{"admit an admitted id", withClusters, adminMSP, "AdmitCluster", []string{`{"clusterId":"edge-a","mspId":"OrgZ"}`}, chaincode.CodeConflict, `already admitted for MSP "OrgA"`},
+		{"admit with a bad MSP id", withClusters, adminMSP, "AdmitCluster", []string{`{"clusterId":"edge-z","mspId":"Org Z"}`}, chaincode.CodeInvalid, "printable ASCII"},
+		{"init again with another admin", withClusters, "OrgA", "InitLedger", []string{`{"adminMsp":"OrgA"}`}, chaincode.CodeConflict, `already set up with admin MSP "OrgAdmin"`},
+		{"remove another MSP's cluster", withClusters, "OrgB", "RemoveCluster", []string{"edge-a", "x"}, chaincode.CodeForbidden, "may not remove"},
+		// Bounded state.
+		{"expire before the grace", withProposal, "OrgB", "ExpireMigration", []string{"m1"}, chaincode.CodeNotYet, "may be expired from"},
+		{"expire by an outsider", withProposal, "OrgZ", "ExpireMigration", []string{"m1"}, chaincode.CodeForbidden, "may not expire"},
+		{"expire when ready", withReady, "OrgB", "ExpireMigration", []string{"m1"}, chaincode.CodeConflict, "in state Ready"},
+		{"compact an open migration", withReady, "OrgB", "CompactMigration", []string{"m1"}, chaincode.CodeConflict, "not final"},
+		{"compact within the retention window", withCompleted, "OrgB", "CompactMigration", []string{"m1"}, chaincode.CodeNotYet, "may be compacted from"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -347,26 +411,45 @@ func TestRefusals(t *testing.T) {
 func newChainTB(t testing.TB) *chain { return newChain(t) }
 
 func TestDecideEligibility(t *testing.T) {
+	// Each cluster's claims are checked against what the ledger holds: a far site covers no
+	// client whatever its bid says, and free capacity below the demand cannot host.
+	short := chaincode.Resources{CPUMilli: 8000, MemoryBytes: 32 << 30, GPUSlots: 1, GPUMemoryBytes: 1 << 30}
 	cases := []struct {
 		name      string
 		reason    string
+		far       []string                       // clusters re-registered at the far site
+		free      map[string]chaincode.Resources // capacity reports before the proposal
+		replicas  int32
 		bids      []chaincode.BidInput
 		wantState string
 		wantDest  string
 	}{
-		{"highest score", chaincode.ReasonClientMobility, []chaincode.BidInput{bid("edge-b", 0.2), bid("edge-c", 0.7)}, chaincode.StateDecided, "edge-c"},
-		{"tie to the lowest id", chaincode.ReasonClientMobility, []chaincode.BidInput{bid("edge-c", 0.5), bid("edge-b", 0.5)}, chaincode.StateDecided, "edge-b"},
-		{"cannot host", chaincode.ReasonClientMobility, []chaincode.BidInput{{ClusterID: "edge-b", CoversClient: true, Score: 9}, bid("edge-c", 0.1)}, chaincode.StateDecided, "edge-c"},
-		{"mobility needs coverage", chaincode.ReasonClientMobility, []chaincode.BidInput{{ClusterID: "edge-b", CanHost: true, Score: 9}, bid("edge-c", 0.1)}, chaincode.StateDecided, "edge-c"},
-		{"offload ignores coverage", chaincode.ReasonInsufficientResources, []chaincode.BidInput{{ClusterID: "edge-b", CanHost: true, Score: 9}, bid("edge-c", 0.1)}, chaincode.StateDecided, "edge-b"},
-		{"negative scores", chaincode.ReasonManual, []chaincode.BidInput{bid("edge-b", -3), bid("edge-c", -1)}, chaincode.StateDecided, "edge-c"},
-		{"nobody can host", chaincode.ReasonClientMobility, []chaincode.BidInput{{ClusterID: "edge-b", Score: 1}, {ClusterID: "edge-c", CanHost: true, Score: 1}}, chaincode.StateRejected, ""},
+		{"highest score", chaincode.ReasonClientMobility, nil, nil, 0, []chaincode.BidInput{bid("edge-b", 0.2), bid("edge-c", 0.7)}, chaincode.StateDecided, "edge-c"},
+		{"tie to the lowest id", chaincode.ReasonClientMobility, nil, nil, 0, []chaincode.BidInput{bid("edge-c", 0.5), bid("edge-b", 0.5)}, chaincode.StateDecided, "edge-b"},
+		{"cannot host", chaincode.ReasonClientMobility, nil, nil, 0, []chaincode.BidInput{{ClusterID: "edge-b", CoversClient: true, Score: 9}, bid("edge-c", 0.1)}, chaincode.StateDecided, "edge-c"},
+		{"mobility needs coverage", chaincode.ReasonClientMobility, []string{"edge-b"}, nil, 0, []chaincode.BidInput{bid("edge-b", 9), bid("edge-c", 0.1)}, chaincode.StateDecided, "edge-c"},
+		{"coverage is the ledger's, not the bid's", chaincode.ReasonClientMobility, nil, nil, 0, []chaincode.BidInput{{ClusterID: "edge-b", CanHost: true, Score: 9}, bid("edge-c", 0.1)}, chaincode.StateDecided, "edge-b"},
+		{"offload ignores coverage", chaincode.ReasonInsufficientResources, []string{"edge-b"}, nil, 0, []chaincode.BidInput{bid("edge-b", 9), bid("edge-c", 0.1)}, chaincode.StateDecided, "edge-b"},
+		{"scores clamped to 100", chaincode.ReasonManual, nil, nil, 0, []chaincode.BidInput{bid("edge-b", 100), bid("edge-c", 1e308)}, chaincode.StateDecided, "edge-b"},
+		{"negative scores clamped to 0", chaincode.ReasonManual, nil, nil, 0, []chaincode.BidInput{bid("edge-b", -3), bid("edge-c", -1)}, chaincode.StateDecided, "edge-b"},
+		{"reported capacity below the demand", chaincode.ReasonManual, nil, map[string]chaincode.Resources{"edge-c": short}, 0, []chaincode.BidInput{bid("edge-b", 1), bid("edge-c", 99)}, chaincode.StateDecided, "edge-b"},
+		{"capacity for every replica", chaincode.ReasonManual, nil, map[string]chaincode.Resources{"edge-b": {CPUMilli: 6000, MemoryBytes: 32 << 30, GPUSlots: 4, GPUMemoryBytes: 32 << 30}, "edge-c": {CPUMilli: 5999, MemoryBytes: 32 << 30, GPUSlots: 4, GPUMemoryBytes: 32 << 30}}, 3, []chaincode.BidInput{bid("edge-b", 1), bid("edge-c", 99)}, chaincode.StateDecided, "edge-b"},
+		{"nobody can host", chaincode.ReasonClientMobility, []string{"edge-c"}, nil, 0, []chaincode.BidInput{{ClusterID: "edge-b", Score: 1}, {ClusterID: "edge-c", CanHost: true, CoversClient: true, Score: 1}}, chaincode.StateRejected, ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			c := withClusters(t)
+			for _, id := range tc.far {
+				r := registration(id)
+				r.Location = far
+				c.mustInvoke(orgs[id], "RegisterCluster", toJSON(t, r))
+			}
+			for id, free := range tc.free {
+				c.mustInvoke(orgs[id], "ReportCapacity", id, toJSON(t, free))
+			}
 			p := proposal("m1")
 			p.Reason = tc.reason
+			p.Metadata.Replicas = tc.replicas
 			c.mustInvoke("OrgA", "ProposeMigration", toJSON(t, p))
 			for _, b := range tc.bids {
 				c.mustInvoke(orgs[b.ClusterID], "SubmitBid", "m1", toJSON(t, b))
@@ -399,12 +482,29 @@ func TestDecideWaitsForLiveClustersOrDeadline(t *testing.T) {
 			t.Errorf("decided %s %+v", m.State, m.Decision)
 		}
 	})
+	t.Run("only the source decides at the deadline", func(t *testing.T) {
+		c := withClusters(t)
+		p := proposal("m1")
+		p.Deadline = c.now.Format(time.RFC3339Nano)
+		c.mustInvoke("OrgA", "ProposeMigration", toJSON(t, p))
+		c.mustInvoke("OrgB", "SubmitBid", "m1", toJSON(t, bid("edge-b", 1)))
+		// edge-b's MSP stamps its Decide past the deadline: edge-c still has not bid.
+		c.now = c.now.Add(chaincode.LiveWindow / 2)
+		if _, err := c.invoke("OrgB", "Decide", "m1"); chaincode.CodeOf(err) != chaincode.CodeNotYet || !strings.Contains(err.Error(), "edge-c") {
+			t.Fatalf("Decide by a bidder before every live cluster bid: %v, want %q naming edge-c", err, chaincode.CodeNotYet)
+		}
+		c.mustInvoke("OrgC", "SubmitBid", "m1", toJSON(t, bid("edge-c", 0)))
+		// Once every cluster live at the proposal bid, any member may decide.
+		if m := decodeMigration(t, c.mustInvoke("OrgB", "Decide", "m1")); m.Decision.Destination != "edge-b" {
+			t.Errorf("decided %+v", m.Decision)
+		}
+	})
 	t.Run("silent cluster is not live", func(t *testing.T) {
 		c := withClusters(t)
-		c.now = c.now.Add(chaincode.LiveWindow)
+		c.now = c.now.Add(chaincode.LiveWindow + chaincode.MaxClockSkew)
 		// edge-a and edge-b report; edge-c stays silent past the live window.
 		c.mustInvoke("OrgA", "ReportCapacity", "edge-a", "{}")
-		c.mustInvoke("OrgB", "ReportCapacity", "edge-b", "{}")
+		c.mustInvoke("OrgB", "ReportCapacity", "edge-b", toJSON(t, registration("edge-b").Capacity))
 		c.mustInvoke("OrgA", "ProposeMigration", toJSON(t, proposal("m1")))
 		c.mustInvoke("OrgB", "SubmitBid", "m1", toJSON(t, bid("edge-b", 1)))
 		m := decodeMigration(t, c.mustInvoke("OrgA", "Decide", "m1"))
@@ -422,14 +522,14 @@ func TestDecideIsDeterministic(t *testing.T) {
 	var want *chaincode.Decision
 	var wantBids []string
 	for _, order := range permutations(ids) {
-		c := newChain(t)
+		c := newAdmittedChain(t)
 		c.mustInvoke("OrgA", "RegisterCluster", toJSON(t, registration("edge-a")))
 		for _, id := range ids {
-			c.mustInvoke("Org"+id, "RegisterCluster", toJSON(t, registration(id)))
+			c.mustInvoke(mspOf(id), "RegisterCluster", toJSON(t, registration(id)))
 		}
 		c.mustInvoke("OrgA", "ProposeMigration", toJSON(t, proposal("m1")))
 		for _, id := range order {
-			c.mustInvoke("Org"+id, "SubmitBid", "m1", toJSON(t, bid(id, scores[id])))
+			c.mustInvoke(mspOf(id), "SubmitBid", "m1", toJSON(t, bid(id, scores[id])))
 		}
 		m := decodeMigration(t, c.mustInvoke("OrgA", "Decide", "m1"))
 		var bids []string
@@ -463,4 +563,114 @@ func permutations(s []string) [][]string {
 		}
 	}
 	return out
+}
+
+// TestBidsRecordTheLedgersChecks: the recorded bid carries the clamped score, the coverage
+// the ledger computed and, when the reported capacity is short, canHost false and why.
+func TestBidsRecordTheLedgersChecks(t *testing.T) {
+	c := withClusters(t)
+	r := registration("edge-c")
+	r.Location = far
+	c.mustInvoke("OrgC", "RegisterCluster", toJSON(t, r))
+	c.mustInvoke("OrgB", "ReportCapacity", "edge-b", `{"cpuMilli":8000,"memoryBytes":1073741824,"gpuSlots":1,"gpuMemoryBytes":34359738368}`)
+	c.mustInvoke("OrgA", "ProposeMigration", toJSON(t, proposal("m1")))
+	c.mustInvoke("OrgB", "SubmitBid", "m1", toJSON(t, chaincode.BidInput{ClusterID: "edge-b", CanHost: true, Score: 1e308}))
+	c.mustInvoke("OrgC", "SubmitBid", "m1", toJSON(t, chaincode.BidInput{ClusterID: "edge-c", CanHost: true, CoversClient: true, Score: -5}))
+	m := decodeMigration(t, c.mustInvoke("OrgA", "GetMigration", "m1"))
+	b, cc := m.Bids[0], m.Bids[1]
+	if b.Score != 100 || !b.CoversClient || b.CanHost || !strings.Contains(b.Reason, "memoryBytes 1073741824 free, 1 replicas need 4294967296") {
+		t.Errorf("edge-b's bid recorded as %+v, want score 100, covering, not hosting for memory", b)
+	}
+	if cc.Score != 0 || cc.CoversClient || !cc.CanHost {
+		t.Errorf("edge-c's bid recorded as %+v, want score 0, not covering (its site is far), hosting", cc)
+	}
+}
+
+// TestMembership: a majority of member MSPs admits, a minority only votes; removal frees
+// the id and stops the cluster; each step is its event.
+func TestMembership(t *testing.T) {
+	c := withClusters(t) // members OrgA, OrgB, OrgC
+	admit := toJSON(t, chaincode.AdmissionInput{ClusterID: "edge-z", MSPID: "OrgZ"})
+	a := decodeAdmission(t, c.mustInvoke("OrgA", "AdmitCluster", admit))
+	if a.Admitted || lastEvent(t, c).Type != chaincode.EventAdmissionVoted {
+		t.Fatalf("one vote of three admitted: %+v", a)
+	}
+	// The same member voting again does not count twice.
+	c.mustInvoke("OrgA", "AdmitCluster", admit)
+	if _, err := c.invoke("OrgZ", "RegisterCluster", toJSON(t, registration("edge-z"))); chaincode.CodeOf(err) != chaincode.CodeForbidden {
+		t.Fatalf("registering before a majority: %v", err)
+	}
+	// A vote for another MSP does not count for OrgZ, and does not block it: OrgB changes
+	// its mind, and its second vote replaces the first.
+	if a = decodeAdmission(t, c.mustInvoke("OrgB", "AdmitCluster", toJSON(t, chaincode.AdmissionInput{ClusterID: "edge-z", MSPID: "OrgB"}))); a.Admitted {
+		t.Fatalf("votes for two MSPs admitted: %+v", a)
+	}
+	a = decodeAdmission(t, c.mustInvoke("OrgB", "AdmitCluster", admit))
+	if ev := lastEvent(t, c); !a.Admitted || a.AdmittedBy != "majority" || ev.Type != chaincode.EventClusterAdmitted || ev.ClusterID != "edge-z" {
+		t.Fatalf("two votes of three: %+v, event %+v", a, ev)
+	}
+	c.mustInvoke("OrgZ", "RegisterCluster", toJSON(t, registration("edge-z")))
+
+	c.mustInvoke(adminMSP, "RemoveCluster", "edge-z", "left the fleet")
+	if ev := lastEvent(t, c); ev.Type != chaincode.EventClusterRemoved || ev.ClusterID != "edge-z" {
+		t.Errorf("removal event %+v", ev)
+	}
+	if _, err := c.invoke("OrgZ", "ReportCapacity", "edge-z", "{}"); chaincode.CodeOf(err) != chaincode.CodeNotFound {
+		t.Errorf("a removed cluster reports: %v, want not found", err)
+	}
+	if _, err := c.invoke("OrgZ", "RegisterCluster", toJSON(t, registration("edge-z"))); chaincode.CodeOf(err) != chaincode.CodeForbidden {
+		t.Errorf("a removed cluster registers again: %v, want forbidden", err)
+	}
+	// The admin may now grant the id to someone else; a cluster may leave by itself.
+	c.mustInvoke(adminMSP, "AdmitCluster", toJSON(t, chaincode.AdmissionInput{ClusterID: "edge-z", MSPID: "OrgY"}))
+	c.mustInvoke("OrgY", "RegisterCluster", toJSON(t, registration("edge-z")))
+	c.mustInvoke("OrgY", "RemoveCluster", "edge-z", "")
+}
+
+func decodeAdmission(t testing.TB, payload []byte) *chaincode.Admission {
+	t.Helper()
+	a := new(chaincode.Admission)
+	if err := json.Unmarshal(payload, a); err != nil {
+		t.Fatalf("decoding admission %s: %v", payload, err)
+	}
+	return a
+}
+
+// TestExpiryAndCompactionKeepOpenMigrations: an overdue proposal expires, a finished
+// migration is compacted with its bids after the retention window, and the open one is
+// untouched throughout.
+func TestExpiryAndCompactionKeepOpenMigrations(t *testing.T) {
+	c := withReady(t) // m1 Ready: open
+	p := proposal("m2")
+	p.Deadline = c.now.Format(time.RFC3339Nano)
+	c.mustInvoke("OrgA", "ProposeMigration", toJSON(t, p))
+	c.mustInvoke("OrgB", "SubmitBid", "m2", toJSON(t, bid("edge-b", 1)))
+	c.now = c.now.Add(chaincode.ExpiryGrace + chaincode.MaxClockSkew)
+	m := decodeMigration(t, c.mustInvoke("OrgC", "ExpireMigration", "m2"))
+	if ev := lastEvent(t, c); m.State != chaincode.StateAborted || ev.Type != chaincode.EventMigrationExpired || !strings.HasPrefix(m.StateReason, "expired") {
+		t.Fatalf("expired: %s %q, event %+v", m.State, m.StateReason, ev)
+	}
+	if _, ok := c.world["bid/m2/edge-b"]; !ok {
+		t.Fatal("m2's bid key is missing before compaction")
+	}
+	c.now = c.now.Add(chaincode.RetentionWindow + chaincode.MaxClockSkew)
+	c.mustInvoke("OrgB", "CompactMigration", "m2")
+	if ev := lastEvent(t, c); ev.Type != chaincode.EventMigrationCompacted || ev.MigrationID != "m2" {
+		t.Errorf("compaction event %+v", ev)
+	}
+	for k := range c.world {
+		if strings.Contains(k, "m2") {
+			t.Errorf("key %s left after compaction", k)
+		}
+	}
+	if _, err := c.invoke("OrgA", "GetMigration", "m2"); chaincode.CodeOf(err) != chaincode.CodeNotFound {
+		t.Errorf("compacted migration: %v", err)
+	}
+	var open []*chaincode.Migration
+	if err := json.Unmarshal(c.mustInvoke("OrgA", "ListOpenMigrations"), &open); err != nil || len(open) != 1 || open[0].ID != "m1" || open[0].State != chaincode.StateReady {
+		t.Errorf("open migrations after expiry and compaction: %+v (%v), want m1 Ready", open, err)
+	}
+	if _, err := c.invoke("OrgB", "ExpireMigration", "m1"); chaincode.CodeOf(err) != chaincode.CodeConflict {
+		t.Errorf("expiring a Ready migration: %v, want a conflict", err)
+	}
 }

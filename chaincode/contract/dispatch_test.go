@@ -33,6 +33,10 @@ func TestDispatchMatchesContract(t *testing.T) {
 		msp, fn string
 		args    []string
 	}{
+		{adminMSP, "InitLedger", []string{`{"adminMsp":"` + adminMSP + `"}`}},
+		{adminMSP, "AdmitCluster", []string{`{"clusterId":"edge-a","mspId":"OrgA"}`}},
+		{adminMSP, "AdmitCluster", []string{`{"clusterId":"edge-b","mspId":"OrgB"}`}},
+		{adminMSP, "AdmitCluster", []string{`{"clusterId":"edge-c","mspId":"OrgC"}`}},
 		{"OrgA", "RegisterCluster", []string{toJSON(t, registration("edge-a"))}},
 		{"OrgB", "RegisterCluster", []string{toJSON(t, registration("edge-b"))}},
 		{"OrgC", "RegisterCluster", []string{toJSON(t, registration("edge-c"))}},
@@ -49,6 +53,14 @@ func TestDispatchMatchesContract(t *testing.T) {
 		{"OrgA", "Complete", []string{"m1"}},
 		{"OrgA", "ListClusters", nil},
 		{"OrgA", "Abort", []string{"m1", "late"}}, // refused: Completed
+		{"OrgB", "AdmitCluster", []string{`{"clusterId":"edge-d","mspId":"OrgD"}`}},
+		{"OrgC", "AdmitCluster", []string{`{"clusterId":"edge-d","mspId":"OrgD"}`}},
+		{"OrgA", "ListAdmissions", nil},
+		{"OrgA", "GetAdmission", []string{"edge-d"}},
+		{"OrgA", "GetLedgerConfig", nil},
+		{"OrgA", "ListFinishedMigrations", nil},
+		{"OrgB", "CompactMigration", []string{"m1"}}, // refused: within the retention window
+		{"OrgC", "RemoveCluster", []string{"edge-c", "leaving"}},
 	}
 	for _, s := range steps {
 		want, wantErr := fabric.invoke(s.msp, s.fn, s.args...)

@@ -8,7 +8,7 @@
 #   FABRIC_BIN=/path/to/fabric/bin hack/fabric/network.sh deploy  # chaincode as a service
 #   hack/fabric/network.sh down                                   # stop and remove everything
 #
-# FABRIC_BIN holds peer, orderer, configtxgen, cryptogen and osnadmin as Fabric's release
+# FABRIC_BIN holds peer, orderer, configtxgen, cryptogen, osnadmin and discover as Fabric's release
 # downloads provide them; FABRIC_CFG (default $FABRIC_BIN/../config) holds their core.yaml
 # and orderer.yaml; FABRIC_CCAAS_BUILDER (default $FABRIC_BIN/../builders/ccaas) is the ccaas
 # external builder. FABRIC_WORK (default hack/fabric/.work) holds all state, the logs and
@@ -23,6 +23,8 @@ CC_NAME="${FABRIC_CHAINCODE:-edgemigrate}"
 BATCH_TIMEOUT="${FABRIC_BATCH_TIMEOUT:-100ms}"
 ORDERER_PORT="${FABRIC_ORDERER_PORT:-7050}"
 ADMIN_PORT=$((ORDERER_PORT + 3))
+# The organisation whose MSP the init transaction names the ledger's admin (it admits clusters).
+ADMIN_ORG="${FABRIC_ADMIN_ORG:-1}"
 PEER1_PORT="${FABRIC_PEER1_PORT:-7051}"
 PEER2_PORT="${FABRIC_PEER2_PORT:-9051}"
 CC_PORT="${FABRIC_CHAINCODE_PORT:-9999}"
@@ -33,7 +35,7 @@ die() { log "$*"; exit 1; }
 
 need_bin() {
   [ -n "${FABRIC_BIN:-}" ] || die "FABRIC_BIN is not set: point it at the bin/ of a Fabric release"
-  for b in peer orderer configtxgen cryptogen osnadmin; do
+  for b in peer orderer configtxgen cryptogen osnadmin discover; do
     [ -x "$FABRIC_BIN/$b" ] || die "$FABRIC_BIN/$b is missing"
   done
   FABRIC_CFG="${FABRIC_CFG:-$FABRIC_BIN/../config}"
@@ -171,24 +173,58 @@ deploy() {
   local id; id=$("$FABRIC_BIN/peer" lifecycle chaincode calculatepackageid "$WORK/$CC_NAME.tar.gz")
   start chaincode env CHAINCODE_SERVER_ADDRESS="127.0.0.1:$CC_PORT" CHAINCODE_ID="$id" "$WORK/edgemigrate-chaincode"
   local peers=()
+  # Endorsement: the channel's own policy, MAJORITY of the organisations' peers (with two,
+  # both). One organisation running a modified contract on its peers cannot commit a write
+  # set alone. --init-required: the init transaction below runs first and once.
+  local policy=(--channel-config-policy /Channel/Application/Endorsement --init-required)
   for org in 1 2; do
     as_admin $org
     "$FABRIC_BIN/peer" lifecycle chaincode install "$WORK/$CC_NAME.tar.gz" 2>>"$WORK/logs/cli.log"
-    # One organisation's endorsement suffices: the contract is deterministic, every cluster
-    # can check every decision, and a submit then costs one endorsement round trip.
     "$FABRIC_BIN/peer" lifecycle chaincode approveformyorg -o "127.0.0.1:$ORDERER_PORT" --tls --cafile "$ORDERER_CA" \
       --channelID "$CHANNEL" --name "$CC_NAME" --version 1.0 --package-id "$id" --sequence 1 \
-      --signature-policy "OR('Org1MSP.peer','Org2MSP.peer')" --waitForEvent 2>>"$WORK/logs/cli.log"
+      "${policy[@]}" --waitForEvent 2>>"$WORK/logs/cli.log"
     peers+=(--peerAddresses "127.0.0.1:$(peer_port $org)" --tlsRootCertFiles "$(peer_dir $org)/tls/ca.crt")
   done
   "$FABRIC_BIN/peer" lifecycle chaincode commit -o "127.0.0.1:$ORDERER_PORT" --tls --cafile "$ORDERER_CA" \
     --channelID "$CHANNEL" --name "$CC_NAME" --version 1.0 --sequence 1 \
-    --signature-policy "OR('Org1MSP.peer','Org2MSP.peer')" "${peers[@]}" --waitForEvent 2>>"$WORK/logs/cli.log"
+    "${policy[@]}" "${peers[@]}" --waitForEvent 2>>"$WORK/logs/cli.log"
+  # The init transaction names the ledger's admin MSP (chaincode.InitLedger), endorsed by
+  # every organisation's peer like any other write.
+  as_admin "$ADMIN_ORG"
+  wait_for 30 "the init transaction" init_ledger "${peers[@]}"
   for org in 1 2; do
     as_admin $org
     wait_for 30 "the chaincode on peer $org" "$FABRIC_BIN/peer" chaincode query -C "$CHANNEL" -n "$CC_NAME" -c '{"Args":["ListClusters"]}'
   done
-  log "deployed $CC_NAME ($id) on channel $CHANNEL"
+  # A gateway finds the other organisations' endorsers by discovery, which knows a peer only
+  # once gossip has: until then every submit fails ("no combination of peers can be derived
+  # which satisfy the endorsement policy"). Wait until each peer's discovery lists an
+  # endorser of every organisation.
+  for org in 1 2; do
+    wait_for 120 "discovery on peer $org to list every organisation's endorser" endorsers_known $org
+  done
+  log "deployed $CC_NAME ($id) on channel $CHANNEL, endorsed by MAJORITY, admin Org${ADMIN_ORG}MSP"
+}
+
+# init_ledger PEER-FLAGS...: run the init transaction, or find it done (a retry after an
+# attempt that committed but did not say so).
+init_ledger() {
+  local args
+  args=$(printf '{"Args":["InitLedger","{\\"adminMsp\\":\\"Org%sMSP\\"}"]}' "$ADMIN_ORG")
+  "$FABRIC_BIN/peer" chaincode invoke -o "127.0.0.1:$ORDERER_PORT" --tls --cafile "$ORDERER_CA" \
+    -C "$CHANNEL" -n "$CC_NAME" --isInit "$@" --waitForEvent -c "$args" 2>>"$WORK/logs/cli.log" ||
+    "$FABRIC_BIN/peer" chaincode query -C "$CHANNEL" -n "$CC_NAME" -c '{"Args":["GetLedgerConfig"]}' 2>>"$WORK/logs/cli.log" |
+    grep -q "\"adminMsp\":\"Org${ADMIN_ORG}MSP\""
+}
+
+# endorsers_known ORG: peer ORG's discovery service names an endorser of Org1MSP and Org2MSP
+# for the chaincode.
+endorsers_known() {
+  local user="$ORGS/peerOrganizations/org$1.example.com/users/User1@org$1.example.com/msp" out
+  out=$("$FABRIC_BIN/discover" endorsers --channel "$CHANNEL" --chaincode "$CC_NAME" --server "127.0.0.1:$(peer_port "$1")" \
+    --peerTLSCA "$(peer_dir "$1")/tls/ca.crt" --userCert "$(ls "$user"/signcerts/*.pem)" --userKey "$(ls "$user"/keystore/* | head -1)" \
+    --MSP "Org$1MSP" 2>>"$WORK/logs/cli.log") || return 1
+  grep -q '"Org1MSP"' <<<"$out" && grep -q '"Org2MSP"' <<<"$out"
 }
 
 down() {

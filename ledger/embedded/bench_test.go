@@ -16,6 +16,7 @@ import (
 
 // benchLedger opens a ledger on disk with a source cluster and two bidders.
 func benchLedger(b *testing.B, opts Options) (src, bidders ledger.Ledger) {
+	opts.AdminMSP = "Org1MSP"
 	s, err := Open(filepath.Join(b.TempDir(), "ledger.db"), opts)
 	if err != nil {
 		b.Fatal(err)
@@ -24,7 +25,11 @@ func benchLedger(b *testing.B, opts Options) (src, bidders ledger.Ledger) {
 	ctx := context.Background()
 	src, bidders = s.Client("Org1MSP"), s.Client("Org2MSP")
 	reg := func(l ledger.Ledger, id string) {
-		if _, err := l.RegisterCluster(ctx, chaincode.ClusterRegistration{ID: id, Capacity: chaincode.Resources{CPUMilli: 8000}}); err != nil {
+		msp := map[ledger.Ledger]string{src: "Org1MSP", bidders: "Org2MSP"}[l]
+		if _, err := src.AdmitCluster(ctx, chaincode.AdmissionInput{ClusterID: id, MSPID: msp}); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := l.RegisterCluster(ctx, chaincode.ClusterRegistration{ID: id, Capacity: chaincode.Resources{CPUMilli: 8000, MemoryBytes: 32 << 30, GPUMemoryBytes: 32 << 30}}); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -6,6 +6,7 @@
 package embedded
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -43,13 +44,16 @@ type Store struct {
 	// now stamps transactions, as a Fabric client stamps its proposals.
 	now     func() time.Time
 	metrics *metrics
+	admin   string
 
 	mu sync.Mutex
 	// appended is closed and replaced whenever events are committed, waking subscribers.
 	appended chan struct{}
 	closed   chan struct{}
 	done     chan struct{}
-	once     sync.Once
+	// pruner runs pruneEvery; Close waits for it.
+	pruner sync.WaitGroup
+	once   sync.Once
 }
 
 type txRequest struct {
@@ -74,6 +78,16 @@ type Options struct {
 	NoSync bool
 	// Registerer, when set, receives the ledger's metrics.
 	Registerer prometheus.Registerer
+	// AdminMSP, when set, is the ledger's admin (chaincode.InitLedger), named when the file
+	// is created; a file set up with another admin is refused. Without it the ledger is
+	// set up by an InitLedger transaction, and until then nobody can be admitted.
+	AdminMSP string
+	// Now stamps transactions, as a Fabric client's clock does; nil means time.Now. Tests
+	// share their fake clock with it.
+	Now func() time.Time
+	// PruneInterval is how often the store drops events older than chaincode.RetentionWindow
+	// from its log and, as AdminMSP, compacts the finished migrations due; 0 means hourly.
+	PruneInterval time.Duration
 }
 
 type metrics struct {
@@ -132,9 +146,108 @@ func Open(path string, opts Options) (*Store, error) {
 	}
 	s := &Store{db: db, queue: make(chan *txRequest, maxBlock), now: time.Now, metrics: m,
 		appended: make(chan struct{}), closed: make(chan struct{}), done: make(chan struct{})}
+	if opts.Now != nil {
+		s.now = opts.Now
+	}
 	go s.order()
-	klog.V(2).InfoS("Opened embedded ledger", "path", path)
+	s.admin = opts.AdminMSP
+	if opts.AdminMSP != "" {
+		if err := s.setUp(opts.AdminMSP); err != nil {
+			s.Close()
+			return nil, fmt.Errorf("setting up ledger %s with admin MSP %s: %w", path, opts.AdminMSP, err)
+		}
+	}
+	interval := opts.PruneInterval
+	if interval <= 0 {
+		interval = time.Hour
+	}
+	s.pruner.Go(func() { s.pruneEvery(interval) })
+	klog.V(2).InfoS("Opened embedded ledger", "path", path, "adminMSP", opts.AdminMSP)
 	return s, nil
+}
+
+// pruneEvery prunes at once and then every interval, until the store closes.
+func (s *Store) pruneEvery(interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		if err := s.prune(context.Background()); err != nil {
+			klog.ErrorS(err, "Pruning the embedded ledger")
+		}
+		select {
+		case <-t.C:
+		case <-s.closed:
+			return
+		}
+	}
+}
+
+// prune bounds the store: the finished migrations past the retention window are compacted
+// (through the contract, as the admin MSP, so state changes only by transactions) and
+// events older than the window leave the log. Open migrations are never touched; a
+// consumer whose checkpoint fell out of the log resumes at the oldest event kept and lists
+// what is open, as a new one does.
+func (s *Store) prune(ctx context.Context) error {
+	cutoff := s.now().Add(-chaincode.RetentionWindow - chaincode.MaxClockSkew)
+	if s.admin != "" {
+		l := s.Client(s.admin)
+		finished, err := l.ListFinishedMigrations(ctx)
+		if err != nil {
+			return err
+		}
+		for _, f := range finished {
+			if t, err := time.Parse(time.RFC3339Nano, f.FinishedAt); err != nil || !t.Before(cutoff) {
+				continue
+			}
+			if _, err := l.CompactMigration(ctx, f.ID); err != nil && chaincode.CodeOf(err) != chaincode.CodeNotYet && chaincode.CodeOf(err) != chaincode.CodeNotFound {
+				return fmt.Errorf("compacting migration %s: %w", f.ID, err)
+			}
+		}
+	}
+	pruned := 0
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(eventsBucket)
+		var old [][]byte
+		c := b.Cursor()
+		for k, v := c.First(); k != nil; k, v = c.Next() {
+			var ev ledger.Event
+			if err := json.Unmarshal(v, &ev); err != nil {
+				return fmt.Errorf("decoding event %d: %w", binary.BigEndian.Uint64(k), err)
+			}
+			if t, err := time.Parse(time.RFC3339Nano, ev.Time); err == nil && !t.Before(cutoff) {
+				continue
+			}
+			old = append(old, bytes.Clone(k))
+		}
+		for _, k := range old {
+			if err := b.Delete(k); err != nil {
+				return err
+			}
+		}
+		pruned = len(old)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("pruning the event log: %w", err)
+	}
+	if pruned > 0 {
+		klog.V(2).InfoS("Pruned the embedded ledger's event log", "events", pruned, "before", cutoff)
+	}
+	return nil
+}
+
+// setUp names the admin MSP unless the file already does (a restart).
+func (s *Store) setUp(admin string) error {
+	ctx := context.Background()
+	cfg, err := s.Client(admin).GetLedgerConfig(ctx)
+	switch {
+	case err == nil && cfg.AdminMSP == admin:
+		return nil
+	case err != nil && chaincode.CodeOf(err) != chaincode.CodeNotFound:
+		return err
+	}
+	_, err = s.Client(admin).InitLedger(ctx, chaincode.LedgerConfig{AdminMSP: admin})
+	return err
 }
 
 // Close stops ordering, fails transactions still queued, and closes the file.
@@ -143,6 +256,7 @@ func (s *Store) Close() error {
 	s.once.Do(func() {
 		close(s.closed)
 		<-s.done
+		s.pruner.Wait()
 		err = s.db.Close()
 	})
 	return err
@@ -333,10 +447,17 @@ func (s *Store) Events(ctx context.Context, after ledger.Checkpoint) (<-chan led
 		return nil, ErrClosed
 	default:
 	}
+	next := after.Block + 1
+	if after == ledger.Head {
+		last, err := s.lastEvent()
+		if err != nil {
+			return nil, err
+		}
+		next = last + 1
+	}
 	out := make(chan ledger.Event, 64)
 	go func() {
 		defer close(out)
-		next := after.Block + 1
 		for {
 			// Take the wake-up channel before reading, so an append after the read wakes us.
 			s.mu.Lock()
@@ -374,6 +495,19 @@ func (s *Store) Events(ctx context.Context, after ledger.Checkpoint) (<-chan led
 		}
 	}()
 	return out, nil
+}
+
+// lastEvent is the sequence number of the last event committed (0 when none).
+func (s *Store) lastEvent() (uint64, error) {
+	var last uint64
+	err := s.db.View(func(tx *bolt.Tx) error {
+		last = tx.Bucket(eventsBucket).Sequence()
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("reading the event log's head: %w", err)
+	}
+	return last, nil
 }
 
 func (s *Store) readEvents(from uint64, limit int) ([]ledger.Event, error) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -14,7 +15,7 @@ import (
 
 func open(t *testing.T, path string) *Store {
 	t.Helper()
-	s, err := Open(path, Options{})
+	s, err := Open(path, Options{AdminMSP: "Org1MSP"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -28,6 +29,7 @@ func TestBehaviour(t *testing.T) {
 		s := open(t, path)
 		return &ledgertest.Backend{
 			Orgs: [2]ledger.Ledger{s.Client("Org1MSP"), s.Client("Org2MSP")},
+			MSPs: [2]string{"Org1MSP", "Org2MSP"},
 			Restart: func(t *testing.T) [2]ledger.Ledger {
 				if err := s.Close(); err != nil {
 					t.Fatalf("closing: %v", err)
@@ -66,13 +68,16 @@ func TestQueriesCannotWrite(t *testing.T) {
 
 func TestMetrics(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	s, err := Open(filepath.Join(t.TempDir(), "ledger.db"), Options{Registerer: reg})
+	s, err := Open(filepath.Join(t.TempDir(), "ledger.db"), Options{Registerer: reg, AdminMSP: "Org1MSP"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close()
 	ctx := context.Background()
 	l := s.Client("Org1MSP")
+	if _, err := l.AdmitCluster(ctx, chaincode.AdmissionInput{ClusterID: "edge-a", MSPID: "Org1MSP"}); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := l.RegisterCluster(ctx, chaincode.ClusterRegistration{ID: "edge-a"}); err != nil {
 		t.Fatal(err)
 	}
@@ -94,10 +99,110 @@ func TestMetrics(t *testing.T) {
 			}
 		}
 	}
-	if got["committed"] != 1 || got["refused"] != 1 || got["blocks"] < 1 {
-		t.Errorf("metrics %v, want one committed, one refused and at least one block", got)
+	// Committed: the set-up, the admission and the registration.
+	if got["committed"] != 3 || got["refused"] != 1 || got["blocks"] < 1 {
+		t.Errorf("metrics %v, want three committed, one refused and at least one block", got)
 	}
 	if _, err := Open(filepath.Join(t.TempDir(), "other.db"), Options{Registerer: reg}); err == nil {
 		t.Error("a second ledger registered the same metrics")
+	}
+}
+
+// TestAdminMSPIsKept: reopening with the same admin is a restart; with another, a clear error.
+func TestAdminMSPIsKept(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ledger.db")
+	s := open(t, path)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = open(t, path)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(path, Options{AdminMSP: "Org2MSP"}); chaincode.CodeOf(err) != chaincode.CodeConflict {
+		t.Errorf("reopening with another admin: %v, want a conflict", err)
+	}
+}
+
+// TestPruneKeepsOpenMigrations: after the retention window the store compacts finished
+// migrations and drops old events, and every open migration stays as it was.
+func TestPruneKeepsOpenMigrations(t *testing.T) {
+	s := open(t, filepath.Join(t.TempDir(), "ledger.db"))
+	ctx := context.Background()
+	start := time.Now().Add(-chaincode.RetentionWindow - chaincode.MaxClockSkew - time.Hour)
+	s.now = func() time.Time { return start }
+	admin, other := s.Client("Org1MSP"), s.Client("Org2MSP")
+	for id, l := range map[string]ledger.Ledger{"edge-a": admin, "edge-b": other} {
+		msp := map[string]string{"edge-a": "Org1MSP", "edge-b": "Org2MSP"}[id]
+		if _, err := admin.AdmitCluster(ctx, chaincode.AdmissionInput{ClusterID: id, MSPID: msp}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := l.RegisterCluster(ctx, chaincode.ClusterRegistration{ID: id, Capacity: chaincode.Resources{CPUMilli: 8000}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	propose := func(id string) {
+		t.Helper()
+		p := chaincode.Proposal{ID: id, Source: "edge-a", Workload: "Deployment/edge/x", Metadata: chaincode.WorkloadMetadata{Image: "x", CPUMilli: 1},
+			Reason: chaincode.ReasonManual, Deadline: start.Add(time.Hour).Format(time.RFC3339)}
+		if _, err := admin.ProposeMigration(ctx, p); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := other.SubmitBid(ctx, id, chaincode.BidInput{ClusterID: "edge-b", CanHost: true, Score: 1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	propose("done")
+	if _, err := admin.Abort(ctx, "done", "no longer needed"); err != nil {
+		t.Fatal(err)
+	}
+	propose("open")
+	s.now = time.Now
+	if err := s.prune(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := admin.GetMigration(ctx, "done"); chaincode.CodeOf(err) != chaincode.CodeNotFound {
+		t.Errorf("finished migration after pruning: %v, want not found", err)
+	}
+	open, err := admin.ListOpenMigrations(ctx)
+	if err != nil || len(open) != 1 || open[0].ID != "open" || len(open[0].Bids) != 1 {
+		t.Errorf("open migrations after pruning: %+v (%v), want open with its bid", open, err)
+	}
+	events, err := s.readEvents(0, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// What is left of the log is what was stamped within the window: the set-up and the compaction.
+	if len(events) != 2 || events[0].Type != chaincode.EventLedgerInitialised || events[1].Type != chaincode.EventMigrationCompacted {
+		t.Errorf("events after pruning: %v", events)
+	}
+	// A consumer from its old checkpoint resumes at the oldest event kept.
+	ch, err := s.Events(ctx, ledger.Checkpoint{Block: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev := <-ch; ev.Type != chaincode.EventMigrationCompacted {
+		t.Errorf("resumed at %+v", ev)
+	}
+}
+
+// TestEventsFromHead: a stream from ledger.Head carries only what is committed after it.
+func TestEventsFromHead(t *testing.T) {
+	s := open(t, filepath.Join(t.TempDir(), "ledger.db"))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	admin := s.Client("Org1MSP")
+	if _, err := admin.AdmitCluster(ctx, chaincode.AdmissionInput{ClusterID: "edge-a", MSPID: "Org1MSP"}); err != nil {
+		t.Fatal(err)
+	}
+	ch, err := s.Events(ctx, ledger.Head)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := admin.RegisterCluster(ctx, chaincode.ClusterRegistration{ID: "edge-a"}); err != nil {
+		t.Fatal(err)
+	}
+	if ev := <-ch; ev.Type != chaincode.EventClusterRegistered {
+		t.Errorf("first event from the head: %+v, want the registration", ev)
 	}
 }

@@ -222,11 +222,16 @@ func (c checkpoint) BlockNumber() uint64   { return c.Block }
 func (c checkpoint) TransactionID() string { return c.TxID }
 
 func (t *Transactor) openStream(ctx context.Context, after ledger.Checkpoint) (<-chan *client.ChaincodeEvent, error) {
-	opt := client.WithStartBlock(0)
-	if after != (ledger.Checkpoint{}) {
-		opt = client.WithCheckpoint(checkpoint(after))
+	var opts []client.ChaincodeEventsOption
+	switch after {
+	case ledger.Checkpoint{}:
+		opts = append(opts, client.WithStartBlock(0))
+	case ledger.Head:
+		// No start position: the gateway streams from the next block committed.
+	default:
+		opts = append(opts, client.WithCheckpoint(checkpoint(after)))
 	}
-	events, err := t.network.ChaincodeEvents(ctx, t.cfg.Chaincode, opt)
+	events, err := t.network.ChaincodeEvents(ctx, t.cfg.Chaincode, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("reading chaincode events: %w", describe(err))
 	}

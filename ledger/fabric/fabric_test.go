@@ -40,7 +40,9 @@ func TestBehaviour(t *testing.T) {
 	orgs := [2]ledger.Ledger{n.dial(t, 0), n.dial(t, 1)}
 	ledgertest.Run(t, func(t *testing.T) *ledgertest.Backend {
 		return &ledgertest.Backend{
+			// network.sh's init transaction names the first organisation the ledger's admin.
 			Orgs: orgs,
+			MSPs: [2]string{n.Orgs[0].MSPID, n.Orgs[1].MSPID},
 			// The network keeps running; the client restarts with new connections and
 			// resumes from its checkpoint, as a restarted descheduler would.
 			Restart: func(t *testing.T) [2]ledger.Ledger { return [2]ledger.Ledger{n.dial(t, 0), n.dial(t, 1)} },
@@ -71,6 +73,9 @@ func BenchmarkSubmitToCommit(b *testing.B) {
 	l := n.dial(b, 0)
 	ctx := context.Background()
 	id := fmt.Sprintf("bench-%d", time.Now().UnixNano()%1e9)
+	if _, err := l.AdmitCluster(ctx, chaincode.AdmissionInput{ClusterID: id, MSPID: n.Orgs[0].MSPID}); err != nil {
+		b.Fatal(err)
+	}
 	if _, err := l.RegisterCluster(ctx, chaincode.ClusterRegistration{ID: id}); err != nil {
 		b.Fatal(err)
 	}

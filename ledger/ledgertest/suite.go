@@ -21,8 +21,10 @@ import (
 
 // Backend is one ledger as the suite sees it.
 type Backend struct {
-	// Orgs are clients of the same ledger acting as two different MSPs.
+	// Orgs are clients of the same ledger acting as two different MSPs, MSPs; Orgs[0]'s
+	// is the ledger's admin MSP (chaincode.InitLedger), which admits the suite's clusters.
 	Orgs [2]ledger.Ledger
+	MSPs [2]string
 	// Restart, when set, closes the ledger and opens it again from what it persisted,
 	// returning new clients. Backends that cannot restart leave it nil.
 	Restart func(t *testing.T) [2]ledger.Ledger
@@ -48,6 +50,10 @@ func Run(t *testing.T, open func(t *testing.T) *Backend) {
 		{"ConcurrentBids", testConcurrentBids},
 		{"EventsResumeFromCheckpoint", testEventsResume},
 		{"RestartLosesNothing", testRestart},
+		{"Membership", testMembership},
+		{"ClaimsChecked", testClaimsChecked},
+		{"NeverZeroCopies", testNeverZeroCopies},
+		{"EventsFromHead", testEventsFromHead},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -91,7 +97,7 @@ func must[T any](t *testing.T, what string) func(T, error) T {
 
 func registration(id string) chaincode.ClusterRegistration {
 	return chaincode.ClusterRegistration{ID: id, Location: chaincode.Location{Lat: 37.5665, Lon: 126.978},
-		CoverageRadiusM: 3000, Capacity: chaincode.Resources{CPUMilli: 8000, MemoryBytes: 32 << 30, GPUSlots: 4}}
+		CoverageRadiusM: 3000, Capacity: chaincode.Resources{CPUMilli: 8000, MemoryBytes: 32 << 30, GPUSlots: 4, GPUMemoryBytes: 32 << 30}}
 }
 
 func proposal(id, source string, deadline time.Time) chaincode.Proposal {
@@ -105,14 +111,22 @@ func bid(cluster string, score float64) chaincode.BidInput {
 	return chaincode.BidInput{ClusterID: cluster, CanHost: true, CoversClient: true, Score: score}
 }
 
+// join admits cluster id for Orgs[org]'s MSP, by the admin, and registers it.
+func join(t *testing.T, b *Backend, org int, id string) {
+	t.Helper()
+	ctx := ctxFor(t)
+	must[*chaincode.Admission](t, "admitting "+id)(b.Orgs[0].AdmitCluster(ctx, chaincode.AdmissionInput{ClusterID: id, MSPID: b.MSPs[org]}))
+	must[*chaincode.Cluster](t, "registering "+id)(b.Orgs[org].RegisterCluster(ctx, registration(id)))
+}
+
 // setup registers a source cluster for Orgs[0] and destinations for Orgs[1], and proposes
 // migration "m" from the source. A past deadline lets Decide go ahead without waiting for
 // clusters of other tests that share the ledger.
 func setup(t *testing.T, b *Backend, id ids, deadline time.Time, destinations ...string) string {
 	ctx := ctxFor(t)
-	must[*chaincode.Cluster](t, "registering source")(b.Orgs[0].RegisterCluster(ctx, registration(id.cluster("src"))))
+	join(t, b, 0, id.cluster("src"))
 	for _, d := range destinations {
-		must[*chaincode.Cluster](t, "registering "+d)(b.Orgs[1].RegisterCluster(ctx, registration(id.cluster(d))))
+		join(t, b, 1, id.cluster(d))
 	}
 	m := id.migration("m")
 	must[*chaincode.Migration](t, "proposing")(b.Orgs[0].ProposeMigration(ctx, proposal(m, id.cluster("src"), deadline)))
@@ -188,8 +202,8 @@ func testLifecycle(t *testing.T, b *Backend, id ids) {
 		t.Errorf("completed migration %s is still listed as open", m)
 	}
 
-	want := []string{chaincode.EventClusterRegistered, chaincode.EventClusterRegistered, chaincode.EventClusterRegistered,
-		chaincode.EventMigrationProposed, chaincode.EventCapacityReported, chaincode.EventBidSubmitted, chaincode.EventBidSubmitted,
+	want := []string{chaincode.EventClusterAdmitted, chaincode.EventClusterRegistered, chaincode.EventClusterAdmitted, chaincode.EventClusterRegistered,
+		chaincode.EventClusterAdmitted, chaincode.EventClusterRegistered, chaincode.EventMigrationProposed, chaincode.EventCapacityReported, chaincode.EventBidSubmitted, chaincode.EventBidSubmitted,
 		chaincode.EventMigrationDecided, chaincode.EventMigrationReady, chaincode.EventMigrationCompleted}
 	evs := collect(t, events, id, len(want))
 	if !slices.Equal(types(evs), want) {
@@ -254,7 +268,7 @@ func testWrongState(t *testing.T, b *Backend, id ids) {
 	ctx := ctxFor(t)
 	m := setup(t, b, id, past(), "b", "c")
 	must[*chaincode.Bid](t, "bidding")(b.Orgs[1].SubmitBid(ctx, m, bid(id.cluster("b"), 1)))
-	must[*chaincode.Migration](t, "deciding")(b.Orgs[1].Decide(ctx, m))
+	must[*chaincode.Migration](t, "deciding")(b.Orgs[0].Decide(ctx, m))
 	if _, err := b.Orgs[1].SubmitBid(ctx, m, bid(id.cluster("c"), 9)); chaincode.CodeOf(err) != chaincode.CodeConflict || !strings.Contains(err.Error(), "in state Decided") {
 		t.Errorf("bid after the decision: %v, want a conflict naming state Decided", err)
 	}
@@ -340,15 +354,15 @@ func testEventsResume(t *testing.T, b *Backend, id ids) {
 	first := must[<-chan ledger.Event](t, "subscribing")(b.Orgs[0].Events(ctx, ledger.Checkpoint{}))
 	m := setup(t, b, id, past(), "b", "c")
 	must[*chaincode.Bid](t, "bidding")(b.Orgs[1].SubmitBid(ctx, m, bid(id.cluster("b"), 1)))
-	must[*chaincode.Migration](t, "deciding")(b.Orgs[1].Decide(ctx, m))
-	all := collect(t, first, id, 6)
+	must[*chaincode.Migration](t, "deciding")(b.Orgs[0].Decide(ctx, m))
+	all := collect(t, first, id, 9)
 
 	resumeCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	second := must[<-chan ledger.Event](t, "resubscribing")(b.Orgs[1].Events(resumeCtx, all[2].Checkpoint))
+	second := must[<-chan ledger.Event](t, "resubscribing")(b.Orgs[1].Events(resumeCtx, all[5].Checkpoint))
 	rest := collect(t, second, id, 3)
-	if txs(rest) != txs(all[3:]) {
-		t.Errorf("resumed after %s: got %s, want %s", all[2].TxID, txs(rest), txs(all[3:]))
+	if txs(rest) != txs(all[6:]) {
+		t.Errorf("resumed after %s: got %s, want %s", all[5].TxID, txs(rest), txs(all[6:]))
 	}
 }
 
@@ -370,9 +384,9 @@ func testRestart(t *testing.T, b *Backend, id ids) {
 	subCtx, cancel := context.WithCancel(ctx)
 	events := must[<-chan ledger.Event](t, "subscribing")(b.Orgs[0].Events(subCtx, ledger.Checkpoint{}))
 	m := setup(t, b, id, past(), "b")
-	before := collect(t, events, id, 3)
+	before := collect(t, events, id, 5)
 	cancel()
-	saved := before[1].Checkpoint // the consumer handled two events before the restart
+	saved := before[3].Checkpoint // the consumer handled four events before the restart
 
 	orgs := b.Restart(t)
 	got := must[*chaincode.Migration](t, "getting after restart")(orgs[0].GetMigration(ctx, m))
@@ -381,7 +395,87 @@ func testRestart(t *testing.T, b *Backend, id ids) {
 	}
 	must[*chaincode.Bid](t, "bidding after restart")(orgs[1].SubmitBid(ctx, m, bid(id.cluster("b"), 1)))
 	after := collect(t, must[<-chan ledger.Event](t, "resubscribing")(orgs[0].Events(ctx, saved)), id, 2)
-	if txs(after[:1]) != txs(before[2:]) || after[1].Type != chaincode.EventBidSubmitted {
-		t.Errorf("resumed from %+v after restart: got %s, want %s then a bid", saved, txs(after), txs(before[2:]))
+	if txs(after[:1]) != txs(before[4:]) || after[1].Type != chaincode.EventBidSubmitted {
+		t.Errorf("resumed from %+v after restart: got %s, want %s then a bid", saved, txs(after), txs(before[4:]))
+	}
+}
+
+// testMembership: an id nobody admitted cannot be registered, not even by the MSP it will
+// be admitted for; admission and removal are events; a removed cluster is gone. (Votes
+// need a ledger of their own: the contract's tests have them.)
+func testMembership(t *testing.T, b *Backend, id ids) {
+	ctx := ctxFor(t)
+	events := must[<-chan ledger.Event](t, "subscribing")(b.Orgs[0].Events(ctx, ledger.Checkpoint{}))
+	c := id.cluster("new")
+	if _, err := b.Orgs[1].RegisterCluster(ctx, registration(c)); chaincode.CodeOf(err) != chaincode.CodeForbidden {
+		t.Fatalf("registering %s before its admission: %v, want %q", c, err, chaincode.CodeForbidden)
+	}
+	join(t, b, 1, c)
+	if _, err := b.Orgs[0].RegisterCluster(ctx, registration(c)); chaincode.CodeOf(err) != chaincode.CodeForbidden {
+		t.Errorf("the admin's MSP taking over %s: %v, want %q", c, err, chaincode.CodeForbidden)
+	}
+	must[*chaincode.Admission](t, "removing")(b.Orgs[1].RemoveCluster(ctx, c, "leaving"))
+	if _, err := b.Orgs[0].GetCluster(ctx, c); chaincode.CodeOf(err) != chaincode.CodeNotFound {
+		t.Errorf("removed cluster: %v, want %q", err, chaincode.CodeNotFound)
+	}
+	want := []string{chaincode.EventClusterAdmitted, chaincode.EventClusterRegistered, chaincode.EventClusterRemoved}
+	if got := types(collect(t, events, id, len(want))); !slices.Equal(got, want) {
+		t.Errorf("events %v, want %v", got, want)
+	}
+}
+
+// testClaimsChecked: the ledger records the bid's score clamped, the coverage it computed
+// from the bidder's site, and canHost false when the reported free capacity is short.
+func testClaimsChecked(t *testing.T, b *Backend, id ids) {
+	ctx := ctxFor(t)
+	m := setup(t, b, id, past(), "b", "c")
+	must[*chaincode.Cluster](t, "reporting")(b.Orgs[1].ReportCapacity(ctx, id.cluster("c"), chaincode.Resources{CPUMilli: 8000, MemoryBytes: 1 << 30, GPUSlots: 4, GPUMemoryBytes: 32 << 30}))
+	must[*chaincode.Bid](t, "bidding b")(b.Orgs[1].SubmitBid(ctx, m, chaincode.BidInput{ClusterID: id.cluster("b"), CanHost: true, Score: 1e300}))
+	must[*chaincode.Bid](t, "bidding c")(b.Orgs[1].SubmitBid(ctx, m, chaincode.BidInput{ClusterID: id.cluster("c"), CanHost: true, CoversClient: true, Score: 100}))
+	got := must[*chaincode.Migration](t, "getting")(b.Orgs[0].GetMigration(ctx, m))
+	if len(got.Bids) != 2 {
+		t.Fatalf("%d bids", len(got.Bids))
+	}
+	if bb := got.Bids[0]; bb.Score != 100 || !bb.CoversClient || !bb.CanHost {
+		t.Errorf("bid of b recorded as %+v, want score 100 covering the client (its site is 300 m away)", bb)
+	}
+	if bc := got.Bids[1]; bc.CanHost || !strings.Contains(bc.Reason, "memoryBytes") {
+		t.Errorf("bid of c recorded as %+v, want canHost false for memory", bc)
+	}
+	if d := must[*chaincode.Migration](t, "deciding")(b.Orgs[0].Decide(ctx, m)); d.Decision == nil || d.Decision.Destination != id.cluster("b") {
+		t.Errorf("decided %+v, want b", d.Decision)
+	}
+}
+
+// testNeverZeroCopies: once the destination reported Ready it cannot hand the migration
+// back; it stays Ready for its source to complete.
+func testNeverZeroCopies(t *testing.T, b *Backend, id ids) {
+	ctx := ctxFor(t)
+	m := setup(t, b, id, past(), "b", "c")
+	must[*chaincode.Bid](t, "bidding b")(b.Orgs[1].SubmitBid(ctx, m, bid(id.cluster("b"), 9)))
+	must[*chaincode.Bid](t, "bidding c")(b.Orgs[1].SubmitBid(ctx, m, bid(id.cluster("c"), 1)))
+	must[*chaincode.Migration](t, "deciding")(b.Orgs[0].Decide(ctx, m))
+	must[*chaincode.Migration](t, "ready")(b.Orgs[1].ReportReady(ctx, m, id.cluster("b")))
+	if _, err := b.Orgs[1].ReportFailed(ctx, m, id.cluster("b"), "changed my mind"); chaincode.CodeOf(err) != chaincode.CodeConflict {
+		t.Fatalf("ReportFailed after Ready: %v, want %q", err, chaincode.CodeConflict)
+	}
+	if got := must[*chaincode.Migration](t, "getting")(b.Orgs[0].GetMigration(ctx, m)); got.State != chaincode.StateReady || got.Decision.Destination != id.cluster("b") {
+		t.Errorf("after a refused ReportFailed: %s to %+v, want Ready to b", got.State, got.Decision)
+	}
+}
+
+// testEventsFromHead: a stream from ledger.Head carries what is committed after it opened,
+// none of the history before (a new cluster lists what is open instead).
+func testEventsFromHead(t *testing.T, b *Backend, id ids) {
+	ctx := ctxFor(t)
+	m := setup(t, b, id, past(), "b")
+	// Let the stream catch up with the history first: events of this test before Head would
+	// be a replay.
+	all := collect(t, must[<-chan ledger.Event](t, "subscribing")(b.Orgs[0].Events(ctx, ledger.Checkpoint{})), id, 5)
+	head := must[<-chan ledger.Event](t, "subscribing at the head")(b.Orgs[1].Events(ctx, ledger.Head))
+	placed := must[*chaincode.Bid](t, "bidding")(b.Orgs[1].SubmitBid(ctx, m, bid(id.cluster("b"), 1)))
+	got := collect(t, head, id, 1)
+	if got[0].Type != chaincode.EventBidSubmitted || got[0].TxID != placed.TxID {
+		t.Errorf("first event from the head: %s, want the bid %s (history: %s)", txs(got), placed.TxID, txs(all))
 	}
 }

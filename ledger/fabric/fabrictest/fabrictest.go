@@ -37,7 +37,7 @@ func Up(tb testing.TB, what string) *Network {
 	tb.Helper()
 	if os.Getenv("FABRIC_BIN") == "" {
 		tb.Skip("SKIP: " + what + " not run: FABRIC_BIN is not set. Point it at the bin/ of a Fabric release " +
-			"(peer, orderer, configtxgen, cryptogen, osnadmin; builders/ccaas beside it; see hack/fabric/README.md) " +
+			"(peer, orderer, configtxgen, cryptogen, osnadmin, discover; builders/ccaas beside it; see hack/fabric/README.md) " +
 			"to run it against a real network")
 	}
 	if testing.Short() {
