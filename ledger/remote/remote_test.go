@@ -53,7 +53,7 @@ func identity(t *testing.T, ca *mtls.CA, cluster, msp string) *mtls.Identity {
 // store end with the test or when the returned stop is called.
 func (p *pki) serveLedger(t *testing.T, path string, o HandlerOptions) (url string, stop func()) {
 	t.Helper()
-	store, err := embedded.Open(path, embedded.Options{NoSync: true})
+	store, err := embedded.Open(path, embedded.Options{NoSync: true, AdminMSP: "Org1MSP"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,6 +101,7 @@ func TestBehaviour(t *testing.T) {
 		}
 		return &ledgertest.Backend{
 			Orgs: orgs(),
+			MSPs: [2]string{"Org1MSP", "Org2MSP"},
 			Restart: func(t *testing.T) [2]ledger.Ledger {
 				stop()
 				url, stop = p.serveLedger(t, path, HandlerOptions{})
@@ -118,6 +119,9 @@ func TestIdentityFromCertificateOnly(t *testing.T) {
 	p := newPKI(t)
 	url, _ := p.serveLedger(t, filepath.Join(t.TempDir(), "ledger.db"), HandlerOptions{})
 	_, edge1 := p.dial(t, url, identity(t, p.ca, "edge-1", "Org1MSP"))
+	if _, err := edge1.AdmitCluster(ctx, chaincode.AdmissionInput{ClusterID: "edge-1", MSPID: "Org1MSP"}); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := edge1.RegisterCluster(ctx, chaincode.ClusterRegistration{ID: "edge-1"}); err != nil {
 		t.Fatal(err)
 	}
@@ -318,7 +322,7 @@ func TestEventStreamsPerIdentity(t *testing.T) {
 // client reconnects from the last event it delivered, so it sees each event exactly once.
 func TestEventStreamSurvivesDroppedConnections(t *testing.T) {
 	p := newPKI(t)
-	store, err := embedded.Open(filepath.Join(t.TempDir(), "ledger.db"), embedded.Options{})
+	store, err := embedded.Open(filepath.Join(t.TempDir(), "ledger.db"), embedded.Options{AdminMSP: "Org1MSP"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -335,12 +339,19 @@ func TestEventStreamSurvivesDroppedConnections(t *testing.T) {
 	defer cancel()
 	// Transactions go straight to the store: only the stream's connections are dropped.
 	l := store.Client("Org1MSP")
+	const n = 5
+	for i := range n {
+		if _, err := l.AdmitCluster(ctx, chaincode.AdmissionInput{ClusterID: "edge-" + string(rune('a'+i)), MSPID: "Org1MSP"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The set-up and the admissions are the first 1+n events.
+	const first = 1 + n
 	_, remote := p.dial(t, srv.URL, identity(t, p.ca, "edge-1", "Org1MSP"))
-	events, err := remote.Events(ctx, ledger.Checkpoint{})
+	events, err := remote.Events(ctx, ledger.Checkpoint{Block: first})
 	if err != nil {
 		t.Fatal(err)
 	}
-	const n = 5
 	for i := range n {
 		reg := chaincode.ClusterRegistration{ID: "edge-" + string(rune('a'+i))}
 		if _, err := l.RegisterCluster(ctx, reg); err != nil {
@@ -348,8 +359,8 @@ func TestEventStreamSurvivesDroppedConnections(t *testing.T) {
 		}
 		select {
 		case ev := <-events:
-			if ev.ClusterID != reg.ID || ev.Checkpoint.Block != uint64(i+1) {
-				t.Fatalf("event %d: %+v, want %s at block %d", i, ev, reg.ID, i+1)
+			if ev.ClusterID != reg.ID || ev.Checkpoint.Block != uint64(first+i+1) {
+				t.Fatalf("event %d: %+v, want %s at block %d", i, ev, reg.ID, first+i+1)
 			}
 		case <-ctx.Done():
 			t.Fatalf("no event %d", i)
@@ -385,6 +396,12 @@ func TestSpamIsRateLimited(t *testing.T) {
 	spamClient, spammer := p.dial(t, url, identity(t, p.ca, "spam", "SpamMSP"))
 	spamClient.MaxRateLimitWait = 0 // a spammer does not wait
 	_, other := p.dial(t, url, identity(t, p.ca, "edge-2", "Org2MSP"))
+	_, admin := p.dial(t, url, identity(t, p.ca, "admin", "Org1MSP"))
+	for _, a := range []chaincode.AdmissionInput{{ClusterID: "spam", MSPID: "SpamMSP"}, {ClusterID: "edge-2", MSPID: "Org2MSP"}, {ClusterID: "edge-3", MSPID: "Org3MSP"}, {ClusterID: "edge-4", MSPID: "Org4MSP"}} {
+		if _, err := admin.AdmitCluster(ctx, a); err != nil {
+			t.Fatal(err)
+		}
+	}
 	for _, reg := range []struct {
 		l  ledger.Ledger
 		id string

@@ -32,6 +32,9 @@ type ServerOptions struct {
 	Limits Limits
 	// NoSync trades durability against power loss for speed (see embedded.Options).
 	NoSync bool
+	// AdminMSP (s1, #16) is the ledger's admin, named when the file is created: it admits
+	// clusters (chaincode.AdmitCluster). Empty: the first client sets the ledger up (InitLedger).
+	AdminMSP string
 }
 
 // NewServerOptions returns the defaults.
@@ -52,6 +55,7 @@ func (o *ServerOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.IntVar(&o.Limits.Burst, "rate-limit-burst", o.Limits.Burst, "burst of each MSP's token bucket")
 	fs.IntVar(&o.Limits.MaxStreams, "max-event-streams", o.Limits.MaxStreams, "event streams each MSP may hold open at once")
 	fs.BoolVar(&o.NoSync, "no-sync", o.NoSync, "skip the disk sync at each commit (tests and demos)")
+	fs.StringVar(&o.AdminMSP, "admin-msp", o.AdminMSP, "MSP id of the ledger's admin, which admits clusters (set when the ledger file is created; without it the first client's InitLedger names one)")
 }
 
 // Validate reports every missing or invalid option.
@@ -98,7 +102,7 @@ func Serve(ctx context.Context, o *ServerOptions, ln net.Listener) error {
 		return err
 	}
 	reg := serve.NewRegistry()
-	store, err := embedded.Open(o.DBPath, embedded.Options{NoSync: o.NoSync, Registerer: reg})
+	store, err := embedded.Open(o.DBPath, embedded.Options{NoSync: o.NoSync, Registerer: reg, AdminMSP: o.AdminMSP})
 	if err != nil {
 		ln.Close()
 		return fmt.Errorf("opening ledger %s: %w", o.DBPath, err)

@@ -54,7 +54,7 @@ func TestServe(t *testing.T) {
 		t.Fatal(err)
 	}
 	o := NewServerOptions()
-	o.DBPath, o.TLS, o.NoSync = filepath.Join(dir, "ledger.db"), serverFiles, true
+	o.DBPath, o.TLS, o.NoSync, o.AdminMSP = filepath.Join(dir, "ledger.db"), serverFiles, true, "Org1MSP"
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -67,6 +67,9 @@ func TestServe(t *testing.T) {
 	client, err := Dial(base, identity(t, ca, "edge-a", "Org1MSP"))
 	if err != nil {
 		t.Fatal(err)
+	}
+	if _, err := client.AdmitCluster(ctx, chaincode.AdmissionInput{ClusterID: "edge-a", MSPID: "Org1MSP"}); err != nil {
+		t.Fatalf("admitting through the server: %v", err)
 	}
 	c, err := client.RegisterCluster(ctx, chaincode.ClusterRegistration{
 		ID: "edge-a", Location: chaincode.Location{Lat: 37.5, Lon: 127.0}, CoverageRadiusM: 1000,

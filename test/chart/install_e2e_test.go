@@ -39,6 +39,7 @@ import (
 	edgemigratev1alpha1 "github.com/edgemigrate/edgemigrate/api/generated/clientset/versioned/typed/api/v1alpha1"
 	"github.com/edgemigrate/edgemigrate/api/v1alpha1"
 	"github.com/edgemigrate/edgemigrate/cmd/edgemigrate/app"
+	"github.com/edgemigrate/edgemigrate/chaincode"
 	"github.com/edgemigrate/edgemigrate/descheduler"
 	"github.com/edgemigrate/edgemigrate/extender"
 	"github.com/edgemigrate/edgemigrate/internal/serve"
@@ -306,7 +307,7 @@ func TestE2EHelmInstall(t *testing.T) {
 		// its informers, takes its Lease, registers on a ledger and fails a Migration that
 		// names no workload, with an Event: every verb of a run it can reach without a
 		// neighbour cluster.
-		store, err := embedded.Open(filepath.Join(t.TempDir(), "ledger.db"), embedded.Options{NoSync: true})
+		store, err := embedded.Open(filepath.Join(t.TempDir(), "ledger.db"), embedded.Options{NoSync: true, AdminMSP: "ChartMSP"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -342,6 +343,10 @@ func TestE2EHelmInstall(t *testing.T) {
 		// The chart's identity paths name the mounted Secret; here the files of a test CA.
 		identity, err := ca.WriteIdentity(filepath.Join(t.TempDir(), "identity"), do.ClusterID, "ChartMSP", "127.0.0.1")
 		if err != nil {
+			t.Fatal(err)
+		}
+		// The ledger's admin (the same operator here) admits the chart's cluster.
+		if _, err := store.Client("ChartMSP").AdmitCluster(ctx, chaincode.AdmissionInput{ClusterID: do.ClusterID, MSPID: "ChartMSP"}); err != nil {
 			t.Fatal(err)
 		}
 		if err := fs.Parse([]string{"--ledger-url=" + ledgerSrv.URL, "--namespace=" + namespace,
