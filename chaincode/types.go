@@ -104,6 +104,9 @@ type WorkloadMetadata struct {
 	Replicas int32 `json:"replicas,omitempty" metadata:",optional"`
 	// Requires names what must already exist at the destination: it never travels.
 	Requires Requirements `json:"requires" metadata:",optional"`
+	// Origin is "<cluster>/<namespace>/<uid>" of the service's first copy: a destination
+	// takes over a parked copy only for the same origin.
+	Origin string `json:"origin,omitempty" metadata:",optional"`
 }
 
 // Image is one container image of a workload.

@@ -19,7 +19,9 @@ import (
 	"k8s.io/client-go/kubernetes/scheme"
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	appslisters "k8s.io/client-go/listers/apps/v1"
+	autoscalinglisters "k8s.io/client-go/listers/autoscaling/v2"
 	corelisters "k8s.io/client-go/listers/core/v1"
+	policylisters "k8s.io/client-go/listers/policy/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/client-go/util/workqueue"
@@ -33,6 +35,8 @@ import (
 	"github.com/edgemigrate/edgemigrate/geo"
 	"github.com/edgemigrate/edgemigrate/jetson/usage"
 	"github.com/edgemigrate/edgemigrate/ledger"
+	"github.com/edgemigrate/edgemigrate/mtls"
+	"github.com/edgemigrate/edgemigrate/policy"
 )
 
 // Indexes of the Migration informer.
@@ -97,6 +101,18 @@ type Controller struct {
 	// registered is set once the cluster is on the ledger: before that, other clusters'
 	// decisions do not wait for its bid, so it must not take clients (readiness).
 	registered atomic.Bool
+
+	// The service bundle (bundle*.go): the objects a workload takes along, the nodes'
+	// images, and the bundles this cluster fetched as a destination (ledger id → bundle).
+	services   corelisters.ServiceLister
+	configMaps corelisters.ConfigMapLister
+	pdbs       policylisters.PodDisruptionBudgetLister
+	hpas       autoscalinglisters.HorizontalPodAutoscalerLister
+	nodes      corelisters.NodeLister
+	bundles    sync.Map
+	// Until hosting (s4) and the cluster identity (s2) merge.
+	policy   *policy.Config
+	identity *mtls.Identity
 
 	mu sync.Mutex
 	// creating guards against starting a second migration for a workload before the
@@ -240,6 +256,20 @@ func New(cfg *Config, d Deps) (*Controller, error) {
 		return nil, err
 	}
 	c.synced = []cache.InformerSynced{podInformer.Informer().HasSynced, nodeInformer.HasSynced, deployInformer.HasSynced, migInformer.HasSynced}
+	// The service bundle's objects.
+	c.policy = policy.Default()
+	c.policy.OwnNamespace = cfg.Namespace
+	c.nodes = c.kubeInformers.Core().V1().Nodes().Lister()
+	for _, inf := range []interface {
+		Informer() cache.SharedIndexInformer
+	}{c.kubeInformers.Core().V1().Services(), c.kubeInformers.Core().V1().ConfigMaps(),
+		c.kubeInformers.Policy().V1().PodDisruptionBudgets(), c.kubeInformers.Autoscaling().V2().HorizontalPodAutoscalers()} {
+		c.synced = append(c.synced, inf.Informer().HasSynced)
+	}
+	c.services = c.kubeInformers.Core().V1().Services().Lister()
+	c.configMaps = c.kubeInformers.Core().V1().ConfigMaps().Lister()
+	c.pdbs = c.kubeInformers.Policy().V1().PodDisruptionBudgets().Lister()
+	c.hpas = c.kubeInformers.Autoscaling().V2().HorizontalPodAutoscalers().Lister()
 	return c, nil
 }
 
@@ -419,7 +449,7 @@ func (c *Controller) sync(ctx context.Context, key queueKey) (time.Duration, err
 	}
 	m := obj.(*v1alpha1.Migration).DeepCopy()
 	if m.Final() {
-		return 0, nil
+		return 0, c.forgetFinal(ctx, m)
 	}
 	if m.Spec.LedgerID != "" {
 		return c.syncDestination(ctx, m)

@@ -3,6 +3,8 @@ package descheduler
 import (
 	"context"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -10,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 	appsv1 "k8s.io/api/apps/v1"
@@ -172,6 +175,11 @@ func (w *world) newCluster(id string, mutate func(*Config), objs ...runtime.Obje
 func (w *world) newClusterWith(before func(*cluster), id string, mutate func(*Config), objs ...runtime.Object) *cluster {
 	w.t.Helper()
 	cfg := testConfig(id)
+	// The cluster's public endpoint serves its bundles to the destinations.
+	var cl *cluster
+	bundles := httptest.NewServer(bundleServer(func() *Controller { return cl.c }))
+	w.t.Cleanup(bundles.Close)
+	cfg.PublicEndpoint = bundles.URL
 	if mutate != nil {
 		mutate(cfg)
 	}
@@ -191,7 +199,7 @@ func (w *world) newClusterWith(before func(*cluster), id string, mutate func(*Co
 	if !hasNode {
 		kubeObjs = append(kubeObjs, jetsonNode(id+"-xavier-0"))
 	}
-	cl := &cluster{w: w, id: id, cfg: cfg, kube: kubefake.NewClientset(kubeObjs...), migs: migfake.NewSimpleClientset(migObjs...),
+	cl = &cluster{w: w, id: id, cfg: cfg, kube: kubefake.NewClientset(kubeObjs...), migs: migfake.NewSimpleClientset(migObjs...),
 		ledger: w.store.Client("MSP-" + id), locations: &locations{m: map[string]geo.Point{}}}
 	if before != nil {
 		before(cl)
@@ -527,8 +535,11 @@ func deployment(name string, replicas int32, gpuMemory string) *appsv1.Deploymen
 				ObjectMeta: metav1.ObjectMeta{Labels: labels, Annotations: map[string]string{
 					api.AnnotationClientID: "car-1", api.AnnotationGPUMemory: gpuMemory,
 					api.AnnotationWorkload: v1alpha1.KindDeployment + "/" + testNamespace + "/" + name}},
-				Spec: corev1.PodSpec{SchedulerName: api.SchedulerName, Containers: []corev1.Container{{Name: "model", Image: "registry.example/model:1",
-					Resources: corev1.ResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("500m"),
+				Spec: corev1.PodSpec{SchedulerName: api.SchedulerName, AutomountServiceAccountToken: ptr.To(false),
+					SecurityContext: &corev1.PodSecurityContext{RunAsNonRoot: ptr.To(true), SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault}},
+					Containers: []corev1.Container{{Name: "model", Image: "registry.example/model:1",
+						SecurityContext: &corev1.SecurityContext{AllowPrivilegeEscalation: ptr.To(false), Capabilities: &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}}},
+						Resources: corev1.ResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("500m"),
 						corev1.ResourceMemory: resource.MustParse("1Gi"), api.ResourceGPU: resource.MustParse("1")},
 						Limits: corev1.ResourceList{api.ResourceGPU: resource.MustParse("1")}}}}},
 			}},
@@ -550,4 +561,12 @@ func manual(kind, name string) *v1alpha1.Migration {
 	return &v1alpha1.Migration{ObjectMeta: metav1.ObjectMeta{Name: "move-" + name, Namespace: testNamespace, UID: types.UID(uuid.NewSHA1(uuid.NameSpaceOID, []byte(name)).String()),
 		CreationTimestamp: metav1.NewTime(time.Now())},
 		Spec: v1alpha1.MigrationSpec{Workload: v1alpha1.WorkloadReference{Kind: kind, Name: name}, Reason: v1alpha1.ReasonManual}}
+}
+
+// bundleServer serves the bundles of the controller c returns (it changes on a restart).
+func bundleServer(c func() *Controller) http.Handler {
+	gin.SetMode(gin.ReleaseMode)
+	e := gin.New()
+	e.GET(bundleRoute, func(g *gin.Context) { c().serveBundle(g) })
+	return e
 }
