@@ -306,7 +306,7 @@ func SubmitBid(st State, migrationID string, b BidInput) (*Bid, error) {
 		return nil, refuse(CodeInvalid, "cluster %q is the source of migration %q and cannot bid on it", b.ClusterID, m.ID)
 	}
 	now := formatTime(tx.time)
-	bid := &Bid{ClusterID: b.ClusterID, CanHost: b.CanHost, CoversClient: b.CoversClient, Score: b.Score, TxID: tx.id, SubmittedAt: now}
+	bid := &Bid{ClusterID: b.ClusterID, CanHost: b.CanHost, CoversClient: b.CoversClient, Score: b.Score, Reason: b.Reason, TxID: tx.id, SubmittedAt: now}
 	if err := putJSON(st, bidKey(m.ID, b.ClusterID), bid); err != nil {
 		return nil, err
 	}

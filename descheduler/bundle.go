@@ -19,6 +19,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 
 	"github.com/edgemigrate/edgemigrate/api"
@@ -420,4 +421,61 @@ func (b *serviceBundle) objectMetas() []*metav1.ObjectMeta {
 		out = append(out, &b.HorizontalPodAutoscaler.ObjectMeta)
 	}
 	return out
+}
+
+// markOrigin writes the service's origin on this cluster's own objects that its bundle
+// carries, unless they have one: when the service comes back, they are recognised as its
+// own and updated, where an unmarked object of the same name is a conflict.
+func (c *Controller) markOrigin(ctx context.Context, ns string, b *serviceBundle) error {
+	patch := fmt.Appendf(nil, `{"metadata":{"annotations":{%q:%q}}}`, api.AnnotationOrigin, b.Origin)
+	mark := func(kind, name string, have metav1.Object, err error, apply func() error) error {
+		if apierrors.IsNotFound(err) || (err == nil && have.GetAnnotations()[api.AnnotationOrigin] != "") {
+			return nil
+		}
+		if err == nil {
+			err = apply()
+		}
+		if err != nil && !apierrors.IsNotFound(err) {
+			return fmt.Errorf("marking %s %s/%s with the service's origin: %w", kind, ns, name, err)
+		}
+		return nil
+	}
+	mp := types.MergePatchType
+	for _, s := range b.Services {
+		have, err := c.services.Services(ns).Get(s.Name)
+		if err := mark("Service", s.Name, have, err, func() error {
+			_, err := c.kube.CoreV1().Services(ns).Patch(ctx, s.Name, mp, patch, metav1.PatchOptions{})
+			return err
+		}); err != nil {
+			return err
+		}
+	}
+	for _, cm := range b.ConfigMaps {
+		have, err := c.configMaps.ConfigMaps(ns).Get(cm.Name)
+		if err := mark("ConfigMap", cm.Name, have, err, func() error {
+			_, err := c.kube.CoreV1().ConfigMaps(ns).Patch(ctx, cm.Name, mp, patch, metav1.PatchOptions{})
+			return err
+		}); err != nil {
+			return err
+		}
+	}
+	if p := b.PodDisruptionBudget; p != nil {
+		have, err := c.pdbs.PodDisruptionBudgets(ns).Get(p.Name)
+		if err := mark("PodDisruptionBudget", p.Name, have, err, func() error {
+			_, err := c.kube.PolicyV1().PodDisruptionBudgets(ns).Patch(ctx, p.Name, mp, patch, metav1.PatchOptions{})
+			return err
+		}); err != nil {
+			return err
+		}
+	}
+	if h := b.HorizontalPodAutoscaler; h != nil {
+		have, err := c.hpas.HorizontalPodAutoscalers(ns).Get(h.Name)
+		if err := mark("HorizontalPodAutoscaler", h.Name, have, err, func() error {
+			_, err := c.kube.AutoscalingV2().HorizontalPodAutoscalers(ns).Patch(ctx, h.Name, mp, patch, metav1.PatchOptions{})
+			return err
+		}); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -68,7 +68,9 @@ type world struct {
 	ctx      context.Context
 	clock    *clocktesting.FakeClock
 	store    *embedded.Store
-	clusters []*cluster
+	// ledgerFile is the embedded ledger's database, for tests that scan what it holds.
+	ledgerFile string
+	clusters   []*cluster
 	// realClock gives the controllers the real clock, for tests of Run.
 	realClock bool
 }
@@ -116,7 +118,8 @@ func (l *locations) Location(id string) (geo.Point, bool) { p, ok := l.m[id]; re
 
 func newWorld(t *testing.T) *world {
 	t.Helper()
-	store, err := embedded.Open(filepath.Join(t.TempDir(), "ledger.db"), embedded.Options{NoSync: true})
+	file := filepath.Join(t.TempDir(), "ledger.db")
+	store, err := embedded.Open(file, embedded.Options{NoSync: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,7 +127,7 @@ func newWorld(t *testing.T) *world {
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	// The contract times transactions by the real clock: start the fake one there.
-	return &world{t: t, ctx: ctx, clock: clocktesting.NewFakeClock(time.Now()), store: store}
+	return &world{t: t, ctx: ctx, clock: clocktesting.NewFakeClock(time.Now()), store: store, ledgerFile: file}
 }
 
 func testConfig(id string) *Config {
@@ -332,8 +335,23 @@ func (cl *cluster) settle() {
 		if err != nil {
 			return false, err
 		}
-		return sameObjects(cl.c.podIndex, items(pods.Items)) && sameObjects(cl.c.kubeInformers.Apps().V1().Deployments().Informer().GetStore(), items(deps.Items)) &&
-			sameObjects(cl.c.migIndexer, items(migs.Items)), nil
+		inf := cl.c.kubeInformers
+		svcs, err := cl.kube.CoreV1().Services("").List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return false, err
+		}
+		cms, err := cl.kube.CoreV1().ConfigMaps("").List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return false, err
+		}
+		hpas, err := cl.kube.AutoscalingV2().HorizontalPodAutoscalers("").List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return false, err
+		}
+		return sameObjects(cl.c.podIndex, items(pods.Items)) && sameObjects(inf.Apps().V1().Deployments().Informer().GetStore(), items(deps.Items)) &&
+			sameObjects(cl.c.migIndexer, items(migs.Items)) && sameObjects(inf.Core().V1().Services().Informer().GetStore(), items(svcs.Items)) &&
+			sameObjects(inf.Core().V1().ConfigMaps().Informer().GetStore(), items(cms.Items)) &&
+			sameObjects(inf.Autoscaling().V2().HorizontalPodAutoscalers().Informer().GetStore(), items(hpas.Items)), nil
 	})
 	if err != nil {
 		cl.w.t.Fatalf("%s: informers never caught up: %v", cl.id, err)

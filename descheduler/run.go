@@ -135,6 +135,8 @@ func Serve(ctx context.Context, o *Options, restCfg *rest.Config, ln net.Listene
 	})
 	loc.Register(engine)
 	gw.Register(engine)
+	// Bundles go to the chosen destination only (checked per request against the ledger).
+	c.RegisterBundles(engine)
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- serve.Serve(ctx, ln, engine, nil) }()
 

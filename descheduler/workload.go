@@ -115,6 +115,9 @@ func (c *Controller) proposal(ctx context.Context, m *v1alpha1.Migration, id str
 		if data, err = c.storeBundle(ctx, id, data); err != nil {
 			return chaincode.Proposal{}, 0, err
 		}
+		if err := c.markOrigin(ctx, m.Namespace, b); err != nil {
+			return chaincode.Proposal{}, 0, err
+		}
 	} else if err != nil {
 		return chaincode.Proposal{}, 0, err
 	}
@@ -206,7 +209,10 @@ func ensureObject[T hostedObject](ctx context.Context, client objectClient[T], k
 	case have.GetAnnotations()[api.AnnotationOrigin] != origin:
 		return errRefused{fmt.Sprintf("%s %s/%s already exists here and is not this service's", kind, want.GetNamespace(), want.GetName())}
 	}
+	// Updated in place: the same object, created when it was.
 	want.SetResourceVersion(have.GetResourceVersion())
+	want.SetUID(have.GetUID())
+	want.SetCreationTimestamp(have.GetCreationTimestamp())
 	if keep != nil {
 		keep(have, want)
 	}
