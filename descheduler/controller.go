@@ -20,6 +20,7 @@ import (
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	appslisters "k8s.io/client-go/listers/apps/v1"
 	corelisters "k8s.io/client-go/listers/core/v1"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/client-go/util/workqueue"
@@ -33,6 +34,7 @@ import (
 	"github.com/edgemigrate/edgemigrate/geo"
 	"github.com/edgemigrate/edgemigrate/jetson/usage"
 	"github.com/edgemigrate/edgemigrate/ledger"
+	"github.com/edgemigrate/edgemigrate/policy"
 )
 
 // Indexes of the Migration informer.
@@ -98,6 +100,12 @@ type Controller struct {
 	// decisions do not wait for its bid, so it must not take clients (readiness).
 	registered atomic.Bool
 
+	// Hosting peers' services (hosting.go): the destination policy, the configuration the
+	// host clients impersonate with, and one client per hosted namespace.
+	policy      *policy.Config
+	restConfig  *rest.Config
+	hostClients sync.Map
+
 	mu sync.Mutex
 	// creating guards against starting a second migration for a workload before the
 	// informer shows the first.
@@ -127,6 +135,11 @@ type Deps struct {
 	// InFlight, optional, is the gateway's: a source copy is removed only once its
 	// clients' requests through the gateway are done (bounded by --drain-timeout).
 	InFlight RequestsInFlight
+
+	// RestConfig is the descheduler's own: peers' objects are created impersonating a
+	// namespace's host ServiceAccount with it (hosting.go). Nil only in unit tests with a
+	// fake Kube.
+	RestConfig *rest.Config
 }
 
 // keyKind says what a queue key names.
@@ -178,6 +191,10 @@ func New(cfg *Config, d Deps) (*Controller, error) {
 			workqueue.NewTypedItemExponentialFailureRateLimiter[queueKey](retryBase, retryMax),
 			workqueue.TypedRateLimitingQueueConfig[queueKey]{Name: "migrations", Clock: d.Clock}),
 		creating: map[string]time.Time{},
+	}
+	c.policy, c.restConfig = cfg.Hosting, d.RestConfig
+	if c.policy == nil {
+		c.policy = policy.Default()
 	}
 
 	s := runtime.NewScheme()
