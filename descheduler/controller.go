@@ -22,6 +22,7 @@ import (
 	autoscalinglisters "k8s.io/client-go/listers/autoscaling/v2"
 	corelisters "k8s.io/client-go/listers/core/v1"
 	policylisters "k8s.io/client-go/listers/policy/v1"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/client-go/util/workqueue"
@@ -110,9 +111,14 @@ type Controller struct {
 	hpas       autoscalinglisters.HorizontalPodAutoscalerLister
 	nodes      corelisters.NodeLister
 	bundles    sync.Map
-	// Until hosting (s4) and the cluster identity (s2) merge.
-	policy   *policy.Config
+	// Until the cluster identity (s2) merges.
 	identity *mtls.Identity
+
+	// Hosting peers' services (hosting.go): the destination policy, the configuration the
+	// host clients impersonate with, and one client per hosted namespace.
+	policy      *policy.Config
+	restConfig  *rest.Config
+	hostClients sync.Map
 
 	mu sync.Mutex
 	// creating guards against starting a second migration for a workload before the
@@ -143,6 +149,11 @@ type Deps struct {
 	// InFlight, optional, is the gateway's: a source copy is removed only once its
 	// clients' requests through the gateway are done (bounded by --drain-timeout).
 	InFlight RequestsInFlight
+
+	// RestConfig is the descheduler's own: peers' objects are created impersonating a
+	// namespace's host ServiceAccount with it (hosting.go). Nil only in unit tests with a
+	// fake Kube.
+	RestConfig *rest.Config
 }
 
 // keyKind says what a queue key names.
@@ -194,6 +205,10 @@ func New(cfg *Config, d Deps) (*Controller, error) {
 			workqueue.NewTypedItemExponentialFailureRateLimiter[queueKey](retryBase, retryMax),
 			workqueue.TypedRateLimitingQueueConfig[queueKey]{Name: "migrations", Clock: d.Clock}),
 		creating: map[string]time.Time{},
+	}
+	c.policy, c.restConfig = cfg.Hosting, d.RestConfig
+	if c.policy == nil {
+		c.policy = policy.Default()
 	}
 
 	s := runtime.NewScheme()
@@ -257,8 +272,6 @@ func New(cfg *Config, d Deps) (*Controller, error) {
 	}
 	c.synced = []cache.InformerSynced{podInformer.Informer().HasSynced, nodeInformer.HasSynced, deployInformer.HasSynced, migInformer.HasSynced}
 	// The service bundle's objects.
-	c.policy = policy.Default()
-	c.policy.OwnNamespace = cfg.Namespace
 	c.nodes = c.kubeInformers.Core().V1().Nodes().Lister()
 	for _, inf := range []interface {
 		Informer() cache.SharedIndexInformer

@@ -20,6 +20,7 @@ import (
 	"github.com/edgemigrate/edgemigrate/gateway"
 	"github.com/edgemigrate/edgemigrate/geo"
 	"github.com/edgemigrate/edgemigrate/jetson"
+	"github.com/edgemigrate/edgemigrate/policy"
 )
 
 // Ledger backends.
@@ -74,6 +75,10 @@ type Options struct {
 	GatewayMaxBodyBytes   int64
 	Jetson                jetson.Flags
 	SchedulerName         string
+
+	// Hosting peers' services (#15).
+	// PolicyFile is the destination policy (policy.Config YAML); empty is policy.Default.
+	PolicyFile string
 }
 
 // NewOptions returns the defaults.
@@ -149,6 +154,8 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.Int64Var(&o.GatewayMaxBodyBytes, "gateway-max-body-bytes", o.GatewayMaxBodyBytes, "largest request body the gateway proxies (413 beyond)")
 	o.Jetson.AddFlags(fs)
 	fs.StringVar(&o.SchedulerName, "scheduler-name", o.SchedulerName, "the scheduler whose unschedulable pods may be offloaded")
+	// Hosting peers' services.
+	fs.StringVar(&o.PolicyFile, "policy-file", o.PolicyFile, "YAML file of the terms on which this cluster hosts peers' services (namespaces, registries, limits); empty: the built-in default")
 }
 
 var dnsLabel = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$`)
@@ -248,6 +255,9 @@ type Config struct {
 	Jetson                  jetson.Config
 	Policy                  jetson.Policy
 	SchedulerName           string
+
+	// Hosting is the destination policy, read from --policy-file.
+	Hosting *policy.Config
 }
 
 // Config validates the options and returns the runtime configuration.
@@ -259,10 +269,15 @@ func (o *Options) Config() (*Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("--location: %w", err)
 	}
-	jc, policy, err := o.Jetson.Parse()
+	jc, jpolicy, err := o.Jetson.Parse()
 	if err != nil {
 		return nil, err
 	}
+	hosting, err := policy.Load(o.PolicyFile)
+	if err != nil {
+		return nil, fmt.Errorf("--policy-file: %w", err)
+	}
+	hosting.OwnNamespace = o.Namespace
 	le := o.LeaderElection
 	if le.ResourceName == "" {
 		le.ResourceName = LeaseName + "-" + o.ClusterID
@@ -277,6 +292,7 @@ func (o *Options) Config() (*Config, error) {
 		OffloadAfter: o.OffloadAfter, BidTimeout: o.BidTimeout, MigrationTimeout: o.MigrationTimeout,
 		DestinationReadyTimeout: o.DestinationReadyTimeout, CapacityReportInterval: o.CapacityReportInterval,
 		ResyncInterval: o.ResyncInterval, DrainTimeout: o.DrainTimeout, GatewayRequestTimeout: o.GatewayRequestTimeout,
-		GatewayMaxBodyBytes: o.GatewayMaxBodyBytes, Jetson: jc, Policy: policy, SchedulerName: o.SchedulerName,
+		GatewayMaxBodyBytes: o.GatewayMaxBodyBytes, Jetson: jc, Policy: jpolicy, SchedulerName: o.SchedulerName,
+		Hosting: hosting,
 	}, nil
 }

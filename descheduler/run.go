@@ -116,7 +116,7 @@ func Serve(ctx context.Context, o *Options, restCfg *rest.Config, ln net.Listene
 		return err
 	}
 	c, err := New(cfg, Deps{Kube: kube, Migrations: migs, Ledger: l, Clock: clock.RealClock{},
-		Locations: locationsOf{loc.Locations()}, Registerer: reg, InFlight: gw})
+		Locations: locationsOf{loc.Locations()}, Registerer: reg, InFlight: gw, RestConfig: restCfg})
 	if err != nil {
 		return err
 	}

@@ -137,7 +137,7 @@ func (c *Config) checkPod(meta *metav1.ObjectMeta, spec *corev1.PodSpec, namespa
 	}
 	var errs []error
 	add := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
-	if c.systemNamespace(namespace) {
+	if c.Reserved(namespace) {
 		add("namespace %s is a system namespace; this cluster never hosts peers' services there", namespace)
 	}
 	for _, r := range restricted.EvaluatePod(psaapi.LevelVersion{Level: psaapi.LevelRestricted, Version: psaapi.LatestVersion()}, meta, spec) {

@@ -186,8 +186,8 @@ func (c *Config) Validate() error {
 }
 
 // systemNamespace: never hosted, whatever the allow-list says.
-func (c *Config) systemNamespace(ns string) bool {
-	return strings.HasPrefix(ns, "kube-") || ns == api.SystemNamespace || (c.OwnNamespace != "" && ns == c.OwnNamespace)
+func (c *Config) Reserved(namespace string) bool {
+	return strings.HasPrefix(namespace, "kube-") || namespace == api.SystemNamespace || (c.OwnNamespace != "" && namespace == c.OwnNamespace)
 }
 
 // HostNamespace says where a service of source cluster source, in namespace namespace
@@ -196,7 +196,7 @@ func (c *Config) HostNamespace(source, namespace string) (string, error) {
 	if msgs := validation.IsDNS1123Label(namespace); len(msgs) > 0 {
 		return "", fmt.Errorf("namespace %q is not a valid namespace name: %s", namespace, strings.Join(msgs, "; "))
 	}
-	if c.systemNamespace(namespace) {
+	if c.Reserved(namespace) {
 		return "", fmt.Errorf("namespace %s is a system namespace; this cluster never hosts peers' services there", namespace)
 	}
 	allowed := false
@@ -219,7 +219,7 @@ func (c *Config) HostNamespace(source, namespace string) (string, error) {
 	if len(hosted) > validation.DNS1123LabelMaxLength {
 		return "", fmt.Errorf("namespace %s of cluster %s would be hosted as %s, longer than %d characters", namespace, source, hosted, validation.DNS1123LabelMaxLength)
 	}
-	if c.systemNamespace(hosted) {
+	if c.Reserved(hosted) {
 		return "", fmt.Errorf("namespace %s of cluster %s would be hosted in the system namespace %s", namespace, source, hosted)
 	}
 	return hosted, nil
