@@ -38,6 +38,7 @@ import (
 	"github.com/edgemigrate/edgemigrate/api/v1alpha1"
 	"github.com/edgemigrate/edgemigrate/chaincode"
 	"github.com/edgemigrate/edgemigrate/geo"
+	"github.com/edgemigrate/edgemigrate/internal/inference"
 	"github.com/edgemigrate/edgemigrate/jetson"
 	"github.com/edgemigrate/edgemigrate/jetson/jetsontest"
 	"github.com/edgemigrate/edgemigrate/ledger"
@@ -546,7 +547,7 @@ func (w *world) dump() string {
 
 func deployment(name string, replicas int32, gpuMemory string) *appsv1.Deployment {
 	labels := map[string]string{"app": name}
-	return &appsv1.Deployment{
+	d := &appsv1.Deployment{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: testNamespace, UID: types.UID("uid-" + name), Generation: 1},
 		Spec: appsv1.DeploymentSpec{Replicas: &replicas, Selector: &metav1.LabelSelector{MatchLabels: labels},
 			Template: corev1.PodTemplateSpec{
@@ -562,6 +563,8 @@ func deployment(name string, replicas int32, gpuMemory string) *appsv1.Deploymen
 						Limits: corev1.ResourceList{api.ResourceGPU: resource.MustParse("1")}}}}},
 			}},
 	}
+	inference.Restrict(&d.Spec.Template.Spec) // what a destination hosts
+	return d
 }
 
 func barePod(name string) *corev1.Pod {

@@ -4,12 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 	"testing"
 	"time"
 
-	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	authenticationv1 "k8s.io/api/authentication/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
@@ -28,41 +26,32 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/edgemigrate/edgemigrate/api"
+	"github.com/edgemigrate/edgemigrate/internal/inference"
 	"github.com/edgemigrate/edgemigrate/localcluster"
 	"github.com/edgemigrate/edgemigrate/localcluster/clustertest"
+	"github.com/edgemigrate/edgemigrate/manifests"
 	"github.com/edgemigrate/edgemigrate/policy"
 )
 
-// installYAML is the chart rendered with its defaults (test/chart keeps it up to date).
-const installYAML = "../manifests/install/edgemigrate.yaml"
-
 // restrictedSpec is a pod spec the hosting rules accept.
 func restrictedSpec() corev1.PodSpec {
-	return corev1.PodSpec{
-		AutomountServiceAccountToken: ptr.To(false),
-		SecurityContext: &corev1.PodSecurityContext{RunAsNonRoot: ptr.To(true), RunAsUser: ptr.To[int64](65532),
-			SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault}},
-		Containers: []corev1.Container{{Name: "app", Image: "registry.example.com/app:1",
-			SecurityContext: &corev1.SecurityContext{AllowPrivilegeEscalation: ptr.To(false),
-				Capabilities: &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}}}}},
-	}
+	spec := corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "registry.example.com/app:1"}}}
+	inference.Restrict(&spec)
+	return spec
 }
 
 // applyInstalled creates the rendered chart's objects of the given kinds/names as the admin.
 func applyInstalled(ctx context.Context, t *testing.T, cs kubernetes.Interface, want map[string]bool) {
 	t.Helper()
-	raw, err := os.ReadFile(installYAML)
-	if err != nil {
-		t.Fatal(err)
-	}
 	created := 0
-	for doc := range strings.SplitSeq(string(raw), "\n---\n") {
+	// The chart rendered with its defaults (test/chart keeps it up to date).
+	for doc := range strings.SplitSeq(string(manifests.InstallYAML), "\n---\n") {
 		obj, _, err := scheme.Codecs.UniversalDeserializer().Decode([]byte(doc), nil, nil)
 		if err != nil {
 			if runtime.IsNotRegisteredError(err) || runtime.IsMissingKind(err) {
 				continue // the CRD, comments
 			}
-			t.Fatalf("decoding %s: %v", installYAML, err)
+			t.Fatalf("decoding install/edgemigrate.yaml: %v", err)
 		}
 		m, err := metaOf(obj)
 		if err != nil || !want[obj.GetObjectKind().GroupVersionKind().Kind+"/"+m.GetName()] {
@@ -78,15 +67,15 @@ func applyInstalled(ctx context.Context, t *testing.T, cs kubernetes.Interface, 
 		case *rbacv1.ClusterRoleBinding:
 			_, err = cs.RbacV1().ClusterRoleBindings().Create(ctx, o, metav1.CreateOptions{})
 		default:
-			err = createAdmission(ctx, cs, o)
+			err = fmt.Errorf("no client for %T", obj)
 		}
 		if err != nil {
-			t.Fatalf("creating %T %s from %s: %v", obj, m.GetName(), installYAML, err)
+			t.Fatalf("creating %T %s from install/edgemigrate.yaml: %v", obj, m.GetName(), err)
 		}
 		created++
 	}
 	if created != len(want) {
-		t.Fatalf("created %d objects of %s, want %d (%v)", created, installYAML, len(want), want)
+		t.Fatalf("created %d objects of install/edgemigrate.yaml, want %d (%v)", created, len(want), want)
 	}
 }
 
@@ -111,9 +100,11 @@ func TestE2EHostClient(t *testing.T) {
 	desched := "edgemigrate-descheduler"
 	applyInstalled(ctx, t, admin, map[string]bool{
 		"Namespace/" + api.SystemNamespace: true, "ServiceAccount/" + desched: true, "ClusterRole/" + desched: true,
-		"ClusterRoleBinding/" + desched: true, "ClusterRole/" + api.HostClusterRole: true,
-		"ValidatingAdmissionPolicy/" + api.HostValidatingPolicy: true, "ValidatingAdmissionPolicyBinding/" + api.HostValidatingPolicy: true,
+		"ClusterRoleBinding/" + desched: true,
 	})
+	if err := manifests.InstallHosting(ctx, admin); err != nil {
+		t.Fatal(err)
+	}
 	// The descheduler's own identity, with only the chart's rights.
 	tok, err := admin.CoreV1().ServiceAccounts(api.SystemNamespace).CreateToken(ctx, desched, &authenticationv1.TokenRequest{}, metav1.CreateOptions{})
 	if err != nil {
@@ -342,16 +333,4 @@ func wantRefused(t *testing.T, what string, err error, message string) {
 	if !strings.Contains(err.Error(), api.HostValidatingPolicy) || !strings.Contains(err.Error(), message) {
 		t.Errorf("%s: %v, want a refusal by %s saying %q", what, err, api.HostValidatingPolicy, message)
 	}
-}
-
-func createAdmission(ctx context.Context, cs kubernetes.Interface, obj runtime.Object) error {
-	switch o := obj.(type) {
-	case *admissionregistrationv1.ValidatingAdmissionPolicy:
-		_, err := cs.AdmissionregistrationV1().ValidatingAdmissionPolicies().Create(ctx, o, metav1.CreateOptions{})
-		return err
-	case *admissionregistrationv1.ValidatingAdmissionPolicyBinding:
-		_, err := cs.AdmissionregistrationV1().ValidatingAdmissionPolicyBindings().Create(ctx, o, metav1.CreateOptions{})
-		return err
-	}
-	return fmt.Errorf("no client for %T", obj)
 }

@@ -14,18 +14,14 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/edgemigrate/edgemigrate/chaincode"
+	"github.com/edgemigrate/edgemigrate/internal/inference"
 )
 
 // compliant is a restricted-level pod spec the default policy hosts.
 func compliant() *corev1.PodSpec {
-	return &corev1.PodSpec{
-		AutomountServiceAccountToken: ptr.To(false),
-		SecurityContext: &corev1.PodSecurityContext{RunAsNonRoot: ptr.To(true), RunAsUser: ptr.To[int64](65532),
-			SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault}},
-		Containers: []corev1.Container{{Name: "model", Image: "registry.example.com/edge/detector:1.0",
-			SecurityContext: &corev1.SecurityContext{AllowPrivilegeEscalation: ptr.To(false),
-				Capabilities: &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}}}}},
-	}
+	spec := &corev1.PodSpec{Containers: []corev1.Container{{Name: "model", Image: "registry.example.com/edge/detector:1.0"}}}
+	inference.Restrict(spec)
+	return spec
 }
 
 func TestHostNamespace(t *testing.T) {

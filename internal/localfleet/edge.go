@@ -13,7 +13,6 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
@@ -88,7 +87,8 @@ func (e *Edge) start(ctx context.Context, nodes []*corev1.Node) error {
 }
 
 // installObjects creates what the descheduler expects to find: its namespace, the
-// client-token Secret and the Migration CRD.
+// client-token Secret, the hosting objects (ClusterRole edgemigrate-host, the
+// ValidatingAdmissionPolicy) and the Migration CRD.
 func (e *Edge) installObjects(ctx context.Context) error {
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: SystemNamespace}}
 	if _, err := e.Client.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
@@ -101,17 +101,8 @@ func (e *Edge) installObjects(ctx context.Context) error {
 	if _, err := e.Client.CoreV1().Secrets(SystemNamespace).Create(ctx, secret, metav1.CreateOptions{}); err != nil {
 		return fmt.Errorf("creating Secret %s/%s: %w", SystemNamespace, ClientTokensSecret, err)
 	}
-	// The chart's api.HostClusterRole (templates/hosting.yaml): what the descheduler may
-	// create, impersonating a hosted namespace's edgemigrate-host, from a peer's bundle.
-	all := []string{"get", "list", "watch", "create", "update", "patch", "delete"}
-	host := &rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: api.HostClusterRole}, Rules: []rbacv1.PolicyRule{
-		{APIGroups: []string{"apps"}, Resources: []string{"deployments"}, Verbs: all},
-		{APIGroups: []string{""}, Resources: []string{"pods", "services", "configmaps"}, Verbs: all},
-		{APIGroups: []string{"policy"}, Resources: []string{"poddisruptionbudgets"}, Verbs: all},
-		{APIGroups: []string{"autoscaling"}, Resources: []string{"horizontalpodautoscalers"}, Verbs: all},
-	}}
-	if _, err := e.Client.RbacV1().ClusterRoles().Create(ctx, host, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
-		return fmt.Errorf("creating ClusterRole %s: %w", api.HostClusterRole, err)
+	if err := manifests.InstallHosting(ctx, e.Client); err != nil {
+		return err
 	}
 	return applyCRD(ctx, e.Config, manifests.MigrationCRDYAML, e.fleet.opts.ReadyTimeout)
 }

@@ -316,11 +316,17 @@ func TestE2EHelmInstall(t *testing.T) {
 		if err := os.WriteFile(tokenFile, []byte("chart-token"), 0o600); err != nil {
 			t.Fatal(err)
 		}
+		// The policy file is the chart's ConfigMap, as the pod would mount it.
+		r := render(t)
+		policyFile := filepath.Join(t.TempDir(), "policy.yaml")
+		if err := os.WriteFile(policyFile, []byte(r.must(t, "ConfigMap", api.PolicyConfigMap).typed.(*corev1.ConfigMap).Data["policy.yaml"]), 0o600); err != nil {
+			t.Fatal(err)
+		}
 		fs := pflag.NewFlagSet("descheduler", pflag.ContinueOnError)
 		do := descheduler.NewOptions()
 		do.AddFlags(fs)
-		args := append(containerArgs(t, render(t), deschedulerName, "descheduler")[1:],
-			"--ledger-url="+ledgerSrv.URL, "--ledger-token-file="+tokenFile, "--namespace="+namespace)
+		args := append(containerArgs(t, r, deschedulerName, "descheduler")[1:],
+			"--ledger-url="+ledgerSrv.URL, "--ledger-token-file="+tokenFile, "--namespace="+namespace, "--policy-file="+policyFile)
 		if err := fs.Parse(args); err != nil {
 			t.Fatal(err)
 		}
@@ -340,6 +346,7 @@ func TestE2EHelmInstall(t *testing.T) {
 		err = wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
 			select {
 			case err := <-done:
+				done <- err // for the deferred wait
 				return false, fmt.Errorf("descheduler stopped: %v", err)
 			default:
 			}
@@ -381,10 +388,22 @@ func TestE2EHelmInstall(t *testing.T) {
 			attrs   authorizationv1.ResourceAttributes
 			allowed bool
 		}{
-			// The descheduler moves workloads anywhere, and reads only its own Secret.
+			// The descheduler scales down and evicts workloads anywhere, and reads only its own
+			// Secret; it creates a peer's objects only as a hosted namespace's edgemigrate-host.
 			{deschedulerName, ra("create", "", "pods", "eviction", "default", ""), true},
 			{deschedulerName, ra("patch", "apps", "deployments", "", "default", ""), true},
-			{deschedulerName, ra("delete", "apps", "deployments", "", "default", ""), true},
+			{deschedulerName, ra("delete", "apps", "deployments", "", "default", ""), false},
+			{deschedulerName, ra("create", "apps", "deployments", "", "default", ""), false},
+			{deschedulerName, ra("create", "", "pods", "", "default", ""), false},
+			{deschedulerName, ra("create", "", "services", "", "default", ""), false},
+			{deschedulerName, ra("create", "", "configmaps", "", "default", ""), false},
+			{deschedulerName, ra("impersonate", "", "serviceaccounts", "", "cars", api.HostServiceAccount), true},
+			{deschedulerName, ra("impersonate", "", "serviceaccounts", "", "kube-system", "default"), false},
+			{deschedulerName, ra("impersonate", "", "users", "", "", "admin"), false},
+			{deschedulerName, ra("impersonate", "", "groups", "", "", "system:masters"), false},
+			{deschedulerName, ra("bind", "rbac.authorization.k8s.io", "clusterroles", "", "", api.HostClusterRole), true},
+			{deschedulerName, ra("bind", "rbac.authorization.k8s.io", "clusterroles", "", "", "admin"), false},
+			{deschedulerName, ra("escalate", "rbac.authorization.k8s.io", "clusterroles", "", "", api.HostClusterRole), false},
 			{deschedulerName, ra("create", "edgemigrate.io", "migrations", "", "default", ""), true},
 			{deschedulerName, ra("update", "edgemigrate.io", "migrations", "status", "default", ""), true},
 			{deschedulerName, ra("get", "", "secrets", "", namespace, clientTokens), true},

@@ -29,6 +29,7 @@ import (
 	edgemigratev1alpha1 "github.com/edgemigrate/edgemigrate/api/generated/clientset/versioned/typed/api/v1alpha1"
 	"github.com/edgemigrate/edgemigrate/api/v1alpha1"
 	"github.com/edgemigrate/edgemigrate/geo"
+	"github.com/edgemigrate/edgemigrate/internal/inference"
 	"github.com/edgemigrate/edgemigrate/internal/localfleet"
 	"github.com/edgemigrate/edgemigrate/internal/localfleet/fleettest"
 	"github.com/edgemigrate/edgemigrate/localcluster"
@@ -224,12 +225,15 @@ func (s *scenario) service(name, car string, replicas int32, gpuMemory string) *
 	return d
 }
 
+// inferenceSpec is Pod Security restricted, as a destination hosts no other.
 func inferenceSpec() corev1.PodSpec {
-	return corev1.PodSpec{
+	spec := corev1.PodSpec{
 		Containers: []corev1.Container{{Name: "infer", Image: "nvcr.io/nvidia/l4t-ml:r35.2.1-py3",
 			Resources: corev1.ResourceRequirements{Requests: corev1.ResourceList{
 				corev1.ResourceCPU: resource.MustParse("500m"), corev1.ResourceMemory: resource.MustParse("1Gi")}}}},
 	}
+	inference.Restrict(&spec)
+	return spec
 }
 
 func (s *scenario) create(id string, d *appsv1.Deployment) {
