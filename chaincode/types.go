@@ -132,9 +132,7 @@ type Proposal struct {
 	// Source is the id of the cluster that runs the service now.
 	Source string `json:"source"`
 	// Workload is kind/namespace/name of the owner to migrate.
-	Workload string `json:"workload"`
-	// Spec is the workload's manifest, at most MaxSpecBytes.
-	Spec     string           `json:"spec,omitempty" metadata:",optional"`
+	Workload string           `json:"workload"`
 	Metadata WorkloadMetadata `json:"metadata"`
 	// BundleDigest is "sha256:" and the hex SHA-256 of the service bundle the source serves
 	// to the chosen destination (over mutual TLS, at its public endpoint).
@@ -189,7 +187,6 @@ type Migration struct {
 	ID             string           `json:"id"`
 	Source         string           `json:"source"`
 	Workload       string           `json:"workload"`
-	Spec           string           `json:"spec,omitempty" metadata:",optional"`
 	Metadata       WorkloadMetadata `json:"metadata"`
 	BundleDigest   string           `json:"bundleDigest,omitempty" metadata:",optional"`
 	Reason         string           `json:"reason"`

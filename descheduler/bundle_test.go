@@ -237,7 +237,9 @@ func TestMaliciousPeer(t *testing.T) {
 			failWhy: "asks for 20 replicas, the proposal declared 1"},
 		{name: "demand beyond declared", meta: func(m *chaincode.WorkloadMetadata) { m.CPUMilli, m.MemoryBytes = 1, 1 },
 			failWhy: "more than the declared cpu=1m"},
-		{name: "an image not declared", bundle: func(b *serviceBundle) { b.Workload.Deployment.Spec.Template.Spec.Containers[0].Image = "evil.example/miner:1" },
+		{name: "an image not declared", bundle: func(b *serviceBundle) {
+			b.Workload.Deployment.Spec.Template.Spec.Containers[0].Image = "evil.example/miner:1"
+		},
 			failWhy: "runs image evil.example/miner:1, which the proposal did not declare"},
 		{name: "a Secret not declared", bundle: func(b *serviceBundle) {
 			b.Workload.Deployment.Spec.Template.Spec.Volumes = []corev1.Volume{{Name: "s", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: "admin-token"}}}}
@@ -451,5 +453,55 @@ func TestImageLocality(t *testing.T) {
 	evCold, evWarm := cold.c.evaluateProposal(w.ctx, lm, d, 1), warm.c.evaluateProposal(w.ctx, lm, d, 1)
 	if !evCold.canHost || !evWarm.canHost || evWarm.score != min(100, evCold.score+localityPoints) {
 		t.Errorf("cold %+v, warm %+v; want the warm one %d points higher", evCold, evWarm, localityPoints)
+	}
+}
+
+// TestStoredBundle: the digest on the ledger covers the bytes stored when the proposal was
+// first built: a crash, and a ConfigMap changed since, do not change what is served.
+func TestStoredBundle(t *testing.T) {
+	w := newWorld(t)
+	a := w.addCluster("edge-a", nil, service("svc")...)
+	m := migrationOf("move-svc", "33333333-3333-3333-3333-333333333333")
+	const id = "edge-a-333333333333"
+	first, _, err := a.c.proposal(w.ctx, m, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cm, _ := a.kube.CoreV1().ConfigMaps(testNamespace).Get(w.ctx, "svc-config", metav1.GetOptions{})
+	cm.Data["model.yaml"] = "changed"
+	if _, err := a.kube.CoreV1().ConfigMaps(testNamespace).Update(w.ctx, cm, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	a.restart()
+	again, _, err := a.c.proposal(w.ctx, m, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored, err := a.c.storedBundle(w.ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.BundleDigest != first.BundleDigest || digestOf(stored) != first.BundleDigest || !bytes.Contains(stored, []byte("bundle-only-marker")) {
+		t.Errorf("digest %s then %s (stored %s); want the first bundle's", first.BundleDigest, again.BundleDigest, digestOf(stored))
+	}
+	if first.Metadata.Origin != "edge-a/apps/uid-svc" || first.Metadata.Replicas != 1 || len(first.Metadata.Images) != 1 {
+		t.Errorf("metadata %+v", first.Metadata)
+	}
+	// A new migration takes the ConfigMap as it is now.
+	next, _, err := a.c.proposal(w.ctx, m, "edge-a-444444444444")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if next.BundleDigest == first.BundleDigest {
+		t.Error("the next migration's bundle has the old ConfigMap")
+	}
+	// Oversized ConfigMaps are refused with what is large.
+	cm.Data["model.yaml"] = strings.Repeat("x", maxBundleBytes)
+	if _, err := a.kube.CoreV1().ConfigMaps(testNamespace).Update(w.ctx, cm, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	a.settle()
+	if _, _, err := a.c.proposal(w.ctx, m, "edge-a-555555555555"); err == nil || !strings.Contains(err.Error(), "ConfigMap svc-config: 512Ki") {
+		t.Errorf("an oversized bundle: %v", err)
 	}
 }

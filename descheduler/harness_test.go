@@ -65,10 +65,10 @@ var sites = map[string]geo.Point{
 
 // world is a set of clusters sharing one ledger and one clock.
 type world struct {
-	t        *testing.T
-	ctx      context.Context
-	clock    *clocktesting.FakeClock
-	store    *embedded.Store
+	t     *testing.T
+	ctx   context.Context
+	clock *clocktesting.FakeClock
+	store *embedded.Store
 	// ledgerFile is the embedded ledger's database, for tests that scan what it holds.
 	ledgerFile string
 	clusters   []*cluster
@@ -559,8 +559,8 @@ func deployment(name string, replicas int32, gpuMemory string) *appsv1.Deploymen
 					Containers: []corev1.Container{{Name: "model", Image: "registry.example/model:1",
 						SecurityContext: &corev1.SecurityContext{AllowPrivilegeEscalation: ptr.To(false), Capabilities: &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}}},
 						Resources: corev1.ResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("500m"),
-						corev1.ResourceMemory: resource.MustParse("1Gi"), api.ResourceGPU: resource.MustParse("1")},
-						Limits: corev1.ResourceList{api.ResourceGPU: resource.MustParse("1")}}}}},
+							corev1.ResourceMemory: resource.MustParse("1Gi"), api.ResourceGPU: resource.MustParse("1")},
+							Limits: corev1.ResourceList{api.ResourceGPU: resource.MustParse("1")}}}}},
 			}},
 	}
 	inference.Restrict(&d.Spec.Template.Spec) // what a destination hosts

@@ -9,8 +9,8 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes"
@@ -169,7 +169,6 @@ func (c *Controller) imageSizes() *webhook.ImageIndex {
 }
 
 func pointOf(l chaincode.Location) geo.Point { return geo.Point{Lat: l.Lat, Lon: l.Lon} }
-
 
 // hostedObject is one kind of object a bundle carries, as its typed client serves it.
 type hostedObject interface {
