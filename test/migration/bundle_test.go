@@ -18,16 +18,6 @@ import (
 // bundleMarker is in the ConfigMap's content: it travels in the bundle, never on the ledger.
 const bundleMarker = "e2e-bundle-only-marker"
 
-// restricted makes a pod spec Pod Security restricted, as a destination's policy requires.
-func restricted(spec *corev1.PodSpec) {
-	spec.AutomountServiceAccountToken = ptr.To(false)
-	spec.SecurityContext = &corev1.PodSecurityContext{RunAsNonRoot: ptr.To(true), SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault}}
-	for i := range spec.Containers {
-		spec.Containers[i].SecurityContext = &corev1.SecurityContext{AllowPrivilegeEscalation: ptr.To(false),
-			Capabilities: &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}}}
-	}
-}
-
 // TestE2EBundle: on real API servers, a Deployment with a Service, a ConfigMap volume, an
 // HPA and a Secret moves whole to the one cluster that has the Secret (the other's bid says
 // why), and comes back with the ConfigMap as it was changed there; the ledger holds no
@@ -53,7 +43,6 @@ func TestE2EBundle(t *testing.T) {
 	}
 	d := s.service("svc", "", 1, "1Gi")
 	spec := &d.Spec.Template.Spec
-	restricted(spec)
 	spec.Volumes = []corev1.Volume{{Name: "config", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{LocalObjectReference: corev1.LocalObjectReference{Name: "svc-config"}}}}}
 	spec.Containers[0].VolumeMounts = []corev1.VolumeMount{{Name: "config", MountPath: "/etc/model"}}
 	spec.Containers[0].Env = []corev1.EnvVar{{Name: "KEY", ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{
