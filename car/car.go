@@ -24,6 +24,7 @@ import (
 	"github.com/edgemigrate/edgemigrate/api"
 	"github.com/edgemigrate/edgemigrate/geo"
 	"github.com/edgemigrate/edgemigrate/locator"
+	"github.com/edgemigrate/edgemigrate/mtls"
 )
 
 // Defaults for Options.
@@ -169,6 +170,10 @@ func (o *Options) defaults() error {
 		u, err := url.Parse(cl.Gateway)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			return fmt.Errorf("car %s: cluster %s: gateway %q is not an http(s) URL", o.ID, cl.ID, cl.Gateway)
+		}
+		// The car's token and position travel in every request.
+		if err := mtls.RequireTLS(cl.Gateway); err != nil {
+			return fmt.Errorf("car %s: cluster %s: %w", o.ID, cl.ID, err)
 		}
 		o.Clusters[i].Gateway = strings.TrimSuffix(cl.Gateway, "/")
 		if err := (geo.Coverage{Center: cl.Site, RadiusM: cl.RadiusM}).Validate(); err != nil {

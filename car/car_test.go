@@ -462,7 +462,8 @@ func TestNewRejectsBadOptions(t *testing.T) {
 		{"no cluster", Options{ID: "c", Token: "t"}, "at least one cluster"},
 		{"repeated cluster", Options{ID: "c", Token: "t", Clusters: []Cluster{good, good}}, "repeated"},
 		{"bad gateway", Options{ID: "c", Token: "t", Clusters: []Cluster{{ID: "x", Gateway: "ftp://h", Site: site(0), RadiusM: 1}}}, "not an http(s) URL"},
-		{"bad radius", Options{ID: "c", Token: "t", Clusters: []Cluster{{ID: "x", Gateway: "http://h", Site: site(0)}}}, "radius"},
+		{"plain gateway off loopback", Options{ID: "c", Token: "t", Clusters: []Cluster{{ID: "x", Gateway: "http://10.0.0.5:8090", Site: site(0), RadiusM: 1}}}, "plain HTTP is allowed only to a loopback address"},
+		{"bad radius", Options{ID: "c", Token: "t", Clusters: []Cluster{{ID: "x", Gateway: "https://h", Site: site(0)}}}, "radius"},
 		{"negative interval", Options{ID: "c", Token: "t", Clusters: []Cluster{good}, Every: -1}, "negative"},
 	}
 	for _, tc := range tests {

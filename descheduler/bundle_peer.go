@@ -112,7 +112,7 @@ func (c *Controller) fetchBundle(ctx context.Context, lm *chaincode.Migration) (
 	if err != nil {
 		return nil, errRefused{"fetching the bundle: " + err.Error()}
 	}
-	resp, err := c.peerClient().Do(req)
+	resp, err := c.peerHTTP.Do(req)
 	if err != nil {
 		return nil, errFetch{fmt.Errorf("fetching the bundle from %s: %w", lm.Source, err)}
 	}

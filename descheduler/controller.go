@@ -3,6 +3,7 @@ package descheduler
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"slices"
 	"strings"
 	"sync"
@@ -79,6 +80,10 @@ type Controller struct {
 	locations LocationSource
 	// gatewayInFlight counts the gateway's requests per client; nil when nothing is proxied here.
 	gatewayInFlight RequestsInFlight
+
+	// peerHTTP (s2, #16) calls other clusters' public endpoints, presenting this cluster's
+	// identity when it has one.
+	peerHTTP *http.Client
 	// endpoints caches the public endpoint of each cluster on the ledger (id → URL): the
 	// gateway's routes need them on every request, and they seldom change.
 	endpoints sync.Map
@@ -111,7 +116,8 @@ type Controller struct {
 	hpas       autoscalinglisters.HorizontalPodAutoscalerLister
 	nodes      corelisters.NodeLister
 	bundles    sync.Map
-	// Until the cluster identity (s2) merges.
+	// identity tells the bundle's peers apart (nil: development, loopback peers over
+	// plain HTTP).
 	identity *mtls.Identity
 
 	// Hosting peers' services (hosting.go): the destination policy, the configuration the
@@ -154,7 +160,13 @@ type Deps struct {
 	// namespace's host ServiceAccount with it (hosting.go). Nil only in unit tests with a
 	// fake Kube.
 	RestConfig *rest.Config
+	// Identity (s2, #16) is the cluster's certificate for peer calls over mutual TLS; nil
+	// (kwok-only tests) means plain HTTP to loopback peers only.
+	Identity *mtls.Identity
 }
+
+// peerRequestTimeout bounds one call to another cluster's public endpoint.
+const peerRequestTimeout = 30 * time.Second
 
 // keyKind says what a queue key names.
 type keyKind int
@@ -209,6 +221,11 @@ func New(cfg *Config, d Deps) (*Controller, error) {
 	c.policy, c.restConfig = cfg.Hosting, d.RestConfig
 	if c.policy == nil {
 		c.policy = policy.Default()
+	}
+	// Peer calls (s2, #16): mutual TLS with the cluster identity, plain HTTP without one.
+	c.peerHTTP = &http.Client{Timeout: peerRequestTimeout}
+	if d.Identity != nil {
+		c.peerHTTP = d.Identity.HTTPClient(peerRequestTimeout)
 	}
 
 	s := runtime.NewScheme()
@@ -271,7 +288,8 @@ func New(cfg *Config, d Deps) (*Controller, error) {
 		return nil, err
 	}
 	c.synced = []cache.InformerSynced{podInformer.Informer().HasSynced, nodeInformer.HasSynced, deployInformer.HasSynced, migInformer.HasSynced}
-	// The service bundle's objects.
+	// The service bundle's objects, and the identity its peers are checked against.
+	c.identity = d.Identity
 	c.nodes = c.kubeInformers.Core().V1().Nodes().Lister()
 	for _, inf := range []interface {
 		Informer() cache.SharedIndexInformer

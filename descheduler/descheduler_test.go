@@ -1,6 +1,7 @@
 package descheduler
 
 import (
+	"context"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +12,7 @@ import (
 	"github.com/edgemigrate/edgemigrate/api"
 	"github.com/edgemigrate/edgemigrate/api/v1alpha1"
 	"github.com/edgemigrate/edgemigrate/jetson"
+	"github.com/edgemigrate/edgemigrate/mtls"
 )
 
 func TestPlaceReplicas(t *testing.T) {
@@ -57,7 +59,8 @@ func TestSplitWorkload(t *testing.T) {
 
 func validOptions() *Options {
 	o := NewOptions()
-	o.ClusterID, o.Location, o.PublicEndpoint, o.LedgerURL = "edge-a", "35.888,128.611", "http://10.0.0.5:8090", "http://ledger:8070"
+	o.ClusterID, o.Location, o.PublicEndpoint, o.LedgerURL = "edge-a", "35.888,128.611", "https://10.0.0.5:8090", "https://ledger:8070"
+	o.Identity = mtls.Files{CertFile: "tls.crt", KeyFile: "tls.key", CAFile: "ca.crt"}
 	return o
 }
 
@@ -73,6 +76,23 @@ func TestOptionsValidate(t *testing.T) {
 		{"location", func(o *Options) { o.Location = "91,0" }, "--location"},
 		{"endpoint", func(o *Options) { o.PublicEndpoint = "10.0.0.5:8090" }, "--public-endpoint"},
 		{"ledger url", func(o *Options) { o.LedgerURL = "" }, "--ledger-url"},
+		// Mutual TLS between clusters (s2, #16).
+		{"plain ledger url", func(o *Options) { o.LedgerURL = "http://127.0.0.1:8070" }, "mutual TLS only"},
+		{"remote ledger without identity", func(o *Options) { o.Identity = mtls.Files{} }, "needs the cluster identity"},
+		{"half an identity", func(o *Options) { o.Identity.CAFile = "" }, "go together"},
+		{"plain endpoint with identity", func(o *Options) { o.PublicEndpoint = "http://10.0.0.5:8090" }, "want https"},
+		{"plain endpoint off loopback", func(o *Options) {
+			o.LedgerBackend, o.FabricPeer, o.FabricMSPID, o.FabricCert, o.FabricKey = BackendFabric, "peer:7051", "Org1MSP", "c", "k"
+			o.Identity, o.PublicEndpoint, o.ListenAddress = mtls.Files{}, "http://10.0.0.5:8090", "127.0.0.1:8090"
+		}, "plain HTTP, on loopback only"},
+		{"plain listener off loopback", func(o *Options) {
+			o.LedgerBackend, o.FabricPeer, o.FabricMSPID, o.FabricCert, o.FabricKey = BackendFabric, "peer:7051", "Org1MSP", "c", "k"
+			o.Identity, o.PublicEndpoint = mtls.Files{}, "http://127.0.0.1:8090"
+		}, "plain HTTP listens on loopback only"},
+		{"plain on loopback", func(o *Options) {
+			o.LedgerBackend, o.FabricPeer, o.FabricMSPID, o.FabricCert, o.FabricKey = BackendFabric, "peer:7051", "Org1MSP", "c", "k"
+			o.Identity, o.PublicEndpoint, o.ListenAddress = mtls.Files{}, "http://127.0.0.1:8090", "127.0.0.1:8090"
+		}, ""},
 		{"fabric", func(o *Options) { o.LedgerBackend = BackendFabric }, "--fabric-peer"},
 		{"backend", func(o *Options) { o.LedgerBackend = "etcd" }, "want remote or fabric"},
 		{"radius", func(o *Options) { o.CoverageRadius = -1 }, "non-negative"},
@@ -91,6 +111,45 @@ func TestOptionsValidate(t *testing.T) {
 				t.Errorf("Validate() = %v; want an error containing %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// The cluster identity must name this cluster (s2, #16): peers and the ledger know it by it.
+func TestLoadIdentity(t *testing.T) {
+	ca, err := mtls.NewCA("test-ca")
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, err := ca.WriteIdentity(t.TempDir(), "edge-b", "EdgeBMSP", "127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	for _, tc := range []struct {
+		cluster string
+		files   mtls.Files
+		want    string
+	}{
+		{"edge-b", files, ""},
+		{"edge-a", files, `is for cluster "edge-b", not --cluster-id "edge-a"`},
+		{"edge-b", mtls.Files{CertFile: files.CertFile, KeyFile: files.KeyFile, CAFile: files.CertFile + ".absent"}, "reading CA bundle"},
+	} {
+		o := validOptions()
+		o.ClusterID, o.Identity = tc.cluster, tc.files
+		id, err := loadIdentity(ctx, o)
+		if tc.want == "" {
+			if self, _ := id.Self(); err != nil || self.ClusterID != "edge-b" {
+				t.Errorf("loadIdentity(%s) = %+v, %v", tc.cluster, self, err)
+			}
+			continue
+		}
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("loadIdentity(%s): %v, want %q", tc.cluster, err, tc.want)
+		}
+	}
+	if id, err := loadIdentity(ctx, &Options{}); id != nil || err != nil {
+		t.Errorf("no identity files: %v, %v; want none and no error", id, err)
 	}
 }
 

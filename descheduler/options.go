@@ -3,6 +3,7 @@ package descheduler
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"os"
 	"regexp"
@@ -21,6 +22,7 @@ import (
 	"github.com/edgemigrate/edgemigrate/geo"
 	"github.com/edgemigrate/edgemigrate/jetson"
 	"github.com/edgemigrate/edgemigrate/policy"
+	"github.com/edgemigrate/edgemigrate/mtls"
 )
 
 // Ledger backends.
@@ -49,13 +51,27 @@ type Options struct {
 	ListenAddress string
 
 	LedgerBackend string
-	// LedgerURL and LedgerTokenFile reach an `edgemigrate ledger` server.
-	LedgerURL, LedgerTokenFile string
+	// LedgerURL reaches an `edgemigrate ledger` server (https, mutual TLS with Identity).
+	LedgerURL string
 	// Fabric settings, for LedgerBackend fabric.
 	FabricPeer, FabricTLSCA, FabricServerName, FabricMSPID, FabricCert, FabricKey, FabricChannel, FabricChaincode string
 
 	// ClientTokensSecret holds one bearer token per client id.
 	ClientTokensSecret string
+
+	// Identity (s2, #16) is the cluster's certificate, key and the CA bundle peers are
+	// verified against: the public endpoint's HTTPS, the remote ledger's and peers' mutual
+	// TLS. Without it the public endpoint is plain HTTP on loopback only.
+	Identity mtls.Files
+	// SelfSignedIdentity generates the identity, with a CA of the cluster's own, into the
+	// Secret api.ClusterIdentitySecret (when absent; renewed when due), writes it into
+	// SelfSignedIdentityDir and uses it; Identity.CAFile, when set, still names the bundle
+	// peers are verified against. SelfSignedMSPID is its Organization; SelfSignedHosts are
+	// SANs beside the public endpoint's host.
+	SelfSignedIdentity    bool
+	SelfSignedIdentityDir string
+	SelfSignedMSPID       string
+	SelfSignedHosts       []string
 
 	// LeaderElection: --leader-elect and --leader-elect-*, as every Kubernetes controller
 	// has them. The Lease defaults to LeaseName-<cluster id> in --namespace.
@@ -126,11 +142,10 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.Location, "location", o.Location, "this cluster's site as LAT,LON in decimal degrees, e.g. 35.8880,128.6110")
 	fs.Float64Var(&o.CoverageRadius, "coverage-radius", o.CoverageRadius, "radius (metres) within which this cluster serves clients")
 	fs.Float64Var(&o.CoverageHysteresis, "coverage-hysteresis", o.CoverageHysteresis, "metres beyond the radius before a client counts as gone (no flapping on the border)")
-	fs.StringVar(&o.PublicEndpoint, "public-endpoint", o.PublicEndpoint, "URL where clients reach this cluster's locator, e.g. http://10.0.0.5:8090")
+	fs.StringVar(&o.PublicEndpoint, "public-endpoint", o.PublicEndpoint, "URL where clients and peer clusters reach this cluster's locator and gateway, e.g. https://10.0.0.5:8090")
 	fs.StringVar(&o.ListenAddress, "listen-address", o.ListenAddress, "address of the locator API, /healthz, /readyz and /metrics")
 	fs.StringVar(&o.LedgerBackend, "ledger-backend", o.LedgerBackend, "remote (an `edgemigrate ledger` server) or fabric")
 	fs.StringVar(&o.LedgerURL, "ledger-url", o.LedgerURL, "remote: URL of the ledger server")
-	fs.StringVar(&o.LedgerTokenFile, "ledger-token-file", o.LedgerTokenFile, "remote: file holding this cluster's bearer token (default: $EDGEMIGRATE_LEDGER_TOKEN)")
 	fs.StringVar(&o.FabricPeer, "fabric-peer", o.FabricPeer, "fabric: host:port of a peer's Gateway service")
 	fs.StringVar(&o.FabricTLSCA, "fabric-tls-ca", o.FabricTLSCA, "fabric: PEM of the CA of the peer's TLS certificate (empty: no TLS)")
 	fs.StringVar(&o.FabricServerName, "fabric-server-name", o.FabricServerName, "fabric: name in the peer's TLS certificate, when it differs from the host")
@@ -140,6 +155,16 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.FabricChannel, "fabric-channel", o.FabricChannel, "fabric: channel name")
 	fs.StringVar(&o.FabricChaincode, "fabric-chaincode", o.FabricChaincode, "fabric: chaincode name")
 	fs.StringVar(&o.ClientTokensSecret, "client-tokens-secret", o.ClientTokensSecret, "Secret in --namespace mapping client id to its bearer token")
+	// Cluster identity (s2, #16).
+	fs.StringVar(&o.Identity.CertFile, "tls-cert-file", o.Identity.CertFile,
+		"PEM certificate of this cluster's identity (CommonName = --cluster-id, Organization = MSP id), reloaded when it changes")
+	fs.StringVar(&o.Identity.KeyFile, "tls-key-file", o.Identity.KeyFile, "PEM private key of --tls-cert-file")
+	fs.StringVar(&o.Identity.CAFile, "tls-ca-file", o.Identity.CAFile, "PEM bundle of the CAs that peer clusters and the remote ledger are verified against")
+	fs.BoolVar(&o.SelfSignedIdentity, "self-signed-identity", o.SelfSignedIdentity,
+		"generate the cluster identity with a CA of its own into Secret "+api.ClusterIdentitySecret+" in --namespace (when absent; renewed when due) and use it")
+	fs.StringVar(&o.SelfSignedIdentityDir, "self-signed-identity-dir", o.SelfSignedIdentityDir, "writable directory for the self-signed identity's files")
+	fs.StringVar(&o.SelfSignedMSPID, "self-signed-msp-id", o.SelfSignedMSPID, "MSP id (Organization) of the self-signed identity")
+	fs.StringSliceVar(&o.SelfSignedHosts, "self-signed-hosts", o.SelfSignedHosts, "DNS names or IPs of the self-signed identity beside --public-endpoint's host")
 	options.BindLeaderElectionFlags(&o.LeaderElection, fs)
 	fs.BoolVar(&o.DryRun, "dry-run", o.DryRun, "decide and record Migrations, but neither propose, bid nor move anything")
 	fs.IntVar(&o.MaxConcurrentMigrations, "max-concurrent-migrations", o.MaxConcurrentMigrations, "most source migrations in flight at once; more wait Pending")
@@ -156,6 +181,38 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.SchedulerName, "scheduler-name", o.SchedulerName, "the scheduler whose unschedulable pods may be offloaded")
 	// Hosting peers' services.
 	fs.StringVar(&o.PolicyFile, "policy-file", o.PolicyFile, "YAML file of the terms on which this cluster hosts peers' services (namespaces, registries, limits); empty: the built-in default")
+}
+
+func (o *Options) hasIdentity() bool { return o.Identity != (mtls.Files{}) || o.SelfSignedIdentity }
+
+// validateTLS (s2, #16): with an identity the public endpoint is https; without one it is
+// plain HTTP on loopback, for development on one machine.
+func (o *Options) validateTLS(public *url.URL) []error {
+	var errs []error
+	if o.hasIdentity() {
+		switch {
+		case o.SelfSignedIdentity:
+			if o.Identity.CertFile != "" || o.Identity.KeyFile != "" {
+				errs = append(errs, errors.New("--self-signed-identity makes the certificate: no --tls-cert-file or --tls-key-file"))
+			}
+			if o.SelfSignedIdentityDir == "" || o.SelfSignedMSPID == "" {
+				errs = append(errs, errors.New("--self-signed-identity needs --self-signed-identity-dir and --self-signed-msp-id"))
+			}
+		case o.Identity.CertFile == "" || o.Identity.KeyFile == "" || o.Identity.CAFile == "":
+			errs = append(errs, errors.New("--tls-cert-file, --tls-key-file and --tls-ca-file go together"))
+		}
+		if public.Scheme != "https" {
+			errs = append(errs, fmt.Errorf("--public-endpoint %q: the endpoint serves HTTPS with the cluster identity; want https", o.PublicEndpoint))
+		}
+		return errs
+	}
+	if err := mtls.RequireTLS(o.PublicEndpoint); err != nil || public.Scheme != "http" {
+		errs = append(errs, fmt.Errorf("--public-endpoint %q without the cluster identity (--tls-cert-file ...): plain HTTP, on loopback only", o.PublicEndpoint))
+	}
+	if host, _, err := net.SplitHostPort(o.ListenAddress); err != nil || !mtls.IsLoopback(host) {
+		errs = append(errs, fmt.Errorf("--listen-address %q without the cluster identity: plain HTTP listens on loopback only", o.ListenAddress))
+	}
+	return errs
 }
 
 var dnsLabel = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$`)
@@ -177,12 +234,19 @@ func (o *Options) Validate() error {
 		add("--coverage-radius and --coverage-hysteresis must be non-negative")
 	}
 	if u, err := url.Parse(o.PublicEndpoint); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		add("--public-endpoint %q: want an http(s) URL such as http://10.0.0.5:8090", o.PublicEndpoint)
+		add("--public-endpoint %q: want an https URL such as https://10.0.0.5:8090", o.PublicEndpoint)
+	} else {
+		errs = append(errs, o.validateTLS(u)...)
 	}
 	switch o.LedgerBackend {
 	case BackendRemote:
 		if o.LedgerURL == "" {
 			add("--ledger-url is required with --ledger-backend=remote")
+		} else if u, err := url.Parse(o.LedgerURL); err != nil || u.Scheme != "https" {
+			add("--ledger-url %q: want an https URL (the remote ledger speaks mutual TLS only)", o.LedgerURL)
+		}
+		if !o.hasIdentity() {
+			add("--ledger-backend=remote needs the cluster identity (--tls-cert-file, --tls-key-file, --tls-ca-file): the ledger knows clusters by their certificates")
 		}
 	case BackendFabric:
 		if o.FabricPeer == "" || o.FabricMSPID == "" || o.FabricCert == "" || o.FabricKey == "" {

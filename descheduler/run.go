@@ -2,11 +2,11 @@ package descheduler
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
 	"os"
-	"strings"
 	"sync/atomic"
 
 	"github.com/google/uuid"
@@ -26,6 +26,7 @@ import (
 	"github.com/edgemigrate/edgemigrate/ledger/fabric"
 	"github.com/edgemigrate/edgemigrate/ledger/remote"
 	"github.com/edgemigrate/edgemigrate/locator"
+	"github.com/edgemigrate/edgemigrate/mtls"
 )
 
 // LeaseName is the descheduler's leader-election Lease in its namespace.
@@ -60,15 +61,32 @@ func Serve(ctx context.Context, o *Options, restCfg *rest.Config, ln net.Listene
 	}
 	logger := klog.FromContext(ctx).WithName("descheduler")
 	ctx = klog.NewContext(ctx, logger)
-	l, err := dialLedger(ctx, o)
-	if err != nil {
-		return err
-	}
-	defer l.Close()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	kube, err := kubernetes.NewForConfig(restCfg)
 	if err != nil {
 		return fmt.Errorf("creating the Kubernetes client: %w", err)
 	}
+	// The cluster identity (s2, #16): generated into its Secret in self-signed mode.
+	if o.SelfSignedIdentity {
+		ss := newSelfSignedIdentity(kube, o)
+		if err := ss.ensure(ctx); err != nil {
+			return err
+		}
+		withFiles := *o // the caller's options stay as given
+		withFiles.Identity = ss.files(o.Identity.CAFile)
+		o = &withFiles
+		go ss.run(ctx)
+	}
+	id, err := loadIdentity(ctx, o)
+	if err != nil {
+		return err
+	}
+	l, err := dialLedger(ctx, o, id)
+	if err != nil {
+		return err
+	}
+	defer l.Close()
 	migs, err := versioned.NewForConfig(restCfg)
 	if err != nil {
 		return fmt.Errorf("creating the Migration client: %w", err)
@@ -78,8 +96,6 @@ func Serve(ctx context.Context, o *Options, restCfg *rest.Config, ln net.Listene
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	go tokens.Run(ctx)
 
 	var ctrl atomic.Pointer[Controller]
@@ -116,7 +132,7 @@ func Serve(ctx context.Context, o *Options, restCfg *rest.Config, ln net.Listene
 		return err
 	}
 	c, err := New(cfg, Deps{Kube: kube, Migrations: migs, Ledger: l, Clock: clock.RealClock{},
-		Locations: locationsOf{loc.Locations()}, Registerer: reg, InFlight: gw, RestConfig: restCfg})
+		Locations: locationsOf{loc.Locations()}, Registerer: reg, InFlight: gw, RestConfig: restCfg, Identity: id})
 	if err != nil {
 		return err
 	}
@@ -138,7 +154,12 @@ func Serve(ctx context.Context, o *Options, restCfg *rest.Config, ln net.Listene
 	// Bundles go to the chosen destination only (checked per request against the ledger).
 	c.RegisterBundles(engine)
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- serve.Serve(ctx, ln, engine, nil) }()
+	// HTTPS with the cluster identity: peers present their certificates, cars none.
+	var tlsConfig *tls.Config
+	if id != nil {
+		tlsConfig = id.ServerConfig(tls.VerifyClientCertIfGiven)
+	}
+	go func() { serveErr <- serve.Serve(ctx, ln, engine, tlsConfig) }()
 
 	lead := func(ctx context.Context) {
 		leading.Store(true)
@@ -217,23 +238,12 @@ func (s locationsOf) Location(id string) (geo.Point, bool) {
 	return loc.Point, ok
 }
 
-func dialLedger(ctx context.Context, o *Options) (ledger.Ledger, error) {
+func dialLedger(ctx context.Context, o *Options, id *mtls.Identity) (ledger.Ledger, error) {
 	switch o.LedgerBackend {
 	case BackendFabric:
 		return fabric.Dial(fabric.Config{PeerEndpoint: o.FabricPeer, TLSCACertPath: o.FabricTLSCA, ServerNameOverride: o.FabricServerName,
 			MSPID: o.FabricMSPID, CertPath: o.FabricCert, KeyPath: o.FabricKey, Channel: o.FabricChannel, Chaincode: o.FabricChaincode})
 	default:
-		token := os.Getenv("EDGEMIGRATE_LEDGER_TOKEN")
-		if o.LedgerTokenFile != "" {
-			b, err := os.ReadFile(o.LedgerTokenFile)
-			if err != nil {
-				return nil, fmt.Errorf("reading --ledger-token-file: %w", err)
-			}
-			token = strings.TrimSpace(string(b))
-		}
-		if token == "" {
-			return nil, errors.New("no ledger token: set --ledger-token-file or $EDGEMIGRATE_LEDGER_TOKEN")
-		}
-		return remote.Dial(o.LedgerURL, token, nil)
+		return remote.Dial(o.LedgerURL, id)
 	}
 }

@@ -517,12 +517,17 @@ func TestSharedAuthLimiter(t *testing.T) {
 			t.Fatalf("locator: status %d, want 401", resp.StatusCode)
 		}
 	}
-	resp := f.do(t, http.MethodGet, "/v1/clients/car-a/service/", "token-a", nil, nil)
+	resp := f.do(t, http.MethodGet, "/v1/clients/car-a/service/", "wrong", nil, nil)
 	if readAll(t, resp); resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" {
 		t.Errorf("gateway after the locator's failures: status %d, Retry-After %q; want 429 with it", resp.StatusCode, resp.Header.Get("Retry-After"))
 	}
 	if pod.served.Load() != 0 {
-		t.Error("the pod was reached")
+		t.Error("the pod was reached with a wrong token")
+	}
+	// Only failures are limited: the car's own token still goes through.
+	resp = f.do(t, http.MethodGet, "/v1/clients/car-a/service/", "token-a", nil, nil)
+	if readAll(t, resp); resp.StatusCode != http.StatusOK || pod.served.Load() != 1 {
+		t.Errorf("gateway with a valid token after the failures: status %d, pod served %d; want 200 from the pod", resp.StatusCode, pod.served.Load())
 	}
 }
 

@@ -141,13 +141,9 @@ func encodePublicKey(key crypto.PublicKey) ([]byte, error) {
 // clientCredentials returns a PEM certificate and key for a client of the API server signed
 // by the cluster's CA, e.g. a kubelet (system:node:<name> in system:nodes).
 func (p *clusterPKI) clientCredentials(commonName string, organizations ...string) (certPEM, keyPEM []byte, err error) {
-	kp, err := newCert(p.ca, clientTemplate(commonName, organizations...))
+	certPEM, keyPEM, err = pki.IssuePEM(p.ca, clientTemplate(commonName, organizations...), certValidity)
 	if err != nil {
 		return nil, nil, fmt.Errorf("generating client certificate for %s: %w", commonName, err)
 	}
-	keyPEM, err = pki.EncodeKey(kp.Key)
-	if err != nil {
-		return nil, nil, err
-	}
-	return pki.EncodeCert(kp.Cert), keyPEM, nil
+	return certPEM, keyPEM, nil
 }

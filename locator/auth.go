@@ -8,12 +8,13 @@ import (
 	"math"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
 	"golang.org/x/time/rate"
+
+	"github.com/edgemigrate/edgemigrate/internal/ratelimit"
 )
 
 const unauthorizedMessage = "missing or invalid client credentials"
@@ -21,8 +22,8 @@ const unauthorizedMessage = "missing or invalid client credentials"
 // AuthOptions configure an Auth. Tokens is required.
 type AuthOptions struct {
 	Tokens Tokens
-	// FailedPerSecond and FailedBurst limit failed authentications per remote IP; once
-	// exhausted, that IP's requests are refused with 429 without being checked.
+	// FailedPerSecond and FailedBurst limit failed authentications, per remote IP and per
+	// claimed client id; once either is exhausted, further failures are answered 429.
 	// Defaults: DefaultFailedAuthPerSecond, DefaultFailedAuthBurst.
 	FailedPerSecond float64
 	FailedBurst     int
@@ -31,11 +32,13 @@ type AuthOptions struct {
 }
 
 // Auth checks clients' bearer tokens. The locator and the edge gateway share one, so a
-// guesser's failures on either route count against the same per-address budget.
+// guesser's failures on either route count against the same budgets.
 type Auth struct {
 	tokens Tokens
-	failed *limiterSet
-	now    func() time.Time
+	// failedByIP and failedByID count failures only: many cars share a roadside NAT
+	// address, and one bad client behind it must not lock the others out.
+	failedByIP, failedByID *ratelimit.Set
+	now                    func() time.Time
 }
 
 // NewAuth checks o, fills in its defaults and returns an Auth.
@@ -55,12 +58,14 @@ func NewAuth(o AuthOptions) (*Auth, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return &Auth{tokens: o.Tokens, failed: newLimiterSet(rate.Limit(o.FailedPerSecond), o.FailedBurst), now: o.Now}, nil
+	limit := rate.Limit(o.FailedPerSecond)
+	return &Auth{tokens: o.Tokens, failedByIP: ratelimit.New(limit, o.FailedBurst), failedByID: ratelimit.New(limit, o.FailedBurst), now: o.Now}, nil
 }
 
 // Refusal is why a request was not authenticated.
 type Refusal struct {
-	// Status is 401 (bad or missing credentials) or 429 (too many failures from the address).
+	// Status is 401 (bad or missing credentials) or 429 (too many failures from the
+	// address or for the client id).
 	Status int
 	// Reason is for logs: it tells an unknown client from a wrong token, which Message,
 	// the client's answer, must not.
@@ -83,17 +88,27 @@ func (r *Refusal) Respond(c *gin.Context, realm string) {
 // Check authenticates a request of client id with the Authorization header from remote
 // address ip (the connection's, never X-Forwarded-For: that is the spoofer's to choose).
 // It returns nil when it accepts.
+//
+// The credential is checked first, in constant time, and a valid one is always accepted:
+// the limits apply to failures only, so a burst of bad tokens from an address shared by
+// many cars costs the honest ones nothing. That leaves guessing unslowed for a guesser who
+// is right, which is harmless when tokens are random and long (SecretTokens warns below
+// MinTokenLength): the limits bound the work and the noise of failures.
 func (a *Auth) Check(ip, id, header string) *Refusal {
+	reason := a.verify(id, header)
+	if reason == "" {
+		return nil
+	}
 	now := a.now()
-	if blocked, wait := a.failed.exhausted(ip, now); blocked {
-		return &Refusal{Status: http.StatusTooManyRequests, Reason: "too many failed authentications from this address",
-			Message: "too many failed authentication attempts; retry later", RetryAfter: wait}
+	blockedIP, waitIP := a.failedByIP.Exhausted(ip, now)
+	blockedID, waitID := a.failedByID.Exhausted(id, now)
+	if blockedIP || blockedID {
+		return &Refusal{Status: http.StatusTooManyRequests, Reason: reason + "; too many failed authentications from this address or for this client",
+			Message: "too many failed authentication attempts; retry later", RetryAfter: max(waitIP, waitID)}
 	}
-	if reason := a.verify(id, header); reason != "" {
-		a.failed.take(ip, now)
-		return &Refusal{Status: http.StatusUnauthorized, Reason: reason, Message: unauthorizedMessage}
-	}
-	return nil
+	a.failedByIP.Take(ip, now)
+	a.failedByID.Take(id, now)
+	return &Refusal{Status: http.StatusUnauthorized, Reason: reason, Message: unauthorizedMessage}
 }
 
 // verify checks the bearer token of id; it returns why it refused, "" when it accepts.
@@ -118,11 +133,7 @@ func (a *Auth) verify(id, header string) string {
 
 // SetRetryAfter sets Retry-After to wait, rounded up to whole seconds, at least one.
 func SetRetryAfter(c *gin.Context, wait time.Duration) {
-	secs := int64(math.Ceil(wait.Seconds()))
-	if secs < 1 {
-		secs = 1
-	}
-	c.Header("Retry-After", strconv.FormatInt(secs, 10))
+	c.Header("Retry-After", ratelimit.RetryAfter(wait))
 }
 
 // ValidateClientID accepts DNS labels (RFC 1123): 1–63 lower-case letters, digits and

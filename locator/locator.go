@@ -24,6 +24,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/edgemigrate/edgemigrate/geo"
+	"github.com/edgemigrate/edgemigrate/internal/ratelimit"
 	"github.com/edgemigrate/edgemigrate/internal/serve"
 )
 
@@ -69,9 +70,9 @@ type Options struct {
 	// Defaults: 10/s, burst 20.
 	RatePerSecond float64
 	Burst         int
-	// FailedAuthPerSecond and FailedAuthBurst limit failed authentications per remote IP,
-	// without Auth; once exhausted, that IP's location reports are refused with 429
-	// without being checked. Defaults: 1/s, burst 10.
+	// FailedAuthPerSecond and FailedAuthBurst limit failed authentications per remote IP
+	// and per claimed client id, without Auth; once either is exhausted, further failures
+	// are answered 429. A valid token is never refused by them. Defaults: 1/s, burst 10.
 	FailedAuthPerSecond float64
 	FailedAuthBurst     int
 	// MaxBodyBytes bounds a location report's body. Default 4 KiB.
@@ -86,7 +87,7 @@ type Options struct {
 type Locator struct {
 	opts      Options
 	locations *Locations
-	perClient *limiterSet
+	perClient *ratelimit.Set
 	auth      *Auth
 	metrics   *metrics
 }
@@ -137,7 +138,7 @@ func New(o Options) (*Locator, error) {
 	return &Locator{
 		opts:      o,
 		locations: newLocations(),
-		perClient: newLimiterSet(rate.Limit(o.RatePerSecond), o.Burst),
+		perClient: ratelimit.New(rate.Limit(o.RatePerSecond), o.Burst),
 		auth:      auth,
 		metrics:   m,
 	}, nil
@@ -203,7 +204,7 @@ func (l *Locator) putLocation(c *gin.Context) {
 		return
 	}
 	now := l.opts.Now()
-	if ok, wait := l.perClient.allow(id, now); !ok {
+	if ok, wait := l.perClient.Allow(id, now); !ok {
 		SetRetryAfter(c, wait)
 		refuse(http.StatusTooManyRequests, "client rate limit", fmt.Sprintf(
 			"client %q reports its location more often than %g/s (burst %d); retry later", id, l.opts.RatePerSecond, l.opts.Burst))

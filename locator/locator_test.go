@@ -329,43 +329,51 @@ func TestClientRateLimit(t *testing.T) {
 	}
 }
 
-func TestFailedAuthLimitPerIP(t *testing.T) {
-	f := newFixture(t, Options{FailedAuthPerSecond: 0.5, FailedAuthBurst: 3})
-	const spoofer, car = "198.51.100.9:5555", "203.0.113.4:6000"
-	// The spoofer claims to be elsewhere: only the connection's address counts.
+// TestFailedAuthLimit: failures are limited per address and per claimed client id, and a
+// valid token is never refused, so a burst of bad logins behind a roadside NAT address
+// locks out no honest car behind it.
+func TestFailedAuthLimit(t *testing.T) {
+	// Location updates are not what is limited here: a generous per-client rate.
+	f := newFixture(t, Options{FailedAuthPerSecond: 0.5, FailedAuthBurst: 3, RatePerSecond: 100, Burst: 100})
+	const nat, other = "198.51.100.9:5555", "203.0.113.4:6000"
+	// The guesser claims to be elsewhere: only the connection's address counts.
 	forwarded := http.Header{"X-Forwarded-For": {"203.0.113.77"}, "X-Real-Ip": {"203.0.113.78"}}
-	for i := range 3 {
-		if rec := f.put(t, put{id: "car-b", auth: "Bearer guess", body: body(busan), remote: spoofer, header: forwarded}); rec.Code != 401 {
-			t.Fatalf("guess %d: %d %s, want 401", i, rec.Code, rec.Body)
+	for i := range 10 {
+		want := http.StatusUnauthorized
+		if i >= 3 {
+			want = http.StatusTooManyRequests
 		}
-	}
-	// Now the address is refused without being checked, even with the right token.
-	rec := f.put(t, put{id: "car-b", auth: "Bearer token-b", body: body(busan), remote: spoofer, header: forwarded})
-	if rec.Code != 429 || rec.Header().Get("Retry-After") != "2" || !strings.Contains(rec.Body.String(), "too many failed authentication attempts") {
-		t.Fatalf("after 3 failures: %d Retry-After=%q %s", rec.Code, rec.Header().Get("Retry-After"), rec.Body)
+		rec := f.put(t, put{id: "car-b", auth: "Bearer guess", body: body(busan), remote: nat, header: forwarded})
+		if rec.Code != want {
+			t.Fatalf("bad login %d: %d %s, want %d", i, rec.Code, rec.Body, want)
+		}
+		if want == http.StatusTooManyRequests && (rec.Header().Get("Retry-After") != "2" || !strings.Contains(rec.Body.String(), "too many failed authentication attempts")) {
+			t.Fatalf("bad login %d: Retry-After=%q %s", i, rec.Header().Get("Retry-After"), rec.Body)
+		}
 	}
 	if _, ok := f.loc.Locations().Get("car-b"); ok {
-		t.Error("refused report stored a location")
+		t.Error("a refused report stored a location")
 	}
-	// Other addresses are not affected.
-	if rec := f.put(t, put{id: "car-b", auth: "Bearer token-b", body: body(seoul), remote: car}); rec.Code != 204 {
-		t.Errorf("from another address: %d %s", rec.Code, rec.Body)
+	for _, tc := range []struct {
+		name, id, token, remote string
+		want                    int
+	}{
+		{"valid car behind the same address", "car-a", "token-a", nat, http.StatusNoContent},
+		{"the guessed client with its own token, same address", "car-b", "token-b", nat, http.StatusNoContent},
+		{"another bad login from the address", "car-a", "guess", nat, http.StatusTooManyRequests},
+		{"bad login for the guessed client from elsewhere", "car-b", "guess", other, http.StatusTooManyRequests},
+		{"bad login for another client from elsewhere", "car-a", "guess", other, http.StatusUnauthorized},
+		{"valid car from elsewhere", "car-a", "token-a", other, http.StatusNoContent},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rec := f.put(t, put{id: tc.id, auth: "Bearer " + tc.token, body: body(daegu), remote: tc.remote})
+			if rec.Code != tc.want {
+				t.Errorf("%d %s, want %d", rec.Code, rec.Body, tc.want)
+			}
+		})
 	}
-	// Successes do not count against an address.
-	for range 5 {
-		f.advance(time.Second)
-		if rec := f.put(t, put{id: "car-a", auth: "Bearer token-a", body: body(daegu), remote: car}); rec.Code != 204 {
-			t.Fatalf("good reports: %d %s", rec.Code, rec.Body)
-		}
-	}
-	if rec := f.put(t, put{id: "car-b", auth: "Bearer token-b", body: body(busan), remote: spoofer}); rec.Code != 204 {
-		t.Errorf("spoofer's address after the bucket refilled: %d %s", rec.Code, rec.Body)
-	}
-	if got := testutil.ToFloat64(f.loc.metrics.updates.WithLabelValues(resultRateLimited)); got != 1 {
-		t.Errorf("ratelimited updates = %v, want 1", got)
-	}
-	if got := testutil.ToFloat64(f.loc.metrics.updates.WithLabelValues(resultUnauthorized)); got != 3 {
-		t.Errorf("unauthorized updates = %v, want 3", got)
+	if got := testutil.ToFloat64(f.loc.metrics.updates.WithLabelValues(resultUnauthorized)); got != 4 {
+		t.Errorf("unauthorized updates = %v, want 4", got)
 	}
 }
 

@@ -15,6 +15,11 @@ import (
 	"k8s.io/klog/v2"
 )
 
+// MinTokenLength is the shortest client token SecretTokens takes without a warning: the
+// failed-login limits never refuse a valid token, so guessing must be hopeless on its own
+// (a token of `openssl rand -base64 24` or Go's rand.Text() is well over it).
+const MinTokenLength = 16
+
 // Tokens gives the bearer token a client must present to report its location.
 type Tokens interface {
 	// Token returns the client's token; false when the client is unknown.
@@ -109,9 +114,14 @@ func (s *SecretTokens) update(obj any) {
 	}
 	tokens := make(map[string]string, len(secret.Data))
 	for id, token := range secret.Data {
-		if len(token) > 0 {
-			tokens[id] = string(token)
+		if len(token) == 0 {
+			continue
 		}
+		if len(token) < MinTokenLength {
+			s.logger.Info("Warning: client token too short to resist guessing; replace it with a random one",
+				"secret", klog.KObj(secret), "client", id, "length", len(token), "minimum", MinTokenLength)
+		}
+		tokens[id] = string(token)
 	}
 	s.tokens.Store(&tokens)
 	s.logger.V(2).Info("Loaded client tokens", "secret", klog.KObj(secret), "clients", len(tokens))

@@ -56,10 +56,10 @@ func TestNewSecretTokensNeedsName(t *testing.T) {
 func TestSecretTokens(t *testing.T) {
 	const ns, name = "edgemigrate", "locator-tokens"
 	client := fake.NewClientset(
-		secret(ns, name, map[string]string{"car-a": "token-a", "car-blank": ""}),
+		secret(ns, name, map[string]string{"car-a": "token-a-0123456789abcdef", "car-blank": ""}),
 		// The fake clientset ignores field selectors: these must still not become credentials.
-		secret(ns, "other", map[string]string{"car-x": "token-x"}),
-		secret("elsewhere", name, map[string]string{"car-y": "token-y"}),
+		secret(ns, "other", map[string]string{"car-x": "token-x-0123456789abcdef"}),
+		secret("elsewhere", name, map[string]string{"car-y": "token-y-0123456789abcdef"}),
 	)
 	var mu sync.Mutex
 	var requests []string
@@ -95,28 +95,28 @@ func TestSecretTokens(t *testing.T) {
 	}
 
 	waitFor(t, "first sync", func() bool { _, ok := tokens.Token("car-a"); return ok && tokens.HasSynced() })
-	want := map[string]string{"car-a": "token-a"}
+	want := map[string]string{"car-a": "token-a-0123456789abcdef"}
 	checkTokens(t, tokens, want, "car-blank", "car-x", "car-y")
-	if code := report("car-a", "token-a"); code != http.StatusNoContent {
+	if code := report("car-a", "token-a-0123456789abcdef"); code != http.StatusNoContent {
 		t.Errorf("report with the Secret's token: %d", code)
 	}
 
 	// Rotation: car-a gets a new token, car-b appears.
-	updated := secret(ns, name, map[string]string{"car-a": "token-a2", "car-b": "token-b"})
+	updated := secret(ns, name, map[string]string{"car-a": "token-a2-0123456789abcdef", "car-b": "token-b-0123456789abcdef"})
 	if _, err := client.CoreV1().Secrets(ns).Update(ctx, updated, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "rotation", func() bool { _, ok := tokens.Token("car-b"); return ok })
-	checkTokens(t, tokens, map[string]string{"car-a": "token-a2", "car-b": "token-b"}, "car-blank", "car-x")
-	if code := report("car-a", "token-a"); code != http.StatusUnauthorized {
+	checkTokens(t, tokens, map[string]string{"car-a": "token-a2-0123456789abcdef", "car-b": "token-b-0123456789abcdef"}, "car-blank", "car-x")
+	if code := report("car-a", "token-a-0123456789abcdef"); code != http.StatusUnauthorized {
 		t.Errorf("report with the rotated-out token: %d, want 401", code)
 	}
-	if code := report("car-a", "token-a2"); code != http.StatusNoContent {
+	if code := report("car-a", "token-a2-0123456789abcdef"); code != http.StatusNoContent {
 		t.Errorf("report with the new token: %d", code)
 	}
 
 	// Changes to other Secrets in the namespace change nothing.
-	if _, err := client.CoreV1().Secrets(ns).Update(ctx, secret(ns, "other", map[string]string{"car-z": "token-z"}), metav1.UpdateOptions{}); err != nil {
+	if _, err := client.CoreV1().Secrets(ns).Update(ctx, secret(ns, "other", map[string]string{"car-z": "token-z-0123456789abcdef"}), metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 

@@ -1,8 +1,11 @@
 package mtls
 
 import (
+	"crypto"
+	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -21,8 +24,10 @@ const devValidity = 7 * 24 * time.Hour
 type CA struct{ kp *pki.KeyPair }
 
 // NewCA generates a CA named name.
-func NewCA(name string) (*CA, error) {
-	kp, err := pki.NewCertificate(nil, pki.CATemplate(name), devValidity)
+func NewCA(name string) (*CA, error) { return newCA(name, devValidity) }
+
+func newCA(name string, validity time.Duration) (*CA, error) {
+	kp, err := pki.NewCertificate(nil, pki.CATemplate(name), validity)
 	if err != nil {
 		return nil, fmt.Errorf("generating CA %s: %w", name, err)
 	}
@@ -35,6 +40,49 @@ func (ca *CA) PEM() []byte { return pki.EncodeCert(ca.kp.Cert) }
 // Issue signs an identity for clusterID in mspID, serving and presenting as a client, valid
 // for hosts (DNS names or IP addresses).
 func (ca *CA) Issue(clusterID, mspID string, hosts ...string) (certPEM, keyPEM []byte, err error) {
+	return ca.issue(devValidity, clusterID, mspID, hosts...)
+}
+
+// SelfSigned is a cluster identity with a CA of its own, in PEM; CAKeyPEM renews it.
+type SelfSigned struct{ CertPEM, KeyPEM, CAPEM, CAKeyPEM []byte }
+
+// Generate makes a CA of the cluster's own (valid caValidity) and an identity from it
+// (valid validity): the chart's self-signed mode, where no operator CA exists. Peers trust
+// the cluster by CAPEM.
+func Generate(clusterID, mspID string, caValidity, validity time.Duration, hosts ...string) (*SelfSigned, error) {
+	ca, err := newCA(clusterID+"-ca", caValidity)
+	if err != nil {
+		return nil, err
+	}
+	certPEM, keyPEM, err := ca.issue(validity, clusterID, mspID, hosts...)
+	if err != nil {
+		return nil, err
+	}
+	caKeyPEM, err := pki.EncodeKey(ca.kp.Key)
+	if err != nil {
+		return nil, err
+	}
+	return &SelfSigned{CertPEM: certPEM, KeyPEM: keyPEM, CAPEM: ca.PEM(), CAKeyPEM: caKeyPEM}, nil
+}
+
+// IssueFrom issues a new identity from the CA of a Generate (its certificate and key).
+func IssueFrom(caPEM, caKeyPEM []byte, validity time.Duration, clusterID, mspID string, hosts ...string) (certPEM, keyPEM []byte, err error) {
+	pair, err := tls.X509KeyPair(caPEM, caKeyPEM)
+	if err != nil {
+		return nil, nil, fmt.Errorf("loading the identity's CA: %w", err)
+	}
+	cert, err := x509.ParseCertificate(pair.Certificate[0])
+	if err != nil {
+		return nil, nil, fmt.Errorf("parsing the identity's CA: %w", err)
+	}
+	signer, ok := pair.PrivateKey.(crypto.Signer)
+	if !ok || !cert.IsCA {
+		return nil, nil, errors.New("the identity's CA certificate is not a CA with a signing key")
+	}
+	return (&CA{kp: &pki.KeyPair{Cert: cert, Key: signer}}).issue(validity, clusterID, mspID, hosts...)
+}
+
+func (ca *CA) issue(validity time.Duration, clusterID, mspID string, hosts ...string) (certPEM, keyPEM []byte, err error) {
 	if clusterID == "" || mspID == "" {
 		return nil, nil, fmt.Errorf("an identity needs a cluster id and an MSP id, got %q and %q", clusterID, mspID)
 	}
@@ -50,15 +98,11 @@ func (ca *CA) Issue(clusterID, mspID string, hosts ...string) (certPEM, keyPEM [
 			tmpl.DNSNames = append(tmpl.DNSNames, h)
 		}
 	}
-	kp, err := pki.NewCertificate(ca.kp, tmpl, devValidity)
+	certPEM, keyPEM, err = pki.IssuePEM(ca.kp, tmpl, validity)
 	if err != nil {
 		return nil, nil, fmt.Errorf("issuing identity of %s: %w", clusterID, err)
 	}
-	keyPEM, err = pki.EncodeKey(kp.Key)
-	if err != nil {
-		return nil, nil, err
-	}
-	return pki.EncodeCert(kp.Cert), keyPEM, nil
+	return certPEM, keyPEM, nil
 }
 
 // WriteIdentity issues an identity and writes tls.crt, tls.key and ca.crt (this CA) into

@@ -28,6 +28,10 @@ import (
 	"github.com/edgemigrate/edgemigrate/webhook/certs"
 )
 
+// ReloadInterval is how often servers and clients reread their identity files: a mounted
+// Secret changes within the kubelet's sync period (a minute by default) anyway.
+const ReloadInterval = 30 * time.Second
+
 // Files name the PEM files of an identity: its certificate, its key and the CA bundle its
 // peers are verified against.
 type Files struct{ CertFile, KeyFile, CAFile string }
@@ -165,11 +169,26 @@ func (i *Identity) ClientConfig() *tls.Config {
 func (i *Identity) HTTPClient(timeout time.Duration) *http.Client {
 	transport := http.DefaultTransport.(*http.Transport).Clone()
 	transport.TLSClientConfig = nil
+	// A controller's calls come in bursts: keep their connections rather than pay a
+	// handshake for each.
+	transport.MaxIdleConnsPerHost = 32
 	transport.DialTLSContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
 		d := &tls.Dialer{Config: i.ClientConfig()}
 		return d.DialContext(ctx, network, addr)
 	}
 	return &http.Client{Timeout: timeout, Transport: transport}
+}
+
+// AnonymousClient verifies servers by the CA bundle caPEM and presents no certificate, as
+// a car does.
+func AnonymousClient(caPEM []byte, timeout time.Duration) (*http.Client, error) {
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM(caPEM) {
+		return nil, errors.New("CA bundle holds no PEM certificate")
+	}
+	transport := http.DefaultTransport.(*http.Transport).Clone()
+	transport.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: roots}
+	return &http.Client{Timeout: timeout, Transport: transport}, nil
 }
 
 // RequireTLS is nil for an https URL or an http URL whose host is loopback; plain HTTP

@@ -19,7 +19,7 @@ import (
 	"github.com/edgemigrate/edgemigrate/internal/pki"
 )
 
-func newCA(t *testing.T, name string) *CA {
+func testCA(t *testing.T, name string) *CA {
 	t.Helper()
 	ca, err := NewCA(name)
 	if err != nil {
@@ -69,13 +69,15 @@ func get(c *http.Client, url string) (string, error) {
 
 // anonymous trusts ca but presents no certificate, as a car does.
 func anonymous(ca *CA) *http.Client {
-	roots := x509.NewCertPool()
-	roots.AppendCertsFromPEM(ca.PEM())
-	return &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}}
+	c, err := AnonymousClient(ca.PEM(), 5*time.Second)
+	if err != nil {
+		panic(err) // a CA's own PEM
+	}
+	return c
 }
 
 func TestPeerFromVerifiedChainOnly(t *testing.T) {
-	fleet, other := newCA(t, "fleet-ca"), newCA(t, "other-ca")
+	fleet, other := testCA(t, "fleet-ca"), testCA(t, "other-ca")
 	server := loadIdentity(t, fleet, t.TempDir(), "edge-0", "Edge0MSP")
 	member := loadIdentity(t, fleet, t.TempDir(), "edge-1", "Edge1MSP")
 	// A stranger with its own CA claims a member's name; its bundle trusts the fleet so
@@ -125,7 +127,7 @@ func TestPeerFromVerifiedChainOnly(t *testing.T) {
 }
 
 func TestClientRefusesServerOfAnotherCA(t *testing.T) {
-	fleet, other := newCA(t, "fleet-ca"), newCA(t, "other-ca")
+	fleet, other := testCA(t, "fleet-ca"), testCA(t, "other-ca")
 	impostor := loadIdentity(t, other, t.TempDir(), "edge-0", "Edge0MSP")
 	member := loadIdentity(t, fleet, t.TempDir(), "edge-1", "Edge1MSP")
 	if got, err := get(member.HTTPClient(5*time.Second), serve(t, impostor, tls.VerifyClientCertIfGiven)); err == nil {
@@ -134,7 +136,7 @@ func TestClientRefusesServerOfAnotherCA(t *testing.T) {
 }
 
 func TestPeerOfWithoutVerifiedChain(t *testing.T) {
-	ca := newCA(t, "fleet-ca")
+	ca := testCA(t, "fleet-ca")
 	certPEM, _, err := ca.Issue("edge-0", "Edge0MSP")
 	if err != nil {
 		t.Fatal(err)
@@ -175,7 +177,7 @@ func servedSerial(t *testing.T, url string, c *http.Client) string {
 }
 
 func TestRotationWithoutRestart(t *testing.T) {
-	ca := newCA(t, "fleet-ca")
+	ca := testCA(t, "fleet-ca")
 	dir := t.TempDir()
 	server := loadIdentity(t, ca, dir, "edge-0", "Edge0MSP")
 	url := serve(t, server, tls.RequireAndVerifyClientCert)
@@ -195,15 +197,15 @@ func TestRotationWithoutRestart(t *testing.T) {
 	}
 
 	// A new CA: until the server's bundle holds it, its members are refused; then accepted.
-	newCA := newCA(t, "fleet-ca-2")
-	newcomer := loadIdentity(t, newCA, t.TempDir(), "edge-2", "Edge2MSP")
+	secondCA := testCA(t, "fleet-ca-2")
+	newcomer := loadIdentity(t, secondCA, t.TempDir(), "edge-2", "Edge2MSP")
 	roots := newcomer.ClientConfig().RootCAs
 	roots.AppendCertsFromPEM(ca.PEM()) // the newcomer trusts the old server certificate
 	newClient := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots, GetClientCertificate: newcomer.ClientConfig().GetClientCertificate}}}
 	if _, err := get(newClient, url); err == nil {
 		t.Fatal("a member of a CA not yet in the bundle was served")
 	}
-	bundle := append(ca.PEM(), newCA.PEM()...)
+	bundle := append(ca.PEM(), secondCA.PEM()...)
 	if err := os.WriteFile(filepath.Join(dir, "ca.crt"), bundle, 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -230,7 +232,7 @@ func TestRotationWithoutRestart(t *testing.T) {
 }
 
 func TestLoadErrors(t *testing.T) {
-	ca := newCA(t, "fleet-ca")
+	ca := testCA(t, "fleet-ca")
 	dir := t.TempDir()
 	good, err := ca.WriteIdentity(dir, "edge-0", "Edge0MSP")
 	if err != nil {

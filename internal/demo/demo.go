@@ -489,7 +489,7 @@ func (d *demo) holdRealGPU(ctx context.Context, e *localfleet.Edge) error {
 // askProfiler sends one telemetry window for OffloadClient to the full cluster's gateway
 // and says who answered: the gateway redirects it to the neighbour now running the profiler.
 func (d *demo) askProfiler(ctx context.Context, full, dest *localfleet.Edge) error {
-	c, err := car.New(car.Options{ID: OffloadClient, Token: d.offloadToken, Clusters: carClusters(d.fleet)})
+	c, err := car.New(car.Options{ID: OffloadClient, Token: d.offloadToken, Clusters: carClusters(d.fleet), HTTPClient: d.fleet.CarClient(car.DefaultTimeout, false)})
 	if err != nil {
 		return fmt.Errorf("creating %s: %w", OffloadClient, err)
 	}
@@ -557,7 +557,7 @@ func (d *demo) moveCar(ctx context.Context, p geo.Point) error {
 	}
 	nearest := d.fleet.Edges[0]
 	for _, e := range d.fleet.Edges {
-		if err := locator.NewClient(e.LocatorURL, nil).ReportLocation(ctx, CarID, d.token, p); err != nil {
+		if err := locator.NewClient(e.LocatorURL, d.fleet.CarClient(10*time.Second, false)).ReportLocation(ctx, CarID, d.token, p); err != nil {
 			return fmt.Errorf("reporting %s's position to %s: %w", CarID, e.ID, err)
 		}
 		if geo.Distance(e.Point(), p) < geo.Distance(nearest.Point(), p) {
@@ -571,7 +571,7 @@ func (d *demo) moveCar(ctx context.Context, p geo.Point) error {
 // askLocator asks a cluster's locator where the car's service runs and records the answer.
 func (d *demo) askLocator(ctx context.Context, e *localfleet.Edge) string {
 	began := time.Now()
-	route, err := locator.NewClient(e.LocatorURL, nil).Endpoint(ctx, CarID)
+	route, err := locator.NewClient(e.LocatorURL, d.fleet.CarClient(10*time.Second, false)).Endpoint(ctx, CarID)
 	d.col.locatorAnswer(route.Cluster, time.Since(began), err)
 	return route.Cluster
 }

@@ -108,7 +108,7 @@ func detectMode(ctx context.Context, o Options, binDir string) mode {
 
 // newCar is the car that sends the classifier requests, its clusters the fleet's.
 func newCar(f *localfleet.Fleet, token string, m mode) (*car.Car, error) {
-	c, err := car.New(car.Options{ID: CarID, Token: token, Clusters: carClusters(f), Every: requestEvery,
+	c, err := car.New(car.Options{ID: CarID, Token: token, Clusters: carClusters(f), Every: requestEvery, HTTPClient: f.CarClient(car.DefaultTimeout, false),
 		NewRequest: func(seq int) car.Request {
 			return car.Request{Method: "POST", Path: "/infer", ContentType: "application/json", Body: m.requests[seq%len(m.requests)]}
 		}})

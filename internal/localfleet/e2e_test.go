@@ -26,7 +26,6 @@ import (
 	"github.com/edgemigrate/edgemigrate/chaincode"
 	"github.com/edgemigrate/edgemigrate/internal/localfleet"
 	"github.com/edgemigrate/edgemigrate/internal/localfleet/fleettest"
-	"github.com/edgemigrate/edgemigrate/ledger/remote"
 	"github.com/edgemigrate/edgemigrate/localcluster"
 	"github.com/edgemigrate/edgemigrate/localcluster/clustertest"
 )
@@ -58,13 +57,9 @@ func TestE2EFleetTwoClusters(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer observer.Close()
-		// Each cluster's token acts as its own MSP.
+		// Each cluster's certificate acts as its own MSP.
 		for _, e := range f.Edges {
-			token, err := os.ReadFile(filepath.Join(f.Dir, e.ID+".token"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			l, err := remote.Dial(f.LedgerURL, string(token), nil)
+			l, err := f.LedgerAs(ctx, e.Identity)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -74,7 +69,7 @@ func TestE2EFleetTwoClusters(t *testing.T) {
 			})
 			l.Close()
 			if err != nil {
-				t.Fatalf("registering %s with its token: %v", e.ID, err)
+				t.Fatalf("registering %s with its certificate: %v", e.ID, err)
 			}
 			if got.MSPID != e.MSPID {
 				t.Errorf("%s registered by MSP %q, want %q", e.ID, got.MSPID, e.MSPID)

@@ -24,6 +24,7 @@ import (
 	"github.com/edgemigrate/edgemigrate/api"
 	"github.com/edgemigrate/edgemigrate/localcluster"
 	"github.com/edgemigrate/edgemigrate/manifests"
+	"github.com/edgemigrate/edgemigrate/mtls"
 	"github.com/edgemigrate/edgemigrate/webhook"
 )
 
@@ -34,16 +35,17 @@ const probeImage = "registry.k8s.io/pause:3.10"
 type Edge struct {
 	Site
 	*localcluster.Cluster
-	// LocatorURL is the descheduler's locator API (and /readyz); nothing answers there
-	// while the descheduler is off.
+	// LocatorURL is the descheduler's public endpoint, HTTPS with the edge's Identity:
+	// locator API, gateway and /readyz; nothing answers there while the descheduler is off.
 	LocatorURL string
 	// ExtenderURL is the scheduler extender (verbs, /readyz, /metrics).
 	ExtenderURL string
 	// WebhookURL is the webhook's HTTPS base; the API server calls WebhookURL+webhook.Path.
 	WebhookURL string
-	// MSPID and LedgerToken are the cluster's identity on the ledger.
-	MSPID       string
-	LedgerToken string
+	// MSPID is the cluster's MSP on the ledger, the Organization of its Identity.
+	MSPID string
+	// Identity is the cluster's certificate (CommonName = ID), key and the fleet's CA.
+	Identity mtls.Files
 
 	fleet                *Fleet
 	index                int
@@ -62,7 +64,7 @@ func (e *Edge) start(ctx context.Context, nodes []*corev1.Node) error {
 	}
 	e.ExtenderURL = fmt.Sprintf("http://127.0.0.1:%d", ports[0])
 	e.WebhookURL = fmt.Sprintf("https://127.0.0.1:%d", ports[1])
-	e.LocatorURL = fmt.Sprintf("http://127.0.0.1:%d", ports[2])
+	e.LocatorURL = fmt.Sprintf("https://127.0.0.1:%d", ports[2])
 	e.defaultSchedulerPort = ports[3]
 
 	if err := e.installObjects(ctx); err != nil {
@@ -247,6 +249,7 @@ func (e *Edge) deschedulerArgs() []string {
 		"--public-endpoint", e.LocatorURL,
 		"--listen-address", hostPort(e.LocatorURL),
 		"--client-tokens-secret", ClientTokensSecret,
+		"--tls-cert-file", e.Identity.CertFile, "--tls-key-file", e.Identity.KeyFile, "--tls-ca-file", e.Identity.CAFile,
 		"--leader-elect=true",
 		// Short enough that a restarted descheduler takes over quickly, long enough that a
 		// renewal on a loaded 2-core machine does not lose the Lease (3 s did, at load 9).
@@ -259,7 +262,7 @@ func (e *Edge) deschedulerArgs() []string {
 	if e.fleet.opts.LedgerArgs != nil {
 		args = append(args, e.fleet.opts.LedgerArgs(e.index)...)
 	} else {
-		args = append(args, "--ledger-backend", "remote", "--ledger-url", e.fleet.LedgerURL, "--ledger-token-file", e.tokenFile())
+		args = append(args, "--ledger-backend", "remote", "--ledger-url", e.fleet.LedgerURL)
 	}
 	return append(args, e.fleet.opts.DeschedulerArgs...)
 }
@@ -365,8 +368,6 @@ func (e *Edge) stop() {
 func (e *Edge) run(name string, args ...string) (*localcluster.Process, error) {
 	return e.fleet.startProcess(e.ID+"-"+name, e.fleet.opts.Binary, args)
 }
-
-func (e *Edge) tokenFile() string { return filepath.Join(e.fleet.Dir, e.ID+".token") }
 
 // hostPort is the host:port of a URL built by this package.
 func hostPort(rawURL string) string {

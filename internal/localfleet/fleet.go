@@ -26,6 +26,7 @@ import (
 	"github.com/edgemigrate/edgemigrate/ledger"
 	"github.com/edgemigrate/edgemigrate/ledger/remote"
 	"github.com/edgemigrate/edgemigrate/localcluster"
+	"github.com/edgemigrate/edgemigrate/mtls"
 )
 
 const (
@@ -145,17 +146,22 @@ func DefaultNodes(i int) []*corev1.Node {
 type Fleet struct {
 	// Dir is the working directory: ledger files, tokens, logs/ and one directory per cluster.
 	Dir string
-	// LedgerURL is the shared ledger server.
+	// LedgerURL is the shared ledger server (mutual TLS).
 	LedgerURL string
-	// ObserverToken is the ledger bearer token of ObserverMSPID.
-	ObserverToken string
+	// CA issued every identity of the fleet; CAFile is its certificate, the bundle every
+	// part trusts (cars included: the public endpoints serve HTTPS).
+	CA     *mtls.CA
+	CAFile string
+	// ObserverIdentity is the identity of ObserverMSPID, for tests and dashboards.
+	ObserverIdentity mtls.Files
 	// ClientTokens are the client tokens in every cluster's Secret.
 	ClientTokens map[string]string
 	Edges        []*Edge
 
-	opts     Options
-	ledger   *localcluster.Process
-	stopOnce sync.Once
+	opts           Options
+	ledger         *localcluster.Process
+	ledgerIdentity mtls.Files
+	stopOnce       sync.Once
 }
 
 // Start starts the ledger, then the clusters in parallel, then edgemigrate in each, and
@@ -187,7 +193,10 @@ func Start(ctx context.Context, o Options) (_ *Fleet, err error) {
 	f.progress(began, "fleet directory %s", dir)
 
 	for i, s := range o.Sites {
-		f.Edges = append(f.Edges, &Edge{Site: s, MSPID: MSPID(s.ID), LedgerToken: rand.Text(), fleet: f, index: i})
+		f.Edges = append(f.Edges, &Edge{Site: s, MSPID: MSPID(s.ID), fleet: f, index: i})
+	}
+	if err := f.issueIdentities(); err != nil {
+		return nil, err
 	}
 	if err := f.startLedger(ctx); err != nil {
 		return nil, err
@@ -263,7 +272,17 @@ func (f *Fleet) stop() {
 // Ledger returns a client of the ledger server acting as the observer identity. Close it
 // when done.
 func (f *Fleet) Ledger(ctx context.Context) (ledger.Ledger, error) {
-	l, err := remote.Dial(f.LedgerURL, f.ObserverToken, nil)
+	return f.LedgerAs(ctx, f.ObserverIdentity)
+}
+
+// LedgerAs returns a client of the ledger server acting as the identity in files (an
+// edge's Identity, say). Close it when done.
+func (f *Fleet) LedgerAs(ctx context.Context, files mtls.Files) (ledger.Ledger, error) {
+	id, err := mtls.Load(files)
+	if err != nil {
+		return nil, err
+	}
+	l, err := remote.Dial(f.LedgerURL, id)
 	if err != nil {
 		return nil, fmt.Errorf("dialling the fleet's ledger: %w", err)
 	}

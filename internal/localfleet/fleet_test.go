@@ -10,6 +10,7 @@ import (
 
 	"github.com/edgemigrate/edgemigrate/geo"
 	"github.com/edgemigrate/edgemigrate/localcluster"
+	"github.com/edgemigrate/edgemigrate/mtls"
 )
 
 func TestMSPID(t *testing.T) {
@@ -101,9 +102,10 @@ func TestOptionsDefaults(t *testing.T) {
 }
 
 func TestDeschedulerArgs(t *testing.T) {
-	f := &Fleet{Dir: "/fleet", LedgerURL: "http://127.0.0.1:7000", opts: Options{DeschedulerArgs: []string{"--offload-after=1s"}}}
-	e := &Edge{Site: Site{ID: "edge-b", Lat: 35.906, Lon: 128.611, RadiusM: 1200}, LocatorURL: "http://127.0.0.1:9001", fleet: f,
-		Cluster: &localcluster.Cluster{Kubeconfig: "/fleet/edge-b/kubeconfig"}}
+	f := &Fleet{Dir: "/fleet", LedgerURL: "https://127.0.0.1:7000", opts: Options{DeschedulerArgs: []string{"--offload-after=1s"}}}
+	e := &Edge{Site: Site{ID: "edge-b", Lat: 35.906, Lon: 128.611, RadiusM: 1200}, LocatorURL: "https://127.0.0.1:9001", fleet: f,
+		Cluster:  &localcluster.Cluster{Kubeconfig: "/fleet/edge-b/kubeconfig"},
+		Identity: mtls.Files{CertFile: "/fleet/pki/edge-b/tls.crt", KeyFile: "/fleet/pki/edge-b/tls.key", CAFile: "/fleet/pki/edge-b/ca.crt"}}
 	got := strings.Join(e.deschedulerArgs(), " ")
 	for _, want := range []string{
 		"descheduler ",
@@ -111,8 +113,9 @@ func TestDeschedulerArgs(t *testing.T) {
 		"--kubeconfig /fleet/edge-b/kubeconfig",
 		"--location 35.906,128.611",
 		"--coverage-radius 1200 --coverage-hysteresis 120",
-		"--public-endpoint http://127.0.0.1:9001 --listen-address 127.0.0.1:9001",
-		"--ledger-backend remote --ledger-url http://127.0.0.1:7000 --ledger-token-file /fleet/edge-b.token",
+		"--public-endpoint https://127.0.0.1:9001 --listen-address 127.0.0.1:9001",
+		"--tls-cert-file /fleet/pki/edge-b/tls.crt --tls-key-file /fleet/pki/edge-b/tls.key --tls-ca-file /fleet/pki/edge-b/ca.crt",
+		"--ledger-backend remote --ledger-url https://127.0.0.1:7000",
 		"--namespace edgemigrate-system",
 		"--client-tokens-secret edgemigrate-client-tokens",
 	} {

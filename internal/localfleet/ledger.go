@@ -2,56 +2,74 @@ package localfleet
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/json"
 	"fmt"
-	"os"
+	"net/http"
 	"path/filepath"
+	"time"
 
-	"github.com/edgemigrate/edgemigrate/ledger/remote"
 	"github.com/edgemigrate/edgemigrate/localcluster"
+	"github.com/edgemigrate/edgemigrate/mtls"
 )
 
-// identities is the ledger server's token file: one identity per cluster, acting as the
-// cluster's MSP, and the observer's.
-func (f *Fleet) identities() []remote.Identity {
-	ids := []remote.Identity{{Token: f.ObserverToken, MSPID: ObserverMSPID}}
-	for _, e := range f.Edges {
-		ids = append(ids, remote.Identity{Token: e.LedgerToken, MSPID: e.MSPID})
-	}
-	return ids
-}
-
-// startLedger writes the identities and each cluster's token file, then starts the shared
-// ledger server and waits until it is ready.
-func (f *Fleet) startLedger(ctx context.Context) error {
-	f.ObserverToken = rand.Text()
-	data, err := json.MarshalIndent(f.identities(), "", "  ")
+// issueIdentities makes the fleet's CA and an identity for each cluster (its public
+// endpoint's and its ledger client's), for the ledger server and for the observer.
+func (f *Fleet) issueIdentities() error {
+	ca, err := mtls.NewCA("edgemigrate-fleet-ca")
 	if err != nil {
-		return fmt.Errorf("encoding ledger identities: %w", err)
+		return err
 	}
-	// JSON is YAML too; the server reads JSON.
-	idPath := filepath.Join(f.Dir, "identities.yaml")
-	if err := os.WriteFile(idPath, data, 0o600); err != nil {
-		return fmt.Errorf("writing ledger identities: %w", err)
+	f.CA = ca
+	issue := func(name, msp string) (mtls.Files, error) {
+		files, err := ca.WriteIdentity(filepath.Join(f.Dir, "pki", name), name, msp, "127.0.0.1", "localhost")
+		if err != nil {
+			return mtls.Files{}, fmt.Errorf("issuing the identity of %s: %w", name, err)
+		}
+		return files, nil
 	}
 	for _, e := range f.Edges {
-		if err := os.WriteFile(e.tokenFile(), []byte(e.LedgerToken), 0o600); err != nil {
-			return fmt.Errorf("writing ledger token of %s: %w", e.ID, err)
+		if e.Identity, err = issue(e.ID, e.MSPID); err != nil {
+			return err
 		}
 	}
+	if f.ledgerIdentity, err = issue("ledger", "LedgerMSP"); err != nil {
+		return err
+	}
+	f.ObserverIdentity, err = issue("observer", ObserverMSPID)
+	if err != nil {
+		return err
+	}
+	f.CAFile = f.ledgerIdentity.CAFile
+	return nil
+}
+
+// startLedger starts the shared ledger server and waits until it is ready.
+func (f *Fleet) startLedger(ctx context.Context) error {
 	ports, err := localcluster.FreePorts(1)
 	if err != nil {
 		return err
 	}
 	addr := fmt.Sprintf("127.0.0.1:%d", ports[0])
 	p, err := f.startProcess("ledger", f.opts.Binary, []string{
-		"ledger", "--listen", addr, "--db", filepath.Join(f.Dir, "ledger.db"), "--identities", idPath, "--no-sync",
+		"ledger", "--listen", addr, "--db", filepath.Join(f.Dir, "ledger.db"), "--no-sync",
+		"--tls-cert-file", f.ledgerIdentity.CertFile, "--tls-key-file", f.ledgerIdentity.KeyFile, "--tls-ca-file", f.ledgerIdentity.CAFile,
 	})
 	if err != nil {
 		return err
 	}
 	f.ledger = p
-	f.LedgerURL = "http://" + addr
+	f.LedgerURL = "https://" + addr
 	return p.WaitReady(ctx, f.LedgerURL+"/readyz", f.opts.ReadyTimeout)
+}
+
+// CarClient is an HTTP client as a car has: it trusts the fleet's CA and presents no
+// certificate. Redirects are not followed when noRedirect is set.
+func (f *Fleet) CarClient(timeout time.Duration, noRedirect bool) *http.Client {
+	c, err := mtls.AnonymousClient(f.CA.PEM(), timeout)
+	if err != nil {
+		panic(fmt.Sprintf("the fleet CA's own certificate: %v", err))
+	}
+	if noRedirect {
+		c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	}
+	return c
 }

@@ -76,3 +76,16 @@ func EncodeKey(key crypto.Signer) ([]byte, error) {
 	}
 	return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), nil
 }
+
+// IssuePEM is NewCertificate returning the certificate and its key as PEM.
+func IssuePEM(parent *KeyPair, template *x509.Certificate, validity time.Duration) (certPEM, keyPEM []byte, err error) {
+	kp, err := NewCertificate(parent, template, validity)
+	if err != nil {
+		return nil, nil, err
+	}
+	keyPEM, err = EncodeKey(kp.Key)
+	if err != nil {
+		return nil, nil, err
+	}
+	return EncodeCert(kp.Cert), keyPEM, nil
+}

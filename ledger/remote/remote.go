@@ -1,129 +1,184 @@
-// Package remote serves an embedded ledger over HTTP, so that several processes on one
-// machine (one descheduler per local cluster, say) share one ledger, and is the client of
-// that server. Each client authenticates with a bearer token that the server maps to an
-// MSP id: the caller cannot choose its identity, so access control holds as on Fabric.
+// Package remote serves an embedded ledger over mutual TLS, so that several processes
+// (one descheduler per cluster, say) share one ledger, and is the client of that server.
+// A client is identified by its certificate, verified against the server's CA bundle: the
+// verified leaf's first Organization is the MSP id it acts as, so a caller cannot choose
+// its identity and the contract's access control holds as on Fabric. Which MSPs may do
+// what is the contract's business (membership); the server trusts the CA bundle, and may
+// be narrowed to a list of MSPs.
 //
 // Protocol: POST /v1/submit/{fn} and /v1/evaluate/{fn} with a JSON array of string
 // arguments answer the result as JSON, or an error as {"error": "..."} with a status that
 // matches its chaincode.Code; GET /v1/events?block=N&tx=ID streams events after that
-// checkpoint as JSON lines.
+// checkpoint as JSON lines. Each identity has a token bucket for its calls (429 with
+// Retry-After beyond it) and a bound on its open event streams.
 package remote
 
 import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
-	"os"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/time/rate"
 	"k8s.io/klog/v2"
 
 	"github.com/edgemigrate/edgemigrate/chaincode"
+	"github.com/edgemigrate/edgemigrate/internal/ratelimit"
 	"github.com/edgemigrate/edgemigrate/ledger"
 	"github.com/edgemigrate/edgemigrate/ledger/embedded"
+	"github.com/edgemigrate/edgemigrate/mtls"
 )
 
-// maxRequestBytes bounds a request body: the largest argument plus room for the rest.
-const maxRequestBytes = 2 * chaincode.MaxArgBytes
+// Size limits of the protocol.
+const (
+	// maxRequestBytes bounds a request body: the largest argument plus room for the rest.
+	maxRequestBytes = 2 * chaincode.MaxArgBytes
+	// maxFunctionName bounds the {fn} path segment; the contract's names are far shorter.
+	maxFunctionName = 64
+	// maxTxIDBytes bounds the tx query parameter of the event stream.
+	maxTxIDBytes = 256
+	// maxAnswerBytes bounds an answer the client reads, maxEventBytes one event line.
+	maxAnswerBytes = 64 << 20
+	maxEventBytes  = 1 << 20
+)
 
-// Identity binds a bearer token to the MSP id it acts as.
-type Identity struct {
-	Token string `json:"token"`
-	MSPID string `json:"mspId"`
+// Limits bound what one identity (MSP id) may ask of the server, so that a spamming
+// member slows only itself.
+type Limits struct {
+	// PerSecond and Burst are each identity's token bucket for transactions, queries and
+	// event-stream opens.
+	PerSecond float64
+	Burst     int
+	// MaxStreams is how many event streams one identity may hold open at once.
+	MaxStreams int
 }
 
-// LoadIdentities reads a JSON list of identities, [{"token": "...", "mspId": "Org1MSP"}],
-// from a file that only the server should be able to read.
-func LoadIdentities(path string) ([]Identity, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("reading identities: %w", err)
+// DefaultLimits are generous for a cluster (a few calls per migration, a capacity report
+// every half minute, resync queries) and stop a flood.
+func DefaultLimits() Limits { return Limits{PerSecond: 50, Burst: 200, MaxStreams: 4} }
+
+// Validate reports limits that would refuse everything or nothing.
+func (l Limits) Validate() error {
+	if !(l.PerSecond > 0) || l.Burst < 1 || l.MaxStreams < 1 {
+		return fmt.Errorf("rate limits must be positive: %v per second, burst %d, %d streams", l.PerSecond, l.Burst, l.MaxStreams)
 	}
-	var ids []Identity
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&ids); err != nil {
-		return nil, fmt.Errorf("decoding identities %s: %w", path, err)
-	}
-	seen := map[string]bool{}
-	for i, id := range ids {
-		if id.Token == "" || id.MSPID == "" {
-			return nil, fmt.Errorf("identity %d in %s needs a token and an MSP id", i, path)
-		}
-		if seen[id.Token] {
-			return nil, fmt.Errorf("identity %d in %s reuses a token", i, path)
-		}
-		seen[id.Token] = true
-	}
-	if len(ids) == 0 {
-		return nil, fmt.Errorf("%s lists no identities", path)
-	}
-	return ids, nil
+	return nil
 }
 
-// NewHandler serves store to clients that present one of the identities' tokens.
-func NewHandler(store *embedded.Store, identities []Identity) http.Handler {
-	h := &handler{store: store}
-	for _, id := range identities {
-		h.ids = append(h.ids, hashedIdentity{sha256.Sum256([]byte(id.Token)), id.MSPID})
+// HandlerOptions configure NewHandler.
+type HandlerOptions struct {
+	Limits Limits
+	// AllowedMSPs, when not empty, are the only MSP ids served; others get 403 even with a
+	// certificate the bundle verifies.
+	AllowedMSPs []string
+	// Registerer receives the server's metrics; nil for none.
+	Registerer prometheus.Registerer
+	// Now is the limiter's clock; default time.Now.
+	Now func() time.Time
+}
+
+// NewHandler serves store to clients whose certificate the TLS layer verified. The server
+// must verify client certificates (mtls.Identity.ServerConfig); requests without a
+// verified one are refused with 401.
+func NewHandler(store *embedded.Store, o HandlerOptions) (http.Handler, error) {
+	if err := o.Limits.Validate(); err != nil {
+		return nil, err
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	h := &handler{store: store, opts: o, calls: ratelimit.New(rate.Limit(o.Limits.PerSecond), o.Limits.Burst), streams: map[string]int{},
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "edgemigrate_ledger_server_refused_total",
+			Help: "Ledger server requests refused before reaching the ledger, by reason (unauthenticated, forbidden, ratelimited, streams, invalid).",
+		}, []string{"reason"})}
+	if o.Registerer != nil {
+		if err := o.Registerer.Register(h.refused); err != nil {
+			return nil, fmt.Errorf("registering ledger server metrics: %w", err)
+		}
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/submit/{fn}", h.transaction(true))
 	mux.HandleFunc("POST /v1/evaluate/{fn}", h.transaction(false))
 	mux.HandleFunc("GET /v1/events", h.events)
-	return mux
-}
-
-type hashedIdentity struct {
-	token [sha256.Size]byte
-	msp   string
+	return mux, nil
 }
 
 type handler struct {
-	store *embedded.Store
-	ids   []hashedIdentity
+	store   *embedded.Store
+	opts    HandlerOptions
+	calls   *ratelimit.Set
+	refused *prometheus.CounterVec
+
+	mu      sync.Mutex
+	streams map[string]int // open event streams per MSP id
 }
 
-// caller returns the MSP of the request's token, comparing every identity in constant time.
-func (h *handler) caller(r *http.Request) (string, bool) {
-	token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	if !ok || token == "" {
+// caller authenticates and rate-limits a request; it answers the refusal itself and
+// returns false then.
+func (h *handler) caller(w http.ResponseWriter, r *http.Request) (string, bool) {
+	peer, ok := mtls.PeerOfRequest(r)
+	if !ok {
+		h.refuse(w, "unauthenticated", http.StatusUnauthorized, errors.New("unauthorized: a client certificate verified by the ledger's CA bundle, with the MSP id as its Organization, is required"))
 		return "", false
 	}
-	sum := sha256.Sum256([]byte(token))
-	msp := ""
-	for _, id := range h.ids {
-		if subtle.ConstantTimeCompare(sum[:], id.token[:]) == 1 {
-			msp = id.msp
-		}
+	if len(h.opts.AllowedMSPs) > 0 && !slices.Contains(h.opts.AllowedMSPs, peer.MSPID) {
+		h.refuse(w, "forbidden", http.StatusForbidden, fmt.Errorf("forbidden: MSP %q is not served by this ledger", peer.MSPID))
+		return "", false
 	}
-	return msp, msp != ""
+	if ok, wait := h.calls.Allow(peer.MSPID, h.opts.Now()); !ok {
+		w.Header().Set("Retry-After", ratelimit.RetryAfter(wait))
+		h.refuse(w, "ratelimited", http.StatusTooManyRequests, fmt.Errorf("rate limited: MSP %q calls more often than %v/s (burst %d)", peer.MSPID, h.opts.Limits.PerSecond, h.opts.Limits.Burst))
+		return "", false
+	}
+	return peer.MSPID, true
+}
+
+func (h *handler) refuse(w http.ResponseWriter, reason string, status int, err error) {
+	h.refused.WithLabelValues(reason).Inc()
+	writeError(w, status, err)
 }
 
 func (h *handler) transaction(submit bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		msp, ok := h.caller(r)
+		msp, ok := h.caller(w, r)
 		if !ok {
-			writeError(w, http.StatusUnauthorized, errors.New("unauthorized: missing or unknown bearer token"))
+			return
+		}
+		fn := r.PathValue("fn")
+		if len(fn) > maxFunctionName {
+			h.refuse(w, "invalid", http.StatusBadRequest, &chaincode.Error{Code: chaincode.CodeInvalid, Msg: fmt.Sprintf("function name of %d bytes exceeds %d", len(fn), maxFunctionName)})
+			return
+		}
+		if r.ContentLength > maxRequestBytes {
+			h.refuse(w, "invalid", http.StatusRequestEntityTooLarge, &chaincode.Error{Code: chaincode.CodeInvalid, Msg: fmt.Sprintf("request body of %d bytes exceeds %d", r.ContentLength, maxRequestBytes)})
 			return
 		}
 		var args []string
 		dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxRequestBytes))
 		if err := dec.Decode(&args); err != nil {
-			writeError(w, http.StatusBadRequest, &chaincode.Error{Code: chaincode.CodeInvalid, Msg: fmt.Sprintf("decoding arguments: %v", err)})
+			status := http.StatusBadRequest
+			if _, tooLarge := errors.AsType[*http.MaxBytesError](err); tooLarge {
+				status = http.StatusRequestEntityTooLarge
+			}
+			h.refuse(w, "invalid", status, &chaincode.Error{Code: chaincode.CodeInvalid, Msg: fmt.Sprintf("decoding arguments: %v", err)})
 			return
 		}
-		fn := r.PathValue("fn")
+		if dec.More() {
+			h.refuse(w, "invalid", http.StatusBadRequest, &chaincode.Error{Code: chaincode.CodeInvalid, Msg: "decoding arguments: trailing data after the array"})
+			return
+		}
 		var out []byte
 		var err error
 		if submit {
@@ -164,10 +219,15 @@ func writeError(w http.ResponseWriter, status int, err error) {
 }
 
 func (h *handler) events(w http.ResponseWriter, r *http.Request) {
-	if _, ok := h.caller(r); !ok {
-		writeError(w, http.StatusUnauthorized, errors.New("unauthorized: missing or unknown bearer token"))
+	msp, ok := h.caller(w, r)
+	if !ok {
 		return
 	}
+	if !h.openStream(msp) {
+		h.refuse(w, "streams", http.StatusTooManyRequests, fmt.Errorf("rate limited: MSP %q already holds %d event streams", msp, h.opts.Limits.MaxStreams))
+		return
+	}
+	defer h.closeStream(msp)
 	var after ledger.Checkpoint
 	if b := r.URL.Query().Get("block"); b != "" {
 		n, err := strconv.ParseUint(b, 10, 64)
@@ -177,7 +237,10 @@ func (h *handler) events(w http.ResponseWriter, r *http.Request) {
 		}
 		after.Block = n
 	}
-	after.TxID = r.URL.Query().Get("tx")
+	if after.TxID = r.URL.Query().Get("tx"); len(after.TxID) > maxTxIDBytes {
+		writeError(w, http.StatusBadRequest, fmt.Errorf("invalid: tx id of %d bytes exceeds %d", len(after.TxID), maxTxIDBytes))
+		return
+	}
 	events, err := h.store.Events(r.Context(), after)
 	if err != nil {
 		writeError(w, statusOf(err), err)
@@ -202,36 +265,62 @@ func (h *handler) events(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// Client is a ledger.Transactor talking to a server of NewHandler.
-type Client struct {
-	base  *url.URL
-	token string
-	http  *http.Client
-	// RetryInterval is how long the event stream waits before reconnecting.
-	RetryInterval time.Duration
+func (h *handler) openStream(msp string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.streams[msp] >= h.opts.Limits.MaxStreams {
+		return false
+	}
+	h.streams[msp]++
+	return true
 }
 
-// Dial returns a Ledger served at baseURL (for example http://127.0.0.1:7080), acting as
-// the identity of token. httpClient may be nil for a client of its own.
-func Dial(baseURL, token string, httpClient *http.Client) (ledger.Ledger, error) {
-	c, err := NewClient(baseURL, token, httpClient)
+func (h *handler) closeStream(msp string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.streams[msp]--; h.streams[msp] <= 0 {
+		delete(h.streams, msp)
+	}
+}
+
+// Client is a ledger.Transactor talking to a server of NewHandler.
+type Client struct {
+	base *url.URL
+	http *http.Client
+	// RetryInterval is how long the event stream waits before reconnecting.
+	RetryInterval time.Duration
+	// MaxRateLimitWait is the longest Retry-After the client waits out before retrying a
+	// rate-limited call; beyond it (or after maxRateLimitRetries) the 429 is the answer.
+	MaxRateLimitWait time.Duration
+}
+
+// maxRateLimitRetries bounds how often one call is retried after 429.
+const maxRateLimitRetries = 3
+
+// Dial returns a Ledger served at baseURL (https://…), acting as id's identity.
+func Dial(baseURL string, id *mtls.Identity) (ledger.Ledger, error) {
+	if id == nil {
+		return nil, errors.New("the remote ledger needs the cluster identity (--tls-cert-file, --tls-key-file, --tls-ca-file)")
+	}
+	// No overall timeout: the event stream is one long response.
+	c, err := NewClient(baseURL, id.HTTPClient(0))
 	if err != nil {
 		return nil, err
 	}
 	return ledger.FromTransactor(c), nil
 }
 
-// NewClient returns the transport-level client; most callers want Dial.
-func NewClient(baseURL, token string, httpClient *http.Client) (*Client, error) {
+// NewClient returns the transport-level client over httpClient, which must present a
+// client certificate; most callers want Dial.
+func NewClient(baseURL string, httpClient *http.Client) (*Client, error) {
 	u, err := url.Parse(baseURL)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("ledger URL %q is not an http(s) URL", baseURL)
+	if err != nil || u.Scheme != "https" || u.Host == "" {
+		return nil, fmt.Errorf("ledger URL %q: want https://host:port (the remote ledger speaks mutual TLS only)", baseURL)
 	}
 	if httpClient == nil {
-		// Not http.DefaultClient: Close releases this client's connections only.
-		httpClient = &http.Client{}
+		return nil, errors.New("the remote ledger client needs an HTTP client presenting a certificate")
 	}
-	return &Client{base: u, token: token, http: httpClient, RetryInterval: time.Second}, nil
+	return &Client{base: u, http: httpClient, RetryInterval: time.Second, MaxRateLimitWait: 5 * time.Second}, nil
 }
 
 func (c *Client) Submit(ctx context.Context, fn string, args ...string) ([]byte, error) {
@@ -251,37 +340,67 @@ func (c *Client) do(ctx context.Context, kind, fn string, args []string) ([]byte
 		return nil, fmt.Errorf("encoding arguments: %w", err)
 	}
 	u := c.base.JoinPath("v1", kind, fn)
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u.String(), bytes.NewReader(body))
-	if err != nil {
-		return nil, fmt.Errorf("building request: %w", err)
+	for attempt := 0; ; attempt++ {
+		data, status, retryAfter, err := c.post(ctx, u.String(), body)
+		if err != nil {
+			return nil, err
+		}
+		// Wait out a short rate limit instead of failing a step the caller would retry
+		// anyway; a long one is the answer.
+		if status == http.StatusTooManyRequests && attempt < maxRateLimitRetries && retryAfter <= c.MaxRateLimitWait {
+			select {
+			case <-time.After(retryAfter):
+				continue
+			case <-ctx.Done():
+				return nil, fmt.Errorf("waiting out the ledger's rate limit: %w", ctx.Err())
+			}
+		}
+		return answer(data, status)
 	}
-	req.Header.Set("Authorization", "Bearer "+c.token)
+}
+
+func (c *Client) post(ctx context.Context, u string, body []byte) (data []byte, status int, retryAfter time.Duration, err error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(body))
+	if err != nil {
+		return nil, 0, 0, fmt.Errorf("building request: %w", err)
+	}
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("calling ledger %s: %w", c.base.Host, err)
+		return nil, 0, 0, fmt.Errorf("calling ledger %s: %w", c.base.Host, err)
 	}
 	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	data, err = io.ReadAll(io.LimitReader(resp.Body, maxAnswerBytes+1))
 	if err != nil {
-		return nil, fmt.Errorf("reading ledger answer: %w", err)
+		return nil, 0, 0, fmt.Errorf("reading ledger answer: %w", err)
 	}
-	if resp.StatusCode != http.StatusOK {
-		var e struct {
-			Error string `json:"error"`
-		}
-		if json.Unmarshal(data, &e) != nil || e.Error == "" {
-			e.Error = strings.TrimSpace(string(data))
-		}
-		// The message starts with the contract's code, so chaincode.CodeOf still finds it.
-		return nil, fmt.Errorf("ledger answered %d: %s", resp.StatusCode, e.Error)
+	if len(data) > maxAnswerBytes {
+		return nil, 0, 0, fmt.Errorf("reading ledger answer: larger than %d bytes", maxAnswerBytes)
 	}
-	return data, nil
+	if secs, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && secs > 0 {
+		retryAfter = time.Duration(secs) * time.Second
+	}
+	return data, resp.StatusCode, retryAfter, nil
+}
+
+// answer is a call's result, or its error with the server's message.
+func answer(data []byte, status int) ([]byte, error) {
+	if status == http.StatusOK {
+		return data, nil
+	}
+	var e struct {
+		Error string `json:"error"`
+	}
+	if json.Unmarshal(data, &e) != nil || e.Error == "" {
+		e.Error = strings.TrimSpace(string(data))
+	}
+	// The message starts with the contract's code, so chaincode.CodeOf still finds it.
+	return nil, fmt.Errorf("ledger answered %d: %s", status, e.Error)
 }
 
 // Events follows the server's stream, reconnecting from the last event received, so that a
 // dropped connection neither loses nor repeats an event. The first connection is made before
-// Events returns, so that a wrong URL or token is an error here rather than silence.
+// Events returns, so that a wrong URL or certificate is an error here rather than silence.
 func (c *Client) Events(ctx context.Context, after ledger.Checkpoint) (<-chan ledger.Event, error) {
 	body, err := c.openStream(ctx, after)
 	if err != nil {
@@ -326,7 +445,6 @@ func (c *Client) openStream(ctx context.Context, after ledger.Checkpoint) (io.Re
 	if err != nil {
 		return nil, fmt.Errorf("building event request: %w", err)
 	}
-	req.Header.Set("Authorization", "Bearer "+c.token)
 	resp, err := c.http.Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("opening event stream from %s: %w", c.base.Host, err)
@@ -342,7 +460,7 @@ func (c *Client) openStream(ctx context.Context, after ledger.Checkpoint) (io.Re
 // readStream delivers the stream's events and returns the checkpoint of the last one sent.
 func (c *Client) readStream(ctx context.Context, body io.Reader, after ledger.Checkpoint, out chan<- ledger.Event) (ledger.Checkpoint, error) {
 	sc := bufio.NewScanner(body)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	sc.Buffer(make([]byte, 64<<10), maxEventBytes)
 	for sc.Scan() {
 		var ev ledger.Event
 		if err := json.Unmarshal(sc.Bytes(), &ev); err != nil {

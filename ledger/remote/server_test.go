@@ -2,27 +2,33 @@ package remote
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"net"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/edgemigrate/edgemigrate/chaincode"
+	"github.com/edgemigrate/edgemigrate/mtls"
 )
 
 func TestServerOptionsValidate(t *testing.T) {
+	files := mtls.Files{CertFile: "tls.crt", KeyFile: "tls.key", CAFile: "ca.crt"}
 	tests := []struct {
 		name    string
 		change  func(*ServerOptions)
 		wantErr string
 	}{
-		{"no identities", func(o *ServerOptions) {}, "--identities is required"},
-		{"no db", func(o *ServerOptions) { o.IdentitiesPath = "ids.json"; o.DBPath = "" }, "--db is required"},
-		{"no address", func(o *ServerOptions) { o.IdentitiesPath = "ids.json"; o.Listen = "" }, "--listen is required"},
-		{"complete", func(o *ServerOptions) { o.IdentitiesPath = "ids.json" }, ""},
+		{"no certificate", func(o *ServerOptions) {}, "--tls-cert-file, --tls-key-file and --tls-ca-file are required"},
+		{"no CA", func(o *ServerOptions) { o.TLS = files; o.TLS.CAFile = "" }, "--tls-ca-file are required"},
+		{"no db", func(o *ServerOptions) { o.TLS = files; o.DBPath = "" }, "--db is required"},
+		{"no address", func(o *ServerOptions) { o.TLS = files; o.Listen = "" }, "--listen is required"},
+		{"no rate", func(o *ServerOptions) { o.TLS = files; o.Limits.PerSecond = 0 }, "rate limits must be positive"},
+		{"no burst", func(o *ServerOptions) { o.TLS = files; o.Limits.Burst = 0 }, "rate limits must be positive"},
+		{"complete", func(o *ServerOptions) { o.TLS = files }, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -39,11 +45,16 @@ func TestServerOptionsValidate(t *testing.T) {
 // TestServe runs the server as `edgemigrate ledger` does and uses it through the client.
 func TestServe(t *testing.T) {
 	dir := t.TempDir()
-	ids := filepath.Join(dir, "ids.json")
-	if err := os.WriteFile(ids, []byte(`[{"token": "t1", "mspId": "Org1MSP"}]`), 0o600); err != nil {
+	ca, err := mtls.NewCA("fleet-ca")
+	if err != nil {
 		t.Fatal(err)
 	}
-	o := &ServerOptions{DBPath: filepath.Join(dir, "ledger.db"), IdentitiesPath: ids, NoSync: true}
+	serverFiles, err := ca.WriteIdentity(filepath.Join(dir, "server"), "ledger", "LedgerMSP", "127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := NewServerOptions()
+	o.DBPath, o.TLS, o.NoSync = filepath.Join(dir, "ledger.db"), serverFiles, true
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -51,9 +62,9 @@ func TestServe(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- Serve(ctx, o, ln) }()
-	base := "http://" + ln.Addr().String()
+	base := "https://" + ln.Addr().String()
 
-	client, err := Dial(base, "t1", nil)
+	client, err := Dial(base, identity(t, ca, "edge-a", "Org1MSP"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,16 +75,26 @@ func TestServe(t *testing.T) {
 		t.Fatalf("registering through the server: %v", err)
 	}
 	if c.MSPID != "Org1MSP" {
-		t.Errorf("cluster bound to %q, want the token's Org1MSP", c.MSPID)
+		t.Errorf("cluster bound to %q, want the certificate's Org1MSP", c.MSPID)
 	}
-	for _, path := range []string{"/healthz", "/readyz", "/metrics"} {
-		resp, err := http.Get(base + path)
+	// Probes need no certificate; the ledger does.
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(ca.PEM())
+	probe := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}}
+	for path, want := range map[string]int{"/healthz": 200, "/readyz": 200, "/metrics": 200, "/v1/events": http.StatusUnauthorized} {
+		resp, err := probe.Get(base + path)
 		if err != nil {
 			t.Fatal(err)
 		}
 		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			t.Errorf("GET %s = %s", path, resp.Status)
+		if resp.StatusCode != want {
+			t.Errorf("GET %s without a certificate = %s, want %d", path, resp.Status, want)
+		}
+	}
+	if resp, err := http.Get("http://" + ln.Addr().String() + "/healthz"); err == nil {
+		resp.Body.Close()
+		if resp.StatusCode < 400 {
+			t.Errorf("plain HTTP served: %s", resp.Status)
 		}
 	}
 
@@ -88,13 +109,16 @@ func TestServe(t *testing.T) {
 	}
 }
 
-func TestServeBadIdentities(t *testing.T) {
+func TestServeBadIdentity(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	o := &ServerOptions{DBPath: filepath.Join(t.TempDir(), "ledger.db"), IdentitiesPath: filepath.Join(t.TempDir(), "absent.json")}
-	if err := Serve(context.Background(), o, ln); err == nil || !strings.Contains(err.Error(), "reading identities") {
-		t.Fatalf("got %v, want an error about the identities file", err)
+	dir := t.TempDir()
+	o := NewServerOptions()
+	o.DBPath = filepath.Join(dir, "ledger.db")
+	o.TLS = mtls.Files{CertFile: filepath.Join(dir, "absent.crt"), KeyFile: filepath.Join(dir, "absent.key"), CAFile: filepath.Join(dir, "ca.crt")}
+	if err := Serve(context.Background(), o, ln); err == nil || !strings.Contains(err.Error(), "loading cluster identity") {
+		t.Fatalf("got %v, want an error about the identity files", err)
 	}
 }

@@ -130,7 +130,7 @@ func TestHelmTestPod(t *testing.T) {
 	urls := cmd.Flags().Args()
 	want := []string{
 		"https://" + webhookName + "." + namespace + ".svc/readyz",
-		"http://" + locatorName + "." + namespace + ".svc:8090/healthz",
+		"https://" + locatorName + "." + namespace + ".svc:8090/healthz",
 	}
 	if !slices.Equal(urls, want) {
 		t.Errorf("test pod checks %q, want %q", urls, want)

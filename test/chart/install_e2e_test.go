@@ -46,6 +46,7 @@ import (
 	"github.com/edgemigrate/edgemigrate/ledger/remote"
 	"github.com/edgemigrate/edgemigrate/localcluster"
 	"github.com/edgemigrate/edgemigrate/localcluster/clustertest"
+	"github.com/edgemigrate/edgemigrate/mtls"
 	"github.com/edgemigrate/edgemigrate/webhook"
 )
 
@@ -310,10 +311,9 @@ func TestE2EHelmInstall(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer store.Close()
-		ledgerSrv := httptest.NewServer(remote.NewHandler(store, []remote.Identity{{Token: "chart-token", MSPID: "ChartMSP"}}))
-		defer ledgerSrv.Close()
-		tokenFile := filepath.Join(t.TempDir(), "token")
-		if err := os.WriteFile(tokenFile, []byte("chart-token"), 0o600); err != nil {
+		// The ledger over mutual TLS: the descheduler acts as its certificate's MSP.
+		ca, err := mtls.NewCA("chart-fleet-ca")
+		if err != nil {
 			t.Fatal(err)
 		}
 		// The policy file is the chart's ConfigMap, as the pod would mount it.
@@ -322,12 +322,40 @@ func TestE2EHelmInstall(t *testing.T) {
 		if err := os.WriteFile(policyFile, []byte(r.must(t, "ConfigMap", api.PolicyConfigMap).typed.(*corev1.ConfigMap).Data["policy.yaml"]), 0o600); err != nil {
 			t.Fatal(err)
 		}
+		ledgerFiles, err := ca.WriteIdentity(filepath.Join(t.TempDir(), "ledger"), "ledger", "LedgerMSP", "127.0.0.1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ledgerID, err := mtls.Load(ledgerFiles)
+		if err != nil {
+			t.Fatal(err)
+		}
+		handler, err := remote.NewHandler(store, remote.HandlerOptions{Limits: remote.DefaultLimits()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ledgerSrv := httptest.NewUnstartedServer(handler)
+		ledgerSrv.TLS = ledgerID.ServerConfig(tls.VerifyClientCertIfGiven)
+		ledgerSrv.StartTLS()
+		defer ledgerSrv.Close()
 		fs := pflag.NewFlagSet("descheduler", pflag.ContinueOnError)
 		do := descheduler.NewOptions()
 		do.AddFlags(fs)
-		args := append(containerArgs(t, r, deschedulerName, "descheduler")[1:],
-			"--ledger-url="+ledgerSrv.URL, "--ledger-token-file="+tokenFile, "--namespace="+namespace, "--policy-file="+policyFile)
+		args := containerArgs(t, r, deschedulerName, "descheduler")[1:]
 		if err := fs.Parse(args); err != nil {
+			t.Fatal(err)
+		}
+		// The chart's identity paths name the mounted Secret; here the files of a test CA.
+		identity, err := ca.WriteIdentity(filepath.Join(t.TempDir(), "identity"), do.ClusterID, "ChartMSP", "127.0.0.1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := fs.Parse([]string{"--ledger-url=" + ledgerSrv.URL, "--namespace=" + namespace, "--policy-file=" + policyFile,
+			"--tls-cert-file=" + identity.CertFile, "--tls-key-file=" + identity.KeyFile, "--tls-ca-file=" + identity.CAFile}); err != nil {
+			t.Fatal(err)
+		}
+		probe, err := mtls.AnonymousClient(ca.PEM(), 10*time.Second)
+		if err != nil {
 			t.Fatal(err)
 		}
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -350,7 +378,7 @@ func TestE2EHelmInstall(t *testing.T) {
 				return false, fmt.Errorf("descheduler stopped: %v", err)
 			default:
 			}
-			resp, err := http.Get("http://" + ln.Addr().String() + "/readyz")
+			resp, err := probe.Get("https://" + ln.Addr().String() + "/readyz")
 			if err != nil {
 				return false, nil
 			}

@@ -32,6 +32,8 @@ const (
 	deschedulerName = "edgemigrate-descheduler"
 	locatorName     = "edgemigrate-locator"
 	clientTokens    = "edgemigrate-client-tokens"
+	identityName    = "edgemigrate-identity"
+	identitySecret  = api.ClusterIdentitySecret
 )
 
 // rule is one expanded RBAC permission: group, resource, verb and object name ("" for any).
@@ -206,7 +208,8 @@ var valueSets = []valueSet{
 			}
 			args := containerArgs(t, r, deschedulerName, "descheduler")
 			for _, want := range []string{"--ledger-backend=remote", "--cluster-id=edge-1", "--location=35.888,128.611",
-				"--public-endpoint=http://" + locatorName + "." + namespace + ".svc:8090", "--ledger-token-file=/etc/edgemigrate/ledger/token"} {
+				"--public-endpoint=https://" + locatorName + "." + namespace + ".svc:8090",
+				"--tls-cert-file=/etc/edgemigrate/identity/tls.crt", "--tls-key-file=/etc/edgemigrate/identity/tls.key", "--tls-ca-file=/etc/edgemigrate/identity/ca.crt"} {
 				if !slices.Contains(args, want) {
 					t.Errorf("descheduler args %q lack %s", args, want)
 				}
@@ -292,6 +295,89 @@ var valueSets = []valueSet{
 			}
 		},
 	},
+	// The cluster identity (mutual TLS between clusters).
+	{
+		name: "identity from an existing secret",
+		args: []string{"--set", "identity.secretName=edge-1-identity"},
+		check: func(t *testing.T, r rendered) {
+			if got := secretVolumes(deployment(t, r, deschedulerName)); !slices.Equal(got, []string{"edge-1-identity"}) {
+				t.Errorf("descheduler mounts Secrets %q, want the identity edge-1-identity alone", got)
+			}
+			d := deployment(t, r, deschedulerName)
+			for _, p := range []*corev1.Probe{d.Spec.Template.Spec.Containers[0].ReadinessProbe, d.Spec.Template.Spec.Containers[0].LivenessProbe} {
+				if p == nil || p.HTTPGet == nil || p.HTTPGet.Scheme != corev1.URISchemeHTTPS {
+					t.Errorf("descheduler probe %+v, want HTTPS (the public endpoint serves TLS)", p)
+				}
+			}
+		},
+	},
+	{
+		name: "identity by cert-manager",
+		args: []string{"--set", "identity.mode=certManager", "--set", "identity.mspId=Edge1MSP", "--set", "identity.certManager.issuerRef.name=fleet-ca",
+			"--set", "identity.certManager.issuerRef.kind=ClusterIssuer", "--set", "publicEndpoint=https://10.0.1.10:30090", "--set", "identity.hosts={edge-1.example.com}"},
+		check: func(t *testing.T, r rendered) {
+			cert := r.must(t, "Certificate", identityName)
+			checkIdentityCertificate(t, cert.u.Object, "fleet-ca", "ClusterIssuer")
+			if ips := unstructuredStrings(cert.u.Object, "spec", "ipAddresses"); !slices.Equal(ips, []string{"10.0.1.10"}) {
+				t.Errorf("identity ipAddresses %q, want the public endpoint's 10.0.1.10", ips)
+			}
+			if dns := unstructuredStrings(cert.u.Object, "spec", "dnsNames"); !slices.Contains(dns, "edge-1.example.com") || !slices.Contains(dns, locatorName+"."+namespace+".svc") {
+				t.Errorf("identity dnsNames %q lack identity.hosts or the locator Service", dns)
+			}
+			if n := len(r.ofKind("Issuer")); n != 0 {
+				t.Errorf("certManager mode with an issuerRef renders %d Issuers, want none", n)
+			}
+		},
+	},
+	{
+		name: "identity by cert-manager from a CA of its own",
+		args: []string{"--set", "identity.mode=certManager", "--set", "identity.mspId=Edge1MSP"},
+		check: func(t *testing.T, r rendered) {
+			r.must(t, "Issuer", identityName+"-selfsigned")
+			ca := r.must(t, "Certificate", identityName+"-ca")
+			if isCA, _ := walk(ca.u.Object, "spec", "isCA"); isCA != true {
+				t.Error("the generated identity CA's certificate is not a CA")
+			}
+			r.must(t, "Issuer", identityName+"-ca")
+			checkIdentityCertificate(t, r.must(t, "Certificate", identityName).u.Object, identityName+"-ca", "Issuer")
+		},
+	},
+	{
+		name: "identity self-signed by the descheduler with trusted CAs",
+		args: []string{"--set", "identity.mode=selfSigned", "--set", "identity.mspId=Edge1MSP", "--set", "identity.trustedCAs=" + testTrustedCAs},
+		check: func(t *testing.T, r rendered) {
+			if n := len(r.ofKind("Issuer")) + len(r.ofKind("Certificate")); n != 0 {
+				t.Errorf("self-signed identity renders %d cert-manager objects, want none", n)
+			}
+			args := containerArgs(t, r, deschedulerName, "descheduler")
+			for _, want := range []string{"--self-signed-identity", "--self-signed-identity-dir=/etc/edgemigrate/identity", "--self-signed-msp-id=Edge1MSP",
+				"--tls-ca-file=/etc/edgemigrate/trust/ca.crt"} {
+				if !slices.Contains(args, want) {
+					t.Errorf("descheduler args %q lack %s", args, want)
+				}
+			}
+			d := deployment(t, r, deschedulerName)
+			if got := secretVolumes(d); len(got) != 0 {
+				t.Errorf("self-signed mode mounts Secrets %q, want none (the descheduler writes the files)", got)
+			}
+			cm := r.must(t, "ConfigMap", identityName+"-trust").typed.(*corev1.ConfigMap)
+			if got := cm.Data["ca.crt"]; strings.TrimSpace(got) != strings.TrimSpace(testTrustedCAs) {
+				t.Errorf("trust bundle %q, want identity.trustedCAs", got)
+			}
+			role := r.must(t, "Role", identityName).typed.(*rbacv1.Role)
+			var got []string
+			for _, rule := range role.Rules {
+				got = append(got, strings.Join(rule.Verbs, ",")+" "+strings.Join(rule.Resources, ",")+" "+strings.Join(rule.ResourceNames, ","))
+			}
+			if want := []string{"create secrets ", "get,update secrets " + identitySecret}; !slices.Equal(got, want) {
+				t.Errorf("identity Role rules %q, want %q", got, want)
+			}
+			rb := r.must(t, "RoleBinding", identityName).typed.(*rbacv1.RoleBinding)
+			if rb.RoleRef.Name != identityName || len(rb.Subjects) != 1 || rb.Subjects[0].Name != deschedulerName {
+				t.Errorf("identity RoleBinding %+v, want the descheduler's account bound to %s", rb, identityName)
+			}
+		},
+	},
 	{
 		name: "fabric ledger",
 		args: []string{"--set", "ledger.backend=fabric", "--set", "ledger.fabric.peer=peer0.org1.example.com:7051",
@@ -306,12 +392,12 @@ var valueSets = []valueSet{
 				}
 			}
 			for _, a := range args {
-				if strings.HasPrefix(a, "--ledger-url") || strings.HasPrefix(a, "--ledger-token-file") {
+				if strings.HasPrefix(a, "--ledger-url") {
 					t.Errorf("fabric backend still passes %s", a)
 				}
 			}
-			if got := secretVolumes(deployment(t, r, deschedulerName)); !slices.Equal(got, []string{"edge-1-fabric"}) {
-				t.Errorf("descheduler mounts Secrets %q, want only the identity edge-1-fabric", got)
+			if got := secretVolumes(deployment(t, r, deschedulerName)); !slices.Equal(got, []string{identitySecret, "edge-1-fabric"}) {
+				t.Errorf("descheduler mounts Secrets %q, want the cluster identity and the Fabric identity edge-1-fabric", got)
 			}
 		},
 	},
@@ -417,7 +503,7 @@ func TestTemplate(t *testing.T) {
 			r := render(t, vs.args...)
 			selfSigned := !slices.ContainsFunc(vs.args, func(a string) bool { return strings.HasPrefix(a, "webhook.tls.mode=") })
 			checkCommon(t, r)
-			checkRBAC(t, r, selfSigned, !slices.Contains(vs.args, "descheduler.policy.namespaces.create=false"))
+			checkRBAC(t, withoutIdentityRBAC(r), selfSigned, !slices.Contains(vs.args, "descheduler.policy.namespaces.create=false")) // the identity's own Role is checked by its value set
 			checkHosting(t, r)
 			checkPods(t, r)
 			vs.check(t, r)
@@ -693,6 +779,8 @@ func TestSchema(t *testing.T) {
 		// --set passes decimals as strings, integers as numbers: both are checked.
 		{"location.latitude=-89.999", "location.longitude=-179.5"},
 		{"publicEndpoint=https://edge-1.example.com:30090"},
+		{"identity.mode=selfSigned", "identity.mspId=Edge1MSP"}, {"identity.mode=certManager", "identity.mspId=Edge1MSP"},
+		{"identity.mode=certManager", "identity.mspId=Edge1MSP", "identity.certManager.issuerRef.name=fleet-ca"},
 		{"fullnameOverride=em"}, {"scheduler.mode=extender"}, {"webhook.extraArgs[0]=--logging-format=json"}, {"rbac.create=false", "serviceAccount.create=false"},
 	} {
 		var args []string
@@ -726,6 +814,12 @@ func TestSchema(t *testing.T) {
 		{[]string{"webhook.extraArgs[0]="}, "at '/webhook/extraArgs/0'"},
 		{[]string{"rbac.create=maybe"}, "at '/rbac/create'"},
 		{[]string{"publicEndpoint=10.0.0.5:8090"}, "at '/publicEndpoint'"},
+		// Mutual TLS between clusters: plain HTTP endpoints, identity modes (s2, #16).
+		{[]string{"publicEndpoint=http://10.0.0.5:30090"}, "at '/publicEndpoint'"},
+		{[]string{"ledger.remote.url=http://10.0.0.9:8070"}, "at '/ledger/remote/url'"},
+		{[]string{"identity.mode=vault"}, "at '/identity/mode'"},
+		{[]string{"identity.mode=selfSigned"}, "at '/identity/mspId'"},
+		{[]string{"identity.trustedCAs=not a certificate"}, "at '/identity/trustedCAs'"},
 		{[]string{"jetson.policy=random"}, "at '/jetson/policy'"},
 		{[]string{"descheduler.offloadAfter=soon"}, "at '/descheduler/offloadAfter'"},
 		{[]string{"clusterID=edge-1"}, "additional properties 'clusterID' not allowed"},
@@ -941,6 +1035,36 @@ func containerArgs(t *testing.T, r rendered, deploy, container string) []string 
 func webhookConfig(t *testing.T, r rendered) *admissionregistrationv1.MutatingWebhookConfiguration {
 	t.Helper()
 	return r.must(t, "MutatingWebhookConfiguration", webhookName).typed.(*admissionregistrationv1.MutatingWebhookConfiguration)
+}
+
+// testTrustedCAs is a PEM bundle as identity.trustedCAs takes it (the chart does not parse it).
+const testTrustedCAs = "-----BEGIN CERTIFICATE-----\nMIIBfleet\n-----END CERTIFICATE-----"
+
+// withoutIdentityRBAC is r without the self-signed identity's Role and RoleBinding.
+func withoutIdentityRBAC(r rendered) rendered {
+	return slices.DeleteFunc(slices.Clone(r), func(o object) bool {
+		return o.u.GetName() == identityName && (o.u.GetKind() == "Role" || o.u.GetKind() == "RoleBinding")
+	})
+}
+
+// checkIdentityCertificate checks the cluster identity Certificate: subject, usages, Secret, issuer.
+func checkIdentityCertificate(t *testing.T, obj map[string]any, issuer, kind string) {
+	t.Helper()
+	if got := unstructuredString(obj, "spec", "commonName"); got != "edge-1" {
+		t.Errorf("identity commonName %q, want the cluster id edge-1", got)
+	}
+	if got := unstructuredStrings(obj, "spec", "subject", "organizations"); !slices.Equal(got, []string{"Edge1MSP"}) {
+		t.Errorf("identity organizations %q, want the MSP id Edge1MSP", got)
+	}
+	if got := unstructuredStrings(obj, "spec", "usages"); !slices.Contains(got, "server auth") || !slices.Contains(got, "client auth") {
+		t.Errorf("identity usages %q, want server and client auth", got)
+	}
+	if got := unstructuredString(obj, "spec", "secretName"); got != identitySecret {
+		t.Errorf("identity Secret %q, want %s", got, identitySecret)
+	}
+	if got, gotKind := unstructuredString(obj, "spec", "issuerRef", "name"), unstructuredString(obj, "spec", "issuerRef", "kind"); got != issuer || gotKind != kind {
+		t.Errorf("identity issuer %s %q, want %s %q", gotKind, got, kind, issuer)
+	}
 }
 
 func secretVolumes(d *appsv1.Deployment) []string {

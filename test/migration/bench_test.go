@@ -139,7 +139,7 @@ type probe struct {
 func startProbe(s *scenario, car, name string) *probe {
 	ctx, cancel := context.WithCancel(s.ctx)
 	p := &probe{cancel: cancel, done: make(chan struct{})}
-	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	client := s.f.CarClient(10*time.Second, true)
 	byURL := map[string]string{}
 	for _, e := range s.f.Edges {
 		byURL[e.LocatorURL] = e.ID

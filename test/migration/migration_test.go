@@ -191,7 +191,7 @@ func (s *scenario) index(id string) int {
 
 // endpoint asks a cluster's locator where the car's service runs.
 func (s *scenario) endpoint(from, car string) string {
-	r, err := locator.NewClient(s.edge(from).LocatorURL, nil).Endpoint(s.ctx, car)
+	r, err := locator.NewClient(s.edge(from).LocatorURL, s.f.CarClient(10*time.Second, false)).Endpoint(s.ctx, car)
 	if err != nil {
 		return "error: " + err.Error()
 	}
@@ -295,7 +295,7 @@ func TestE2EMobility(t *testing.T) {
 
 func (s *scenario) checkRedirect(from, car, wantPrefix string) {
 	s.t.Helper()
-	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	client := s.f.CarClient(10*time.Second, true)
 	resp, err := client.Get(s.edge(from).LocatorURL + "/v1/clients/" + car + "/redirect/infer?frame=7")
 	if err != nil {
 		s.t.Fatal(err)

@@ -40,7 +40,8 @@ func (s *scenario) carWithToken(id, token string, every time.Duration, newReques
 	for _, e := range s.f.Edges {
 		clusters = append(clusters, car.Cluster{ID: e.ID, Gateway: e.LocatorURL, Site: e.Point(), RadiusM: e.RadiusM})
 	}
-	c, err := car.New(car.Options{ID: id, Token: token, Clusters: clusters, Every: every, NewRequest: newRequest})
+	c, err := car.New(car.Options{ID: id, Token: token, Clusters: clusters, Every: every, NewRequest: newRequest,
+		HTTPClient: s.f.CarClient(car.DefaultTimeout, false)})
 	if err != nil {
 		s.t.Fatal(err)
 	}

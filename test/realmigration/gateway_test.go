@@ -204,7 +204,7 @@ func TestE2ERealNodeWrongToken(t *testing.T) {
 			}
 		}
 	}
-	resp, err := http.Get(a.LocatorURL + "/v1/clients/" + carToken + "/service/")
+	resp, err := s.f.CarClient(10*time.Second, false).Get(a.LocatorURL + "/v1/clients/" + carToken + "/service/")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -318,7 +318,7 @@ func (s *scenario) offloadedRoute(source, dest *localfleet.Edge, client string) 
 		s.t.Fatal(err)
 	}
 	req.Header.Set("Authorization", "Bearer "+tokens[client])
-	noFollow := &http.Client{Timeout: 10 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	noFollow := s.f.CarClient(10*time.Second, true)
 	resp, err := noFollow.Do(req)
 	if err != nil {
 		s.t.Fatal(err)

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
@@ -26,6 +25,7 @@ import (
 	"github.com/edgemigrate/edgemigrate/ledger/remote"
 	"github.com/edgemigrate/edgemigrate/localcluster"
 	"github.com/edgemigrate/edgemigrate/localcluster/clustertest"
+	"github.com/edgemigrate/edgemigrate/mtls"
 )
 
 const (
@@ -50,10 +50,14 @@ func TestE2ERealNodeHelmInstall(t *testing.T) {
 	helmBin := helmPath(t)
 
 	// The shared ledger, on the host's address on the nodes' bridge.
+	// over mutual TLS: one CA issues the ledger's and the cluster's identities.
 	dir := t.TempDir()
-	token := "edge-a-token"
-	ids, _ := json.Marshal([]remote.Identity{{Token: token, MSPID: "EdgeAMSP"}})
-	if err := os.WriteFile(filepath.Join(dir, "identities.json"), ids, 0o600); err != nil {
+	ca, err := mtls.NewCA("realnode-fleet-ca")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ledgerFiles, err := ca.WriteIdentity(filepath.Join(dir, "ledger"), "ledger", "LedgerMSP", c.RealNodeHostIP())
+	if err != nil {
 		t.Fatal(err)
 	}
 	ln, err := net.Listen("tcp", net.JoinHostPort(c.RealNodeHostIP(), "0"))
@@ -63,8 +67,9 @@ func TestE2ERealNodeHelmInstall(t *testing.T) {
 	ledgerCtx, stopLedger := context.WithCancel(ctx)
 	ledgerDone := make(chan error, 1)
 	go func() {
-		ledgerDone <- remote.Serve(ledgerCtx, &remote.ServerOptions{DBPath: filepath.Join(dir, "ledger.db"),
-			IdentitiesPath: filepath.Join(dir, "identities.json"), NoSync: true}, ln)
+		o := remote.NewServerOptions()
+		o.DBPath, o.TLS, o.NoSync = filepath.Join(dir, "ledger.db"), ledgerFiles, true
+		ledgerDone <- remote.Serve(ledgerCtx, o, ln)
 	}()
 	t.Cleanup(func() {
 		stopLedger()
@@ -76,15 +81,21 @@ func TestE2ERealNodeHelmInstall(t *testing.T) {
 	if _, err := c.Client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: releaseNamespace}}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
+	// The cluster identity Secret the chart's default (identity.mode=secret) mounts.
+	certPEM, keyPEM, err := ca.Issue("edge-a", "EdgeAMSP", "edgemigrate-locator."+releaseNamespace+".svc")
+	if err != nil {
+		t.Fatal(err)
+	}
 	if _, err := c.Client.CoreV1().Secrets(releaseNamespace).Create(ctx, &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Name: "edgemigrate-ledger-token"}, StringData: map[string]string{"token": token},
+		ObjectMeta: metav1.ObjectMeta{Name: api.ClusterIdentitySecret},
+		Data:       map[string][]byte{"tls.crt": certPEM, "tls.key": keyPEM, "ca.crt": ca.PEM()},
 	}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	args := []string{"install", release, chartDir, "--namespace", releaseNamespace, "--kubeconfig", c.Kubeconfig,
 		// Not --wait: it would wait for both descheduler replicas, and only the leader is Ready.
 		"--set", "clusterId=edge-a",
-		"--set", "ledger.remote.url=http://" + ln.Addr().String(),
+		"--set", "ledger.remote.url=https://" + ln.Addr().String(),
 		// The node is amd64 (its kubelet says so): select Jetsons by their GPU product alone.
 		"--set", "jetson.nodeSelector=" + api.LabelGPUProduct,
 		"--set-string", "nodeSelector." + strings.ReplaceAll(localcluster.RealNodeLabel, ".", `\.`) + "=true",

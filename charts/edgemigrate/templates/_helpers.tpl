@@ -112,7 +112,7 @@ imagePullSecrets:
 {{- end -}}
 
 {{- define "edgemigrate.publicEndpoint" -}}
-{{- .Values.publicEndpoint | default (printf "http://%s.%s.svc:%v" (include "edgemigrate.locator" .) .Release.Namespace .Values.descheduler.service.port) -}}
+{{- .Values.publicEndpoint | default (printf "https://%s.%s.svc:%v" (include "edgemigrate.locator" .) .Release.Namespace .Values.descheduler.service.port) -}}
 {{- end -}}
 
 {{/* selfSigned runs one replica: its CA lives in the process. */}}

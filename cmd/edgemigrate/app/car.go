@@ -16,6 +16,7 @@ import (
 
 	"github.com/edgemigrate/edgemigrate/car"
 	"github.com/edgemigrate/edgemigrate/internal/inference/profile"
+	"github.com/edgemigrate/edgemigrate/mtls"
 )
 
 // carOptions are the flags of `edgemigrate car`.
@@ -31,6 +32,7 @@ type carOptions struct {
 	ContentType   string
 	Duration      time.Duration
 	Timeout       time.Duration
+	CAFile        string
 }
 
 // newCarCommand drives a car along a route, sending requests through the edge gateways:
@@ -65,6 +67,7 @@ the figures and a line per failed request, and exits 1 if any request failed.`,
 	fs.StringVar(&opts.ContentType, "content-type", opts.ContentType, "Content-Type of the requests")
 	fs.DurationVar(&opts.Duration, "duration", 0, "How long to send requests; default the time the route takes (until interrupted for one point)")
 	fs.DurationVar(&opts.Timeout, "timeout", opts.Timeout, "Timeout of one request, redirects included")
+	fs.StringVar(&opts.CAFile, "ca-file", "", "PEM bundle of the CAs the clusters' HTTPS public endpoints are verified against (default: the system's)")
 	return cmd
 }
 
@@ -109,6 +112,15 @@ func (o carOptions) config() (car.Options, car.Route, error) {
 		}
 	}
 	co.HTTPClient = &http.Client{Timeout: o.Timeout}
+	if o.CAFile != "" {
+		pem, err := os.ReadFile(o.CAFile)
+		if err != nil {
+			return co, nil, fmt.Errorf("car: reading --ca-file: %w", err)
+		}
+		if co.HTTPClient, err = mtls.AnonymousClient(pem, o.Timeout); err != nil {
+			return co, nil, fmt.Errorf("car: --ca-file %s: %w", o.CAFile, err)
+		}
+	}
 	return co, route, nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -17,7 +18,7 @@ import (
 // to the road side units it passes.
 func Drive(ctx context.Context, f *localfleet.Fleet, car, token string, p geo.Point) error {
 	for _, e := range f.Edges {
-		if err := locator.NewClient(e.LocatorURL, nil).ReportLocation(ctx, car, token, p); err != nil {
+		if err := locator.NewClient(e.LocatorURL, f.CarClient(10*time.Second, false)).ReportLocation(ctx, car, token, p); err != nil {
 			return fmt.Errorf("reporting %s at %v to %s: %w", car, p, e.ID, err)
 		}
 	}
