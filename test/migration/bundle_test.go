@@ -1,10 +1,15 @@
 package migration
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
+	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -13,6 +18,8 @@ import (
 
 	"github.com/edgemigrate/edgemigrate/api"
 	"github.com/edgemigrate/edgemigrate/api/v1alpha1"
+	"github.com/edgemigrate/edgemigrate/chaincode"
+	"github.com/edgemigrate/edgemigrate/jetson"
 )
 
 // bundleMarker is in the ConfigMap's content: it travels in the bundle, never on the ledger.
@@ -155,5 +162,113 @@ func TestE2EBundle(t *testing.T) {
 		if !strings.HasPrefix(lm.BundleDigest, "sha256:") || lm.Metadata.Requires.Secrets[0] != "svc-key" {
 			t.Errorf("ledger migration %s: digest %q requires %+v", mid, lm.BundleDigest, lm.Metadata.Requires)
 		}
+	}
+}
+
+// TestE2EMaliciousPeer: a test holding edge-a's own ledger identity proposes what a
+// malicious source would, and serves the bundle it likes from edge-a's public endpoint.
+// Each time the other clusters create nothing, say why (in the bid, or in the failure
+// they report), and their own Deployments of the same name stay as they were.
+func TestE2EMaliciousPeer(t *testing.T) {
+	s := newScenario(t)
+	a := s.edge("edge-a")
+	own := s.service("web", "", 1, "1Gi")
+	for _, e := range []string{"edge-b", "edge-c"} {
+		if _, err := s.edge(e).Client.CoreV1().Namespaces().Create(s.ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: s.ns}}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		s.create(e, own.DeepCopy())
+	}
+	attacker, err := s.f.LedgerAs(s.ctx, a.Identity)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer attacker.Close()
+
+	for i, tc := range []struct {
+		name     string
+		workload string
+		mutate   func(*appsv1.Deployment, *chaincode.WorkloadMetadata, *string)
+		why      string // in a bid's reason or a destination's failure
+	}{
+		{"name clash with an existing Deployment", "web", nil, "a Deployment " + s.ns + "/web that edgemigrate did not create exists here"},
+		{"digest does not match", "evil", func(_ *appsv1.Deployment, _ *chaincode.WorkloadMetadata, digest *string) {
+			*digest = "sha256:" + strings.Repeat("0", 64)
+		}, "is not the sha256:" + strings.Repeat("0", 64)},
+		{"demand beyond declared", "evil", func(_ *appsv1.Deployment, m *chaincode.WorkloadMetadata, _ *string) { m.CPUMilli, m.MemoryBytes = 1, 1 },
+			"more than the declared cpu=1m"},
+		{"more replicas than declared", "evil", func(d *appsv1.Deployment, _ *chaincode.WorkloadMetadata, _ *string) {
+			d.Spec.Replicas = ptr.To[int32](20)
+		},
+			"asks for 20 replicas, the proposal declared 1"},
+		{"privileged", "evil", func(d *appsv1.Deployment, _ *chaincode.WorkloadMetadata, _ *string) {
+			d.Spec.Template.Spec.Containers[0].SecurityContext.Privileged = ptr.To(true)
+		}, "privileged"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			id := fmt.Sprintf("edge-a-%012d", 900+i)
+			d := s.service(tc.workload, "", 1, "1Gi")
+			d.TypeMeta = metav1.TypeMeta{APIVersion: "apps/v1", Kind: "Deployment"}
+			pod := &corev1.Pod{ObjectMeta: d.Spec.Template.ObjectMeta, Spec: d.Spec.Template.Spec}
+			demand, err := jetson.PodDemand(pod)
+			if err != nil {
+				t.Fatal(err)
+			}
+			meta := chaincode.WorkloadMetadata{Image: pod.Spec.Containers[0].Image, Images: []chaincode.Image{{Name: pod.Spec.Containers[0].Image}},
+				CPUMilli: demand.CPUMilli, MemoryBytes: demand.Memory, GPUSlots: demand.GPUSlots, GPUMemoryBytes: demand.GPUMemory, Replicas: 1,
+				Origin: "edge-a/" + s.ns + "/uid-" + tc.workload}
+			var digest string
+			if tc.mutate != nil {
+				tc.mutate(d, &meta, &digest)
+			}
+			data, err := json.Marshal(map[string]any{"version": "v1", "origin": meta.Origin, "workload": map[string]any{"kind": "Deployment", "deployment": d}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if digest == "" {
+				sum := sha256.Sum256(data)
+				digest = "sha256:" + hex.EncodeToString(sum[:])
+			}
+			// Served by edge-a's descheduler, as it serves the bundles it stored.
+			stored := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "edgemigrate-bundle-" + id, Namespace: api.SystemNamespace},
+				BinaryData: map[string][]byte{"bundle.json": data}}
+			if _, err := a.Client.CoreV1().ConfigMaps(api.SystemNamespace).Create(s.ctx, stored, metav1.CreateOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := attacker.ProposeMigration(s.ctx, chaincode.Proposal{ID: id, Source: "edge-a", Workload: "Deployment/" + s.ns + "/" + tc.workload,
+				Metadata: meta, BundleDigest: digest, Reason: chaincode.ReasonManual, Deadline: time.Now().Add(time.Minute).UTC().Format(time.RFC3339Nano)}); err != nil {
+				t.Fatal(err)
+			}
+			var lm *chaincode.Migration
+			s.waitFor(id+" final", func() (bool, error) {
+				if _, err := attacker.Decide(s.ctx, id); err != nil && chaincode.CodeOf(err) != chaincode.CodeConflict && chaincode.CodeOf(err) != chaincode.CodeNotYet {
+					return false, err
+				}
+				lm, err = attacker.GetMigration(s.ctx, id)
+				return err == nil && lm.Final(), err
+			})
+			said := lm.StateReason
+			for _, bid := range lm.Bids {
+				said += "\n" + bid.ClusterID + " bid: " + bid.Reason
+			}
+			for _, h := range lm.History {
+				said += "\n" + h.Event + ": " + h.Note
+			}
+			if lm.State != chaincode.StateRejected || !strings.Contains(said, tc.why) {
+				t.Errorf("%s: %s; want Rejected, and a reason saying %q:%s", id, lm.State, tc.why, said)
+			}
+			for _, e := range []string{"edge-b", "edge-c"} {
+				deps, err := s.edge(e).Client.AppsV1().Deployments(s.ns).List(s.ctx, metav1.ListOptions{LabelSelector: api.LabelMigrationID + "=" + id})
+				if err == nil && len(deps.Items) > 0 {
+					t.Errorf("%s created %d Deployments for %s", e, len(deps.Items), id)
+				}
+			}
+			for _, e := range []string{"edge-b", "edge-c"} {
+				got := s.deployment(e, "web")
+				if got.Annotations[api.AnnotationMigrationID] != "" || ptr.Deref(got.Spec.Replicas, 0) != 1 || got.Spec.Template.Spec.Containers[0].Image != own.Spec.Template.Spec.Containers[0].Image {
+					t.Errorf("%s's own Deployment changed: %+v", e, got)
+				}
+			}
+		})
 	}
 }
