@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -428,54 +429,38 @@ func (b *serviceBundle) objectMetas() []*metav1.ObjectMeta {
 // own and updated, where an unmarked object of the same name is a conflict.
 func (c *Controller) markOrigin(ctx context.Context, ns string, b *serviceBundle) error {
 	patch := fmt.Appendf(nil, `{"metadata":{"annotations":{%q:%q}}}`, api.AnnotationOrigin, b.Origin)
-	mark := func(kind, name string, have metav1.Object, err error, apply func() error) error {
-		if apierrors.IsNotFound(err) || (err == nil && have.GetAnnotations()[api.AnnotationOrigin] != "") {
-			return nil
-		}
-		if err == nil {
-			err = apply()
-		}
-		if err != nil && !apierrors.IsNotFound(err) {
-			return fmt.Errorf("marking %s %s/%s with the service's origin: %w", kind, ns, name, err)
-		}
-		return nil
-	}
-	mp := types.MergePatchType
+	var errs []error
 	for _, s := range b.Services {
-		have, err := c.services.Services(ns).Get(s.Name)
-		if err := mark("Service", s.Name, have, err, func() error {
-			_, err := c.kube.CoreV1().Services(ns).Patch(ctx, s.Name, mp, patch, metav1.PatchOptions{})
-			return err
-		}); err != nil {
-			return err
-		}
+		errs = append(errs, markOne(ctx, "Service", s.Name, patch, c.services.Services(ns).Get, c.kube.CoreV1().Services(ns).Patch))
 	}
 	for _, cm := range b.ConfigMaps {
-		have, err := c.configMaps.ConfigMaps(ns).Get(cm.Name)
-		if err := mark("ConfigMap", cm.Name, have, err, func() error {
-			_, err := c.kube.CoreV1().ConfigMaps(ns).Patch(ctx, cm.Name, mp, patch, metav1.PatchOptions{})
-			return err
-		}); err != nil {
-			return err
-		}
+		errs = append(errs, markOne(ctx, "ConfigMap", cm.Name, patch, c.configMaps.ConfigMaps(ns).Get, c.kube.CoreV1().ConfigMaps(ns).Patch))
 	}
 	if p := b.PodDisruptionBudget; p != nil {
-		have, err := c.pdbs.PodDisruptionBudgets(ns).Get(p.Name)
-		if err := mark("PodDisruptionBudget", p.Name, have, err, func() error {
-			_, err := c.kube.PolicyV1().PodDisruptionBudgets(ns).Patch(ctx, p.Name, mp, patch, metav1.PatchOptions{})
-			return err
-		}); err != nil {
-			return err
-		}
+		errs = append(errs, markOne(ctx, "PodDisruptionBudget", p.Name, patch, c.pdbs.PodDisruptionBudgets(ns).Get, c.kube.PolicyV1().PodDisruptionBudgets(ns).Patch))
 	}
 	if h := b.HorizontalPodAutoscaler; h != nil {
-		have, err := c.hpas.HorizontalPodAutoscalers(ns).Get(h.Name)
-		if err := mark("HorizontalPodAutoscaler", h.Name, have, err, func() error {
-			_, err := c.kube.AutoscalingV2().HorizontalPodAutoscalers(ns).Patch(ctx, h.Name, mp, patch, metav1.PatchOptions{})
-			return err
-		}); err != nil {
-			return err
-		}
+		errs = append(errs, markOne(ctx, "HorizontalPodAutoscaler", h.Name, patch, c.hpas.HorizontalPodAutoscalers(ns).Get, c.kube.AutoscalingV2().HorizontalPodAutoscalers(ns).Patch))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("marking the objects of %s/%s with the service's origin: %w", ns, b.Workload.meta().Name, err)
+	}
+	return nil
+}
+
+// markOne merge-patches the object name (as get reads it from a lister) unless it is gone
+// or has an origin already.
+func markOne[T metav1.Object](ctx context.Context, kind, name string, patch []byte, get func(string) (T, error),
+	apply func(context.Context, string, types.PatchType, []byte, metav1.PatchOptions, ...string) (T, error)) error {
+	have, err := get(name)
+	if apierrors.IsNotFound(err) || (err == nil && have.GetAnnotations()[api.AnnotationOrigin] != "") {
+		return nil
+	}
+	if err == nil {
+		_, err = apply(ctx, name, types.MergePatchType, patch, metav1.PatchOptions{})
+	}
+	if err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("%s %s: %w", kind, name, err)
 	}
 	return nil
 }

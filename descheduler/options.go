@@ -21,8 +21,8 @@ import (
 	"github.com/edgemigrate/edgemigrate/gateway"
 	"github.com/edgemigrate/edgemigrate/geo"
 	"github.com/edgemigrate/edgemigrate/jetson"
-	"github.com/edgemigrate/edgemigrate/policy"
 	"github.com/edgemigrate/edgemigrate/mtls"
+	"github.com/edgemigrate/edgemigrate/policy"
 )
 
 // Ledger backends.
