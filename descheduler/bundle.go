@@ -7,7 +7,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -20,7 +19,6 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 
 	"github.com/edgemigrate/edgemigrate/api"
@@ -424,43 +422,15 @@ func (b *serviceBundle) objectMetas() []*metav1.ObjectMeta {
 	return out
 }
 
-// markOrigin writes the service's origin on this cluster's own objects that its bundle
-// carries, unless they have one: when the service comes back, they are recognised as its
-// own and updated, where an unmarked object of the same name is a conflict.
-func (c *Controller) markOrigin(ctx context.Context, ns string, b *serviceBundle) error {
-	patch := fmt.Appendf(nil, `{"metadata":{"annotations":{%q:%q}}}`, api.AnnotationOrigin, b.Origin)
-	var errs []error
-	for _, s := range b.Services {
-		errs = append(errs, markOne(ctx, "Service", s.Name, patch, c.services.Services(ns).Get, c.kube.CoreV1().Services(ns).Patch))
+// isService says whether an object here belongs to the service of origin: it carries that
+// origin, or it is unmarked in the namespace where the service was first created, in this
+// cluster (the objects its bundle was built from, which the service left behind).
+func (c *Controller) isService(m metav1.Object, origin string) bool {
+	switch have := m.GetAnnotations()[api.AnnotationOrigin]; have {
+	case origin:
+		return true
+	case "":
+		return strings.HasPrefix(origin, c.cfg.ClusterID+"/"+m.GetNamespace()+"/")
 	}
-	for _, cm := range b.ConfigMaps {
-		errs = append(errs, markOne(ctx, "ConfigMap", cm.Name, patch, c.configMaps.ConfigMaps(ns).Get, c.kube.CoreV1().ConfigMaps(ns).Patch))
-	}
-	if p := b.PodDisruptionBudget; p != nil {
-		errs = append(errs, markOne(ctx, "PodDisruptionBudget", p.Name, patch, c.pdbs.PodDisruptionBudgets(ns).Get, c.kube.PolicyV1().PodDisruptionBudgets(ns).Patch))
-	}
-	if h := b.HorizontalPodAutoscaler; h != nil {
-		errs = append(errs, markOne(ctx, "HorizontalPodAutoscaler", h.Name, patch, c.hpas.HorizontalPodAutoscalers(ns).Get, c.kube.AutoscalingV2().HorizontalPodAutoscalers(ns).Patch))
-	}
-	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("marking the objects of %s/%s with the service's origin: %w", ns, b.Workload.meta().Name, err)
-	}
-	return nil
-}
-
-// markOne merge-patches the object name (as get reads it from a lister) unless it is gone
-// or has an origin already.
-func markOne[T metav1.Object](ctx context.Context, kind, name string, patch []byte, get func(string) (T, error),
-	apply func(context.Context, string, types.PatchType, []byte, metav1.PatchOptions, ...string) (T, error)) error {
-	have, err := get(name)
-	if apierrors.IsNotFound(err) || (err == nil && have.GetAnnotations()[api.AnnotationOrigin] != "") {
-		return nil
-	}
-	if err == nil {
-		_, err = apply(ctx, name, types.MergePatchType, patch, metav1.PatchOptions{})
-	}
-	if err != nil && !apierrors.IsNotFound(err) {
-		return fmt.Errorf("%s %s: %w", kind, name, err)
-	}
-	return nil
+	return false
 }

@@ -10,6 +10,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/utils/ptr"
 
 	"github.com/edgemigrate/edgemigrate/api"
@@ -59,7 +60,7 @@ func (c *Controller) hostingRefusal(ctx context.Context, lm *chaincode.Migration
 		return "this cluster's policy: " + strings.ReplaceAll(err.Error(), "\n", "; ")
 	}
 	var why []string
-	why = append(why, c.missingRequirements(ctx, ns, lm.Metadata.Requires)...)
+	why = append(why, c.missingRequirements(ctx, lm.Source, ns, lm.Metadata.Requires)...)
 	if clash := c.nameClash(ns, kind, name, lm.Metadata.Origin); clash != "" {
 		why = append(why, clash)
 	}
@@ -68,7 +69,7 @@ func (c *Controller) hostingRefusal(ctx context.Context, lm *chaincode.Migration
 
 // missingRequirements lists what the workload needs that does not exist here: they never
 // travel (Secrets) or are this cluster's to define.
-func (c *Controller) missingRequirements(ctx context.Context, ns string, req chaincode.Requirements) []string {
+func (c *Controller) missingRequirements(ctx context.Context, source, ns string, req chaincode.Requirements) []string {
 	var why []string
 	check := func(what string, err error) {
 		switch {
@@ -78,9 +79,16 @@ func (c *Controller) missingRequirements(ctx context.Context, ns string, req cha
 			why = append(why, fmt.Sprintf("cannot tell whether %s exists here: %v", what, err))
 		}
 	}
-	for _, s := range req.Secrets {
-		_, err := c.kube.CoreV1().Secrets(ns).Get(ctx, s, metav1.GetOptions{})
-		check("Secret "+ns+"/"+s, err)
+	if len(req.Secrets) > 0 {
+		// Read as the hosted namespace's identity: the descheduler reads no Secrets itself.
+		secrets, nsErr := c.hostSecrets(ctx, source, ns)
+		for _, s := range req.Secrets {
+			err := nsErr
+			if err == nil {
+				_, err = secrets.Get(ctx, s, metav1.GetOptions{})
+			}
+			check("Secret "+ns+"/"+s, err)
+		}
 	}
 	if sa := req.ServiceAccount; sa != "" {
 		_, err := c.kube.CoreV1().ServiceAccounts(ns).Get(ctx, sa, metav1.GetOptions{})
@@ -205,4 +213,17 @@ func imageLocality(nodes []*corev1.Node, meta chaincode.WorkloadMetadata) float6
 		best = max(best, held/total)
 	}
 	return best
+}
+
+// hostSecrets reads Secrets of hosted namespace ns as its host identity; a NotFound error
+// when the namespace does not exist (then neither do its Secrets).
+func (c *Controller) hostSecrets(ctx context.Context, source, ns string) (typedcorev1.SecretInterface, error) {
+	if _, err := c.kube.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{}); err != nil {
+		return nil, err
+	}
+	kube, err := c.hostClient(ctx, source, ns)
+	if err != nil {
+		return nil, err
+	}
+	return kube.CoreV1().Secrets(ns), nil
 }

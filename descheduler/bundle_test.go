@@ -162,7 +162,7 @@ func TestMissingSecret(t *testing.T) {
 		w := newWorld(t)
 		a := w.addCluster("edge-a", nil, withSecret()...)
 		w.addCluster("edge-b", nil)
-		w.addCluster("edge-c", nil, secret)
+		w.addCluster("edge-c", nil, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: testNamespace}}, secret)
 		w.until("completed", func() bool { return a.only(v1alpha1.RoleSource).Status.Phase == v1alpha1.PhaseCompleted })
 		src := a.only(v1alpha1.RoleSource)
 		lm := w.ledgerMigration(src.Status.LedgerID)
@@ -237,6 +237,13 @@ func TestMaliciousPeer(t *testing.T) {
 			failWhy: "asks for 20 replicas, the proposal declared 1"},
 		{name: "demand beyond declared", meta: func(m *chaincode.WorkloadMetadata) { m.CPUMilli, m.MemoryBytes = 1, 1 },
 			failWhy: "more than the declared cpu=1m"},
+		{name: "a ConfigMap of the same name that is not the service's", bundle: func(b *serviceBundle) {
+			b.ConfigMaps = []corev1.ConfigMap{{ObjectMeta: metav1.ObjectMeta{Name: "settings", Namespace: testNamespace}, Data: map[string]string{"k": "evil"}}}
+		}, failWhy: "ConfigMap apps/settings already exists here and is not this service's"},
+		{name: "pods that would join another workload's Service", bundle: func(b *serviceBundle) {
+			b.Workload.Deployment.Spec.Template.Labels = map[string]string{"app": "web"}
+			b.Workload.Deployment.Spec.Selector = &metav1.LabelSelector{MatchLabels: map[string]string{"app": "web"}}
+		}, failWhy: "would join Service apps/web of another workload"},
 		{name: "an image not declared", bundle: func(b *serviceBundle) {
 			b.Workload.Deployment.Spec.Template.Spec.Containers[0].Image = "evil.example/miner:1"
 		},
@@ -250,7 +257,9 @@ func TestMaliciousPeer(t *testing.T) {
 			w := newWorld(t)
 			web := deployment("web", 2, "1Gi")
 			a := w.addCluster("edge-a", nil)
-			b := w.addCluster("edge-b", nil, web)
+			settings := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "settings", Namespace: testNamespace}, Data: map[string]string{"k": "mine"}}
+			webService := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: testNamespace}, Spec: corev1.ServiceSpec{Selector: map[string]string{"app": "web"}}}
+			b := w.addCluster("edge-b", nil, web, settings, webService)
 			id := fmt.Sprintf("edge-a-%012d", i)
 			honest := &serviceBundle{Version: bundleVersion, Origin: "edge-a/apps/uid-evil", Workload: workloadManifest{Kind: v1alpha1.KindDeployment, Deployment: &appsv1.Deployment{
 				TypeMeta: metav1.TypeMeta{APIVersion: "apps/v1", Kind: "Deployment"}, ObjectMeta: metav1.ObjectMeta{Name: "evil", Namespace: testNamespace},
@@ -310,6 +319,9 @@ func TestMaliciousPeer(t *testing.T) {
 			// Nothing created; edge-b's own Deployment untouched.
 			if list, _ := b.kube.AppsV1().Deployments("").List(w.ctx, metav1.ListOptions{}); len(list.Items) != 1 {
 				t.Errorf("edge-b has %d Deployments, want only its own", len(list.Items))
+			}
+			if cm, _ := b.kube.CoreV1().ConfigMaps(testNamespace).Get(w.ctx, "settings", metav1.GetOptions{}); cm.Data["k"] != "mine" {
+				t.Errorf("edge-b's own ConfigMap changed: %v", cm.Data)
 			}
 			have, err := b.kube.AppsV1().Deployments(testNamespace).Get(w.ctx, "web", metav1.GetOptions{})
 			if err != nil || ptr.Deref(have.Spec.Replicas, 0) != 2 || len(have.Annotations) != 0 || have.Spec.Template.Spec.Containers[0].Image != web.Spec.Template.Spec.Containers[0].Image {

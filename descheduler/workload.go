@@ -115,9 +115,6 @@ func (c *Controller) proposal(ctx context.Context, m *v1alpha1.Migration, id str
 		if data, err = c.storeBundle(ctx, id, data); err != nil {
 			return chaincode.Proposal{}, 0, err
 		}
-		if err := c.markOrigin(ctx, m.Namespace, b); err != nil {
-			return chaincode.Proposal{}, 0, err
-		}
 	} else if err != nil {
 		return chaincode.Proposal{}, 0, err
 	}
@@ -191,9 +188,9 @@ func tagCopy(m *metav1.ObjectMeta, id, source, origin string) {
 }
 
 // ensureObject creates want, or takes over an object of the same name that an earlier
-// migration of the same service left here (its origin matches); any other is a conflict.
+// migration of the same service left here (owned says so); any other is a conflict.
 // keep copies into want what the cluster assigned to the existing object.
-func ensureObject[T hostedObject](ctx context.Context, client objectClient[T], kind string, want T, id, origin string, keep func(have, want T)) error {
+func ensureObject[T hostedObject](ctx context.Context, client objectClient[T], kind string, want T, id string, owned func(metav1.Object) bool, keep func(have, want T)) error {
 	have, err := client.Get(ctx, want.GetName(), metav1.GetOptions{})
 	switch {
 	case apierrors.IsNotFound(err):
@@ -205,7 +202,7 @@ func ensureObject[T hostedObject](ctx context.Context, client objectClient[T], k
 		return fmt.Errorf("reading %s %s/%s: %w", kind, want.GetNamespace(), want.GetName(), err)
 	case have.GetLabels()[api.LabelMigrationID] == id:
 		return nil
-	case have.GetAnnotations()[api.AnnotationOrigin] != origin:
+	case !owned(have):
 		return errRefused{fmt.Sprintf("%s %s/%s already exists here and is not this service's", kind, want.GetNamespace(), want.GetName())}
 	}
 	// Updated in place: the same object, created when it was.
@@ -228,6 +225,7 @@ func (c *Controller) ensureCreated(ctx context.Context, kube kubernetes.Interfac
 	if err := c.joinsForeignService(b, ns); err != nil {
 		return false, err
 	}
+	owned := func(m metav1.Object) bool { return c.isService(m, b.Origin) }
 	tag := func(m *metav1.ObjectMeta) {
 		m.Namespace = ns
 		tagCopy(m, id, source, b.Origin)
@@ -235,7 +233,7 @@ func (c *Controller) ensureCreated(ctx context.Context, kube kubernetes.Interfac
 	for i := range b.Services {
 		s := b.Services[i].DeepCopy()
 		tag(&s.ObjectMeta)
-		err := ensureObject(ctx, kube.CoreV1().Services(ns), "Service", s, id, b.Origin, func(have, want *corev1.Service) {
+		err := ensureObject(ctx, kube.CoreV1().Services(ns), "Service", s, id, owned, func(have, want *corev1.Service) {
 			want.Spec.ClusterIP, want.Spec.ClusterIPs = have.Spec.ClusterIP, have.Spec.ClusterIPs
 			want.Spec.IPFamilies, want.Spec.IPFamilyPolicy = have.Spec.IPFamilies, have.Spec.IPFamilyPolicy
 		})
@@ -246,21 +244,21 @@ func (c *Controller) ensureCreated(ctx context.Context, kube kubernetes.Interfac
 	for i := range b.ConfigMaps {
 		cm := b.ConfigMaps[i].DeepCopy()
 		tag(&cm.ObjectMeta)
-		if err := ensureObject(ctx, kube.CoreV1().ConfigMaps(ns), "ConfigMap", cm, id, b.Origin, nil); err != nil {
+		if err := ensureObject(ctx, kube.CoreV1().ConfigMaps(ns), "ConfigMap", cm, id, owned, nil); err != nil {
 			return false, err
 		}
 	}
 	if b.PodDisruptionBudget != nil {
 		pdb := b.PodDisruptionBudget.DeepCopy()
 		tag(&pdb.ObjectMeta)
-		if err := ensureObject(ctx, kube.PolicyV1().PodDisruptionBudgets(ns), "PodDisruptionBudget", pdb, id, b.Origin, nil); err != nil {
+		if err := ensureObject(ctx, kube.PolicyV1().PodDisruptionBudgets(ns), "PodDisruptionBudget", pdb, id, owned, nil); err != nil {
 			return false, err
 		}
 	}
 	if b.HorizontalPodAutoscaler != nil {
 		hpa := b.HorizontalPodAutoscaler.DeepCopy()
 		tag(&hpa.ObjectMeta)
-		if err := ensureObject(ctx, kube.AutoscalingV2().HorizontalPodAutoscalers(ns), "HorizontalPodAutoscaler", hpa, id, b.Origin, nil); err != nil {
+		if err := ensureObject(ctx, kube.AutoscalingV2().HorizontalPodAutoscalers(ns), "HorizontalPodAutoscaler", hpa, id, owned, nil); err != nil {
 			return false, err
 		}
 	}
@@ -321,8 +319,13 @@ func (c *Controller) joinsForeignService(b *serviceBundle, ns string) error {
 		return fmt.Errorf("listing Services of %s: %w", ns, err)
 	}
 	podLabels := labels.Set(b.Workload.template().Labels)
+	ours := map[string]bool{}
+	for _, s := range b.Services {
+		ours[s.Name] = true
+	}
 	for _, s := range services {
-		if len(s.Spec.Selector) == 0 || !labels.SelectorFromSet(s.Spec.Selector).Matches(podLabels) || s.Annotations[api.AnnotationOrigin] == b.Origin {
+		if len(s.Spec.Selector) == 0 || !labels.SelectorFromSet(s.Spec.Selector).Matches(podLabels) || s.Annotations[api.AnnotationOrigin] == b.Origin ||
+			(ours[s.Name] && c.isService(s, b.Origin)) {
 			continue
 		}
 		return errRefused{fmt.Sprintf("the workload's pods would join Service %s/%s of another workload", ns, s.Name)}
