@@ -241,11 +241,7 @@ func (c *Controller) storeBundle(ctx context.Context, id string, data []byte) ([
 		BinaryData: map[string][]byte{bundleKey: data}, Immutable: ptr.To(true)}
 	_, err := cms.Create(ctx, cm, metav1.CreateOptions{})
 	if apierrors.IsAlreadyExists(err) {
-		stored, err := c.storedBundle(ctx, id)
-		if err != nil {
-			return nil, err
-		}
-		return stored, nil
+		return c.storedBundle(ctx, id)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("storing the bundle of %s: %w", id, err)
