@@ -341,10 +341,18 @@ func podReferences(spec *corev1.PodSpec) references {
 	return r
 }
 
-// requirementsOf names what a pod spec needs at the destination that does not travel.
-// The "default" ServiceAccount exists in every namespace.
+// requirementsOf names what a pod spec needs at the destination that does not travel:
+// Secrets it does not mark optional everywhere it refers to them, its ServiceAccount (the
+// "default" one exists in every namespace), PriorityClass and RuntimeClass.
 func requirementsOf(spec *corev1.PodSpec) chaincode.Requirements {
-	req := chaincode.Requirements{Secrets: sortedKeys(podReferences(spec).secrets), PriorityClass: spec.PriorityClassName,
+	var secrets []string
+	refs := podReferences(spec).secrets
+	for _, name := range sortedKeys(refs) {
+		if optional := refs[name]; !optional {
+			secrets = append(secrets, name)
+		}
+	}
+	req := chaincode.Requirements{Secrets: secrets, PriorityClass: spec.PriorityClassName,
 		RuntimeClass: ptr.Deref(spec.RuntimeClassName, "")}
 	if sa := spec.ServiceAccountName; sa != "default" {
 		req.ServiceAccount = sa

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -515,5 +516,48 @@ func TestStoredBundle(t *testing.T) {
 	a.settle()
 	if _, _, err := a.c.proposal(w.ctx, m, "edge-a-555555555555"); err == nil || !strings.Contains(err.Error(), "ConfigMap svc-config: 512Ki") {
 		t.Errorf("an oversized bundle: %v", err)
+	}
+}
+
+// TestRequirements: every place a pod spec names a Secret or a ConfigMap is found; a
+// Secret is required unless every reference to it is optional.
+func TestRequirements(t *testing.T) {
+	opt := ptr.To(true)
+	spec := &corev1.PodSpec{
+		ImagePullSecrets:   []corev1.LocalObjectReference{{Name: "pull"}},
+		ServiceAccountName: "reader", PriorityClassName: "high", RuntimeClassName: ptr.To("nvidia"),
+		Volumes: []corev1.Volume{
+			{Name: "s", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: "vol"}}},
+			{Name: "o", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: "maybe", Optional: opt}}},
+			{Name: "c", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{LocalObjectReference: corev1.LocalObjectReference{Name: "cm-vol"}}}},
+			{Name: "p", VolumeSource: corev1.VolumeSource{Projected: &corev1.ProjectedVolumeSource{Sources: []corev1.VolumeProjection{
+				{Secret: &corev1.SecretProjection{LocalObjectReference: corev1.LocalObjectReference{Name: "proj"}}},
+				{ConfigMap: &corev1.ConfigMapProjection{LocalObjectReference: corev1.LocalObjectReference{Name: "cm-proj"}, Optional: opt}}}}}},
+			{Name: "csi", VolumeSource: corev1.VolumeSource{CSI: &corev1.CSIVolumeSource{Driver: "d", NodePublishSecretRef: &corev1.LocalObjectReference{Name: "csi"}}}},
+		},
+		InitContainers: []corev1.Container{{Name: "i", Image: "init:1", EnvFrom: []corev1.EnvFromSource{{SecretRef: &corev1.SecretEnvSource{LocalObjectReference: corev1.LocalObjectReference{Name: "envfrom"}}}}}},
+		Containers: []corev1.Container{{Name: "m", Image: "model:1",
+			EnvFrom: []corev1.EnvFromSource{{ConfigMapRef: &corev1.ConfigMapEnvSource{LocalObjectReference: corev1.LocalObjectReference{Name: "cm-envfrom"}}}},
+			Env: []corev1.EnvVar{
+				{Name: "A", ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: "env"}, Key: "k"}}},
+				{Name: "B", ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: "maybe"}, Key: "k", Optional: opt}}},
+				{Name: "C", ValueFrom: &corev1.EnvVarSource{ConfigMapKeyRef: &corev1.ConfigMapKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: "cm-env"}, Key: "k"}}},
+			}}},
+	}
+	req := requirementsOf(spec)
+	want := chaincode.Requirements{Secrets: []string{"csi", "env", "envfrom", "proj", "pull", "vol"}, ServiceAccount: "reader", PriorityClass: "high", RuntimeClass: "nvidia"}
+	if !reflect.DeepEqual(req, want) {
+		t.Errorf("requirements %+v, want %+v", req, want)
+	}
+	cms := podReferences(spec).configMaps
+	if !reflect.DeepEqual(cms, map[string]bool{"cm-vol": false, "cm-proj": true, "cm-envfrom": false, "cm-env": false}) {
+		t.Errorf("ConfigMaps %v", cms)
+	}
+	if got := imagesOf(spec); !reflect.DeepEqual(got, []string{"init:1", "model:1"}) {
+		t.Errorf("images %v", got)
+	}
+	spec.ServiceAccountName = "default"
+	if requirementsOf(spec).ServiceAccount != "" {
+		t.Error("the default ServiceAccount is required")
 	}
 }
