@@ -289,8 +289,10 @@ func (c *Controller) ensureCreated(ctx context.Context, kube kubernetes.Interfac
 		default:
 			return false, errRefused{fmt.Sprintf("a different Deployment %s/%s already runs here", ns, want.Name)}
 		}
-		return have.Status.ObservedGeneration >= have.Generation && have.Status.ReadyReplicas >= ptr.Deref(have.Spec.Replicas, 1) &&
-			have.Status.UpdatedReplicas >= ptr.Deref(have.Spec.Replicas, 1), nil
+		n := ptr.Deref(have.Spec.Replicas, 1)
+		// The pods themselves too: a copy scaled back up may carry a status from before.
+		return have.Status.ObservedGeneration >= have.Generation && have.Status.ReadyReplicas >= n &&
+			have.Status.UpdatedReplicas >= n && c.readyPods(have) >= n, nil
 	case v1alpha1.KindPod:
 		want := w.Pod.DeepCopy()
 		tag(&want.ObjectMeta)
@@ -309,6 +311,18 @@ func (c *Controller) ensureCreated(ctx context.Context, kube kubernetes.Interfac
 		return podReady(have), nil
 	}
 	return false, fmt.Errorf("workload kind %q", w.Kind)
+}
+
+// readyPods counts the Ready pods of a Deployment that are not going away.
+func (c *Controller) readyPods(d *appsv1.Deployment) int32 {
+	pods, _ := c.pods.Pods(d.Namespace).List(selectorOf(d))
+	var n int32
+	for _, p := range pods {
+		if podReady(p) {
+			n++
+		}
+	}
+	return n
 }
 
 // joinsForeignService refuses a workload whose pods would be selected by a Service of

@@ -317,6 +317,16 @@ func TestE2EOffload(t *testing.T) {
 		RequiredDuringSchedulingIgnoredDuringExecution: []corev1.PodAffinityTerm{{
 			LabelSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "filler"}}, TopologyKey: corev1.LabelHostname}}}}
 	s.create("edge-a", filler)
+	// Gone before the next test, which would otherwise find edge-a full while the namespace
+	// terminates.
+	t.Cleanup(func() {
+		a := s.edge("edge-a")
+		_ = a.Client.AppsV1().Deployments(s.ns).Delete(s.ctx, "filler", metav1.DeleteOptions{})
+		s.waitFor("the filler gone from edge-a", func() (bool, error) {
+			pods, err := a.Client.CoreV1().Pods(s.ns).List(s.ctx, metav1.ListOptions{LabelSelector: "app=filler"})
+			return err == nil && len(pods.Items) == 0, err
+		})
+	})
 	s.waitFor("the filler on both nodes of edge-a", func() (bool, error) { return s.running(s.edge("edge-a"), "filler") == 2, nil })
 
 	s.create("edge-a", s.service("segmenter", "", 1, "8Gi"))
