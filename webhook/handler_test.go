@@ -6,6 +6,7 @@ import (
 	"errors"
 	"maps"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -134,6 +135,12 @@ func withGPU(p *corev1.Pod) {
 func withSidecar(image string) func(*corev1.Pod) {
 	return func(p *corev1.Pod) {
 		p.Spec.Containers = append(p.Spec.Containers, corev1.Container{Name: "side", Image: image})
+	}
+}
+
+func withVolume(v corev1.VolumeSource) func(*corev1.Pod) {
+	return func(p *corev1.Pod) {
+		p.Spec.Volumes = append(p.Spec.Volumes, corev1.Volume{Name: "v" + strconv.Itoa(len(p.Spec.Volumes)), VolumeSource: v})
 	}
 }
 
@@ -299,6 +306,39 @@ func TestAdmit(t *testing.T) {
 				api.AnnotationWorkload:      "StatefulSet/inference/db",
 				api.AnnotationNotMigratable: "StatefulSet: " + reasonStatefulSet,
 			}),
+		},
+		{
+			name: "Deployment with a PersistentVolumeClaim", pod: pod(enabledNS, ownedBy("apps/v1", "ReplicaSet", "web-5d8f"), withVolume(corev1.VolumeSource{
+				PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: "weights"}})),
+			outcome: OutcomePatched, scheduler: api.SchedulerName,
+			annotations: base(enabledNS, map[string]string{
+				api.AnnotationWorkload:      "Deployment/inference/web",
+				api.AnnotationNotMigratable: "Deployment: " + reasonPVC,
+			}),
+		},
+		{
+			name: "bare pod with a PersistentVolumeClaim", pod: pod(enabledNS, withVolume(corev1.VolumeSource{
+				PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: "weights"}})),
+			outcome: OutcomePatched, scheduler: api.SchedulerName,
+			annotations: base(enabledNS, map[string]string{
+				api.AnnotationWorkload:      "Pod/inference/model",
+				api.AnnotationNotMigratable: "Pod: " + reasonPVC,
+			}),
+		},
+		{
+			name: "StatefulSet with a PersistentVolumeClaim keeps its own reason", pod: pod(enabledNS, ownedBy("apps/v1", "StatefulSet", "db"), withVolume(corev1.VolumeSource{
+				PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: "data-db-0"}})),
+			outcome: OutcomePatched, scheduler: api.SchedulerName,
+			annotations: base(enabledNS, map[string]string{
+				api.AnnotationWorkload:      "StatefulSet/inference/db",
+				api.AnnotationNotMigratable: "StatefulSet: " + reasonStatefulSet,
+			}),
+		},
+		{
+			name: "ConfigMap and emptyDir volumes travel", pod: pod(enabledNS, withVolume(corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}),
+				withVolume(corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{LocalObjectReference: corev1.LocalObjectReference{Name: "labels"}}})),
+			outcome: OutcomePatched, scheduler: api.SchedulerName,
+			annotations: base(enabledNS, map[string]string{api.AnnotationWorkload: "Pod/inference/model"}),
 		},
 		{
 			name: "bare pod with a generated name has no workload yet", pod: pod(enabledNS, func(p *corev1.Pod) { p.Name, p.GenerateName = "", "model-" }),
