@@ -144,6 +144,8 @@ func withVolume(v corev1.VolumeSource) func(*corev1.Pod) {
 	}
 }
 
+var withClaim = withVolume(corev1.VolumeSource{PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: "data"}})
+
 // reviewFor is the AdmissionReview the API server sends for p: the object carries its own
 // apiVersion and kind.
 func reviewFor(t testing.TB, p *corev1.Pod, op admissionv1.Operation) []byte {
@@ -308,8 +310,7 @@ func TestAdmit(t *testing.T) {
 			}),
 		},
 		{
-			name: "Deployment with a PersistentVolumeClaim", pod: pod(enabledNS, ownedBy("apps/v1", "ReplicaSet", "web-5d8f"), withVolume(corev1.VolumeSource{
-				PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: "weights"}})),
+			name: "Deployment with a PersistentVolumeClaim", pod: pod(enabledNS, ownedBy("apps/v1", "ReplicaSet", "web-5d8f"), withClaim),
 			outcome: OutcomePatched, scheduler: api.SchedulerName,
 			annotations: base(enabledNS, map[string]string{
 				api.AnnotationWorkload:      "Deployment/inference/web",
@@ -317,8 +318,7 @@ func TestAdmit(t *testing.T) {
 			}),
 		},
 		{
-			name: "bare pod with a PersistentVolumeClaim", pod: pod(enabledNS, withVolume(corev1.VolumeSource{
-				PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: "weights"}})),
+			name: "bare pod with a PersistentVolumeClaim", pod: pod(enabledNS, withClaim),
 			outcome: OutcomePatched, scheduler: api.SchedulerName,
 			annotations: base(enabledNS, map[string]string{
 				api.AnnotationWorkload:      "Pod/inference/model",
@@ -326,8 +326,7 @@ func TestAdmit(t *testing.T) {
 			}),
 		},
 		{
-			name: "StatefulSet with a PersistentVolumeClaim keeps its own reason", pod: pod(enabledNS, ownedBy("apps/v1", "StatefulSet", "db"), withVolume(corev1.VolumeSource{
-				PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: "data-db-0"}})),
+			name: "StatefulSet with a PersistentVolumeClaim keeps its own reason", pod: pod(enabledNS, ownedBy("apps/v1", "StatefulSet", "db"), withClaim),
 			outcome: OutcomePatched, scheduler: api.SchedulerName,
 			annotations: base(enabledNS, map[string]string{
 				api.AnnotationWorkload:      "StatefulSet/inference/db",
