@@ -125,15 +125,7 @@ func TestCheckPodSpec(t *testing.T) {
 				ns = "cars"
 			}
 			err := tc.c.CheckPodSpec(spec, ns)
-			if len(tc.wantErr) == 0 {
-				if err != nil {
-					t.Fatalf("CheckPodSpec: %v", err)
-				}
-				return
-			}
-			for _, w := range tc.wantErr {
-				checkErr(t, err, w)
-			}
+			checkErrs(t, err, tc.wantErr)
 		})
 	}
 	if err := Default().CheckPodSpec(nil, "cars"); err == nil {
@@ -241,15 +233,7 @@ func TestCheckBundle(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := tc.c.CheckBundle("cars", tc.o())
-			if len(tc.wantErr) == 0 {
-				if err != nil {
-					t.Fatalf("CheckBundle: %v", err)
-				}
-				return
-			}
-			for _, w := range tc.wantErr {
-				checkErr(t, err, w)
-			}
+			checkErrs(t, err, tc.wantErr)
 		})
 	}
 }
@@ -301,6 +285,17 @@ allowServiceAccountToken: true
 	}
 	if _, err := Load(filepath.Join(dir, "absent.yaml")); err == nil || !strings.Contains(err.Error(), "reading policy") {
 		t.Errorf("Load(absent) = %v", err)
+	}
+}
+
+// checkErrs: no error when wants is empty, else one holding every want.
+func checkErrs(t *testing.T, err error, wants []string) {
+	t.Helper()
+	if len(wants) == 0 {
+		checkErr(t, err, "")
+	}
+	for _, w := range wants {
+		checkErr(t, err, w)
 	}
 }
 
