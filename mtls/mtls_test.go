@@ -314,3 +314,36 @@ func TestRequireTLS(t *testing.T) {
 		t.Error("IsLoopback")
 	}
 }
+
+func TestGenerateAndIssueFrom(t *testing.T) {
+	gen, err := Generate("edge-a", "EdgeAMSP", time.Hour, time.Minute, "127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(gen.CAPEM)
+	certPEM, _, err := IssueFrom(gen.CAPEM, gen.CAKeyPEM, time.Minute, "edge-a", "EdgeAMSP", "127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, p := range map[string][]byte{"generated": gen.CertPEM, "reissued": certPEM} {
+		block, _ := pem.Decode(p)
+		leaf, err := x509.ParseCertificate(block.Bytes)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := leaf.Verify(x509.VerifyOptions{Roots: roots, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}); err != nil {
+			t.Errorf("%s certificate does not verify with the generated CA: %v", name, err)
+		}
+		if p, ok := peerOfCert(leaf); !ok || p != (Peer{"edge-a", "EdgeAMSP"}) {
+			t.Errorf("%s certificate names %+v", name, p)
+		}
+	}
+	// A leaf is no CA; garbage is no key.
+	if _, _, err := IssueFrom(gen.CertPEM, gen.KeyPEM, time.Minute, "edge-b", "EdgeBMSP"); err == nil || !strings.Contains(err.Error(), "not a CA") {
+		t.Errorf("issuing from a leaf: %v, want refused", err)
+	}
+	if _, _, err := IssueFrom(gen.CAPEM, []byte("no key"), time.Minute, "edge-b", "EdgeBMSP"); err == nil || !strings.Contains(err.Error(), "loading the identity's CA") {
+		t.Errorf("issuing without the CA key: %v, want refused", err)
+	}
+}
