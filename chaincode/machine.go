@@ -249,7 +249,7 @@ func ProposeMigration(st State, p Proposal) (*Migration, error) {
 	if existing != nil {
 		return nil, refuse(CodeConflict, "migration %q already exists", p.ID)
 	}
-	m := &Migration{ID: p.ID, Source: p.Source, Workload: p.Workload, Spec: p.Spec, Metadata: p.Metadata,
+	m := &Migration{ID: p.ID, Source: p.Source, Workload: p.Workload, Metadata: p.Metadata, BundleDigest: p.BundleDigest,
 		Reason: p.Reason, ClientLocation: p.ClientLocation, Deadline: p.Deadline, State: StateProposed}
 	return m, commitMigration(st, tx, m, EventMigrationProposed, "")
 }

@@ -163,6 +163,9 @@ type WorkloadMetadata struct {
 	Replicas int32 `json:"replicas,omitempty" metadata:",optional"`
 	// Requires names what must already exist at the destination: it never travels.
 	Requires Requirements `json:"requires" metadata:",optional"`
+	// Origin is "<cluster>/<namespace>/<uid>" of the service's first copy: a destination
+	// takes over a parked copy only for the same origin.
+	Origin string `json:"origin,omitempty" metadata:",optional"`
 }
 
 // Image is one container image of a workload.
@@ -188,9 +191,7 @@ type Proposal struct {
 	// Source is the id of the cluster that runs the service now.
 	Source string `json:"source"`
 	// Workload is kind/namespace/name of the owner to migrate.
-	Workload string `json:"workload"`
-	// Spec is the workload's manifest, at most MaxSpecBytes.
-	Spec     string           `json:"spec,omitempty" metadata:",optional"`
+	Workload string           `json:"workload"`
 	Metadata WorkloadMetadata `json:"metadata"`
 	// BundleDigest is "sha256:" and the hex SHA-256 of the service bundle the source serves
 	// to the chosen destination (over mutual TLS, at its public endpoint).
@@ -245,7 +246,6 @@ type Migration struct {
 	ID             string           `json:"id"`
 	Source         string           `json:"source"`
 	Workload       string           `json:"workload"`
-	Spec           string           `json:"spec,omitempty" metadata:",optional"`
 	Metadata       WorkloadMetadata `json:"metadata"`
 	BundleDigest   string           `json:"bundleDigest,omitempty" metadata:",optional"`
 	Reason         string           `json:"reason"`

@@ -18,13 +18,16 @@ import (
 // Bounds on what the contract accepts, so that no caller can bloat the world state.
 const (
 	MaxIDLength       = 63
-	MaxSpecBytes      = 64 << 10
-	MaxArgBytes       = MaxSpecBytes + 16<<10
 	MaxTextLength     = 1024
 	MaxWorkloadLength = 512
+	// MaxArgBytes bounds one argument: a proposal carries metadata, never a manifest.
+	MaxArgBytes = 32 << 10
 	// MaxCoverageRadiusM is half of Earth's circumference.
 	MaxCoverageRadiusM = 20_037_509
 )
+
+// digestPattern is a bundle's digest.
+var digestPattern = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
 
 // idPattern is a DNS label: the same ids Kubernetes accepts for names.
 var idPattern = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
@@ -96,8 +99,8 @@ func (p Proposal) Validate() error {
 	if err := validateWorkloadRef(p.Workload); err != nil {
 		return err
 	}
-	if err := validateText("spec", p.Spec, MaxSpecBytes); err != nil {
-		return err
+	if p.BundleDigest != "" && !digestPattern.MatchString(p.BundleDigest) {
+		return refuse(CodeInvalid, "bundle digest %q is not sha256: and 64 lower-case hex digits", truncate(p.BundleDigest))
 	}
 	if err := p.Metadata.validate(); err != nil {
 		return err

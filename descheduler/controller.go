@@ -20,7 +20,10 @@ import (
 	"k8s.io/client-go/kubernetes/scheme"
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	appslisters "k8s.io/client-go/listers/apps/v1"
+	autoscalinglisters "k8s.io/client-go/listers/autoscaling/v2"
 	corelisters "k8s.io/client-go/listers/core/v1"
+	policylisters "k8s.io/client-go/listers/policy/v1"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/client-go/util/workqueue"
@@ -36,6 +39,7 @@ import (
 	"github.com/edgemigrate/edgemigrate/ledger"
 	"github.com/edgemigrate/edgemigrate/locator"
 	"github.com/edgemigrate/edgemigrate/mtls"
+	"github.com/edgemigrate/edgemigrate/policy"
 )
 
 // Indexes of the Migration informer.
@@ -110,6 +114,24 @@ type Controller struct {
 	// decisions do not wait for its bid, so it must not take clients (readiness).
 	registered atomic.Bool
 
+	// The service bundle (bundle*.go): the objects a workload takes along, the nodes'
+	// images, and the bundles this cluster fetched as a destination (ledger id → bundle).
+	services   corelisters.ServiceLister
+	configMaps corelisters.ConfigMapLister
+	pdbs       policylisters.PodDisruptionBudgetLister
+	hpas       autoscalinglisters.HorizontalPodAutoscalerLister
+	nodes      corelisters.NodeLister
+	bundles    sync.Map
+	// identity tells the bundle's peers apart (nil: development, loopback peers over
+	// plain HTTP).
+	identity *mtls.Identity
+
+	// Hosting peers' services (hosting.go): the destination policy, the configuration the
+	// host clients impersonate with, and one client per hosted namespace.
+	policy      *policy.Config
+	restConfig  *rest.Config
+	hostClients sync.Map
+
 	mu sync.Mutex
 	// creating guards against starting a second migration for a workload before the
 	// informer shows the first.
@@ -140,6 +162,10 @@ type Deps struct {
 	// clients' requests through the gateway are done (bounded by --drain-timeout).
 	InFlight RequestsInFlight
 
+	// RestConfig is the descheduler's own: peers' objects are created impersonating a
+	// namespace's host ServiceAccount with it (hosting.go). Nil only in unit tests with a
+	// fake Kube.
+	RestConfig *rest.Config
 	// Identity (s2, #16) is the cluster's certificate for peer calls over mutual TLS; nil
 	// (kwok-only tests) means plain HTTP to loopback peers only.
 	Identity *mtls.Identity
@@ -202,6 +228,10 @@ func New(cfg *Config, d Deps) (*Controller, error) {
 		creating: map[string]time.Time{},
 		// #16: the source's verification request.
 		clientTokens: d.ClientTokens,
+	}
+	c.policy, c.restConfig = cfg.Hosting, d.RestConfig
+	if c.policy == nil {
+		c.policy = policy.Default()
 	}
 	// Peer calls (s2, #16): mutual TLS with the cluster identity, plain HTTP without one.
 	c.peerHTTP = &http.Client{Timeout: peerRequestTimeout}
@@ -269,6 +299,19 @@ func New(cfg *Config, d Deps) (*Controller, error) {
 		return nil, err
 	}
 	c.synced = []cache.InformerSynced{podInformer.Informer().HasSynced, nodeInformer.HasSynced, deployInformer.HasSynced, migInformer.HasSynced}
+	// The service bundle's objects, and the identity its peers are checked against.
+	c.identity = d.Identity
+	c.nodes = c.kubeInformers.Core().V1().Nodes().Lister()
+	for _, inf := range []interface {
+		Informer() cache.SharedIndexInformer
+	}{c.kubeInformers.Core().V1().Services(), c.kubeInformers.Core().V1().ConfigMaps(),
+		c.kubeInformers.Policy().V1().PodDisruptionBudgets(), c.kubeInformers.Autoscaling().V2().HorizontalPodAutoscalers()} {
+		c.synced = append(c.synced, inf.Informer().HasSynced)
+	}
+	c.services = c.kubeInformers.Core().V1().Services().Lister()
+	c.configMaps = c.kubeInformers.Core().V1().ConfigMaps().Lister()
+	c.pdbs = c.kubeInformers.Policy().V1().PodDisruptionBudgets().Lister()
+	c.hpas = c.kubeInformers.Autoscaling().V2().HorizontalPodAutoscalers().Lister()
 	return c, nil
 }
 
@@ -448,7 +491,7 @@ func (c *Controller) sync(ctx context.Context, key queueKey) (time.Duration, err
 	}
 	m := obj.(*v1alpha1.Migration).DeepCopy()
 	if m.Final() {
-		return 0, nil
+		return 0, c.forgetFinal(ctx, m)
 	}
 	if m.Spec.LedgerID != "" {
 		return c.syncDestination(ctx, m)

@@ -2,12 +2,10 @@ package descheduler
 
 import (
 	"context"
-	"encoding/json"
 	"strings"
 	"testing"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 
@@ -155,88 +153,87 @@ func TestLoadIdentity(t *testing.T) {
 	}
 }
 
-// The manifest that travels on the ledger, as snapshot takes it from the cluster, keeps what
-// the user wrote and drops what describes one cluster's copy, so the destination's webhook,
-// scheduler and controllers write their own.
+// The workload in a bundle, as snapshot takes it from the cluster, keeps what the user
+// wrote and drops what describes one cluster's copy, so the destination's webhook,
+// scheduler and controllers write their own; it carries its origin.
 func TestManifestRoundTrip(t *testing.T) {
 	d := deployment("web", 3, "4Gi")
 	d.ResourceVersion = "7"
+	d.Labels = map[string]string{"app": "web", api.LabelMigrationID: "edge-b-0123456789ab"}
 	d.Annotations = map[string]string{"team": "vision", api.AnnotationMigratedTo: "edge-b", "deployment.kubernetes.io/revision": "3"}
 	d.Spec.Template.Annotations[api.AnnotationSourceCluster] = "edge-a"
 	unscaled := deployment("batch", 1, "1Gi")
 	unscaled.Spec.Replicas = nil
+	unscaled.Annotations = map[string]string{api.AnnotationOrigin: "edge-c/apps/uid-first"}
 	p := barePod("solo")
 	p.Spec.Priority, p.Spec.PriorityClassName = ptr.To[int32](1000), "inference"
 	p.Annotations[api.AnnotationDemand] = "cpu=500m"
 	// The destination's webhook writes its own cluster (api.EnvCluster reads it).
 	p.Annotations[api.AnnotationSourceCluster] = "edge-a"
-	running := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "web-0", Namespace: testNamespace, Labels: map[string]string{"app": "web"},
-		Annotations: map[string]string{api.AnnotationImageSize: "1234"}},
-		Status: corev1.PodStatus{Phase: corev1.PodRunning, PodIP: "10.1.2.3"}}
-	cl := newWorld(t).newCluster("edge-a", nil, d, unscaled, p, running)
+	cl := newWorld(t).newCluster("edge-a", nil, d, unscaled, p)
 	cl.settle()
 
-	roundTrip := func(kind, name string) (*workloadManifest, *corev1.Pod, int32, string) {
+	roundTrip := func(kind, name string) *serviceBundle {
 		t.Helper()
-		w, rep, replicas, err := cl.c.snapshot(v1alpha1.WorkloadReference{Kind: kind, Name: name}, testNamespace)
+		b, err := cl.c.buildBundle(v1alpha1.WorkloadReference{Kind: kind, Name: name}, testNamespace)
 		if err != nil {
 			t.Fatal(err)
 		}
-		data, err := json.Marshal(w)
+		data, err := encodeBundle(b)
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, err := decodeManifest(string(data))
+		got, err := decodeBundle(data)
 		if err != nil {
 			t.Fatal(err)
 		}
-		return got, rep, replicas, string(data)
+		return got
 	}
 
-	got, rep, replicas, spec := roundTrip(v1alpha1.KindDeployment, "web")
-	meta := got.Deployment.ObjectMeta
-	if meta.UID != "" || meta.ResourceVersion != "" || meta.Generation != 0 || meta.Annotations["team"] != "vision" || len(meta.Annotations) != 1 {
-		t.Errorf("metadata not cleaned: %+v", meta)
+	got := roundTrip(v1alpha1.KindDeployment, "web")
+	meta := got.Workload.Deployment.ObjectMeta
+	if meta.UID != "" || meta.ResourceVersion != "" || meta.Generation != 0 || meta.Annotations["team"] != "vision" || len(meta.Annotations) != 2 ||
+		meta.Annotations[api.AnnotationOrigin] != "edge-a/apps/uid-web" || got.Origin != "edge-a/apps/uid-web" {
+		t.Errorf("metadata not cleaned, or no origin: %+v (origin %q)", meta, got.Origin)
 	}
-	if replicas != 3 || specReplicas(spec) != 3 || clientOfSpec(spec) != "car-1" {
-		t.Errorf("replicas %d (spec %d), client %q; want 3 and car-1", replicas, specReplicas(spec), clientOfSpec(spec))
+	if _, ok := meta.Labels[api.LabelMigrationID]; ok || meta.Labels["app"] != "web" {
+		t.Errorf("labels %v: want app kept, the earlier migration's id dropped", meta.Labels)
+	}
+	if got.Workload.replicas() != 3 || got.Workload.template().Annotations[api.AnnotationClientID] != "car-1" {
+		t.Errorf("replicas %d, client %q; want 3 and car-1", got.Workload.replicas(), got.Workload.template().Annotations[api.AnnotationClientID])
 	}
 	for _, k := range []string{api.AnnotationSourceCluster, api.AnnotationWorkload} {
-		if _, ok := got.Deployment.Spec.Template.Annotations[k]; ok {
+		if _, ok := got.Workload.Deployment.Spec.Template.Annotations[k]; ok {
 			t.Errorf("the pod template kept %s", k)
 		}
 	}
-	if rep.Status.PodIP != "10.1.2.3" || rep.Annotations[api.AnnotationImageSize] != "1234" {
-		t.Errorf("the representative pod is not the running one: %+v", rep)
-	}
-	if _, _, replicas, spec := roundTrip(v1alpha1.KindDeployment, "batch"); replicas != 1 || specReplicas(spec) != 1 {
-		t.Errorf("a Deployment without replicas moves %d (spec %d), want 1", replicas, specReplicas(spec))
+	if b := roundTrip(v1alpha1.KindDeployment, "batch"); b.Workload.replicas() != 1 || b.Origin != "edge-c/apps/uid-first" {
+		t.Errorf("a Deployment without replicas moves %d, origin %q; want 1 and the first copy's", b.Workload.replicas(), b.Origin)
 	}
 
-	got, _, replicas, _ = roundTrip(v1alpha1.KindPod, "solo")
-	if got.Pod.Spec.NodeName != "" || got.Pod.Spec.Priority != nil || got.Pod.Spec.PriorityClassName != "inference" || replicas != 1 {
-		t.Errorf("pod spec: node %q priority %v class %q replicas %d; want no node, no priority, the class kept, 1",
-			got.Pod.Spec.NodeName, got.Pod.Spec.Priority, got.Pod.Spec.PriorityClassName, replicas)
+	pod := roundTrip(v1alpha1.KindPod, "solo").Workload.Pod
+	if pod.Spec.NodeName != "" || pod.Spec.Priority != nil || pod.Spec.PriorityClassName != "inference" {
+		t.Errorf("pod spec: node %q priority %v class %q; want no node, no priority, the class kept",
+			pod.Spec.NodeName, pod.Spec.Priority, pod.Spec.PriorityClassName)
 	}
 	for _, k := range []string{api.AnnotationDemand, api.AnnotationWorkload, api.AnnotationSourceCluster} {
-		if _, ok := got.Pod.Annotations[k]; ok {
+		if _, ok := pod.Annotations[k]; ok {
 			t.Errorf("the pod kept %s", k)
 		}
 	}
-	if got.Pod.Annotations[api.AnnotationClientID] != "car-1" {
-		t.Errorf("the pod lost its client: %v", got.Pod.Annotations)
+	if pod.Annotations[api.AnnotationClientID] != "car-1" {
+		t.Errorf("the pod lost its client: %v", pod.Annotations)
 	}
 
-	if _, _, _, err := cl.c.snapshot(v1alpha1.WorkloadReference{Kind: "StatefulSet", Name: "db"}, testNamespace); err == nil {
+	if _, err := cl.c.snapshot(v1alpha1.WorkloadReference{Kind: "StatefulSet", Name: "db"}, testNamespace); err == nil {
 		t.Error("snapshot of a StatefulSet succeeded")
 	}
-	for _, bad := range []string{"", "{", `{"kind":"Deployment"}`, `{"kind":"StatefulSet","pod":{}}`} {
-		if _, err := decodeManifest(bad); err == nil {
-			t.Errorf("decodeManifest(%q) accepted it", bad)
+	for _, bad := range []string{"", "{", `{"version":"v1","origin":"o","workload":{"kind":"Deployment"}}`,
+		`{"version":"v1","origin":"o","workload":{"kind":"StatefulSet","pod":{}}}`, `{"version":"v2","origin":"o","workload":{"kind":"Pod","pod":{}}}`,
+		`{"version":"v1","workload":{"kind":"Pod","pod":{}}}`, `{"version":"v1","origin":"o","workload":{"kind":"Pod","pod":{}},"secrets":[]}`} {
+		if _, err := decodeBundle([]byte(bad)); err == nil {
+			t.Errorf("decodeBundle(%q) accepted it", bad)
 		}
-	}
-	if specReplicas("garbage") != 1 {
-		t.Error("specReplicas of garbage should be 1")
 	}
 }
 

@@ -16,6 +16,7 @@ import (
 	"github.com/edgemigrate/edgemigrate/api"
 	"github.com/edgemigrate/edgemigrate/api/v1alpha1"
 	"github.com/edgemigrate/edgemigrate/chaincode"
+	"github.com/edgemigrate/edgemigrate/policy"
 )
 
 // readyRequeue: the destination's copy is starting; pod events requeue sooner.
@@ -24,19 +25,23 @@ const readyRequeue = time.Second
 func equalStatus(a, b v1alpha1.MigrationStatus) bool { return apiequality.Semantic.DeepEqual(a, b) }
 
 // createDestinationMigration records that the ledger chose this cluster: a Migration named
-// after the ledger id, in the workload's namespace, drives the destination's part.
+// after the ledger id, in the namespace this cluster hosts the workload in, drives the
+// destination's part.
 func (c *Controller) createDestinationMigration(ctx context.Context, lm *chaincode.Migration) error {
-	kind, ns, name, ok := splitWorkload(lm.Workload)
+	kind, srcNS, name, ok := splitWorkload(lm.Workload)
 	if !ok {
 		return c.reportFailed(ctx, lm.ID, fmt.Sprintf("workload %q is not Kind/namespace/name", lm.Workload))
 	}
-	if err := c.ensureNamespace(ctx, ns); err != nil {
+	ns, err := c.policy.HostNamespace(lm.Source, srcNS)
+	if err != nil {
+		return c.reportFailed(ctx, lm.ID, "this cluster's policy: "+err.Error())
+	}
+	if _, err := c.hostClient(ctx, lm.Source, ns); err != nil {
 		return err
 	}
 	m := &v1alpha1.Migration{
 		ObjectMeta: metav1.ObjectMeta{Name: lm.ID, Namespace: ns},
-		Spec: v1alpha1.MigrationSpec{Workload: v1alpha1.WorkloadReference{Kind: kind, Name: name}, Reason: v1alpha1.MigrationReason(lm.Reason), LedgerID: lm.ID,
-			ClientID: clientOfSpec(lm.Spec)},
+		Spec:       v1alpha1.MigrationSpec{Workload: v1alpha1.WorkloadReference{Kind: kind, Name: name}, Reason: v1alpha1.MigrationReason(lm.Reason), LedgerID: lm.ID},
 	}
 	if l := lm.ClientLocation; l != nil {
 		m.Spec.ClientLocation = &v1alpha1.Location{Lat: l.Lat, Lon: l.Lon}
@@ -54,21 +59,30 @@ func (c *Controller) createDestinationMigration(ctx context.Context, lm *chainco
 	return nil
 }
 
-// clientOfSpec reads the client id from a manifest's pod annotations, so the destination's
-// locator can serve the client before the pods exist.
-func clientOfSpec(spec string) string {
-	w, err := decodeManifest(spec)
+// bundleOf is migration lm's bundle as this destination fetched and checked it, with the
+// objects' namespace set to ns. A refusal (errRefused) gives the migration back.
+func (c *Controller) bundleOf(ctx context.Context, lm *chaincode.Migration, ns string) (*serviceBundle, error) {
+	if b, ok := c.bundles.Load(lm.ID); ok {
+		return b.(*serviceBundle), nil
+	}
+	b, err := c.fetchBundle(ctx, lm)
 	if err != nil {
-		return ""
+		return nil, err
 	}
-	if w.Deployment != nil {
-		return w.Deployment.Spec.Template.Annotations[api.AnnotationClientID]
+	b.Workload.meta().Namespace = ns
+	for _, m := range b.objectMetas() {
+		m.Namespace = ns
 	}
-	return w.Pod.Annotations[api.AnnotationClientID]
+	if err := c.policy.CheckBundle(ns, policy.Objects{Deployment: b.Workload.Deployment, Pod: b.Workload.Pod, Services: b.Services,
+		ConfigMaps: b.ConfigMaps, PodDisruptionBudget: b.PodDisruptionBudget, HorizontalPodAutoscaler: b.HorizontalPodAutoscaler}); err != nil {
+		return nil, errRefused{"this cluster's policy refuses the bundle: " + err.Error()}
+	}
+	c.bundles.Store(lm.ID, b)
+	return b, nil
 }
 
-// syncDestination drives this cluster's part of a migration the ledger gave it: create the
-// workload, report Ready, or give the migration back.
+// syncDestination drives this cluster's part of a migration the ledger gave it: fetch the
+// bundle, create it, report Ready, or give the migration back.
 func (c *Controller) syncDestination(ctx context.Context, m *v1alpha1.Migration) (time.Duration, error) {
 	id := m.Spec.LedgerID
 	logger := klog.FromContext(ctx).WithValues("migration", klog.KObj(m), "ledgerID", id)
@@ -85,14 +99,10 @@ func (c *Controller) syncDestination(ctx context.Context, m *v1alpha1.Migration)
 	if m.Status.Role == "" {
 		now := metav1.NewTime(c.clock.Now())
 		m.Status = v1alpha1.MigrationStatus{Role: v1alpha1.RoleDestination, Phase: v1alpha1.PhaseCreating, LedgerID: id,
-			Source: lm.Source, Destination: c.cfg.ClusterID, StartTime: &now, Replicas: specReplicas(lm.Spec)}
+			Source: lm.Source, Destination: c.cfg.ClusterID, StartTime: &now, Replicas: max(lm.Metadata.Replicas, 1)}
 		return 0, c.writeStatus(ctx, m)
 	}
 	c.copyBids(m, lm)
-	w, err := decodeManifest(lm.Spec)
-	if err != nil {
-		return 0, c.giveUp(ctx, logger, m, lm, nil, err.Error())
-	}
 	chosen := lm.Decision != nil && lm.Decision.Destination == c.cfg.ClusterID
 	switch {
 	case lm.State == chaincode.StateCompleted && chosen:
@@ -103,8 +113,8 @@ func (c *Controller) syncDestination(ctx context.Context, m *v1alpha1.Migration)
 		return 0, c.setPhase(ctx, m, v1alpha1.PhaseCompleted, "Completed", "the service runs here")
 	case lm.State == chaincode.StateAborted || lm.State == chaincode.StateRejected || !chosen:
 		// The source gave up, or this cluster failed and another was chosen.
-		if err := c.removeCreated(ctx, w, id, lm.Source, m.CreationTimestamp.Time); err != nil {
-			return 0, fmt.Errorf("removing the copy of aborted migration %s: %w", id, err)
+		if err := c.removeCopy(ctx, m, lm); err != nil {
+			return 0, err
 		}
 		phase, reason := v1alpha1.PhaseAborted, "Aborted"
 		if !chosen && lm.State != chaincode.StateAborted {
@@ -117,12 +127,34 @@ func (c *Controller) syncDestination(ctx context.Context, m *v1alpha1.Migration)
 	}
 	// Decided for this cluster.
 	if c.cfg.DryRun {
-		return 0, c.giveUp(ctx, logger, m, lm, w, "dry run: not creating the workload")
+		return 0, c.giveUp(ctx, logger, m, lm, "dry run: not creating the workload")
 	}
-	ready, err := c.ensureCreated(ctx, w, id, lm.Source)
-	var conflict errConflict
-	if errors.As(err, &conflict) {
-		return 0, c.giveUp(ctx, logger, m, lm, nil, conflict.msg)
+	timedOut := c.clock.Now().After(m.Status.StartTime.Add(c.cfg.DestinationReadyTimeout))
+	b, err := c.bundleOf(ctx, lm, m.Namespace)
+	if err != nil {
+		if !isRetryable(err) || timedOut {
+			return 0, c.giveUp(ctx, logger, m, lm, "the service's bundle: "+err.Error())
+		}
+		return 0, err
+	}
+	// The locator serves the client before the pods exist.
+	if client := b.Workload.template().Annotations[api.AnnotationClientID]; m.Spec.ClientID == "" && client != "" {
+		m.Spec.ClientID = client
+		updated, err := c.migs.EdgemigrateV1alpha1().Migrations(m.Namespace).Update(ctx, m, metav1.UpdateOptions{})
+		if err != nil {
+			return 0, fmt.Errorf("recording client %s on Migration %s/%s: %w", client, m.Namespace, m.Name, err)
+		}
+		c.migrations.Mutation(updated)
+		m.ResourceVersion = updated.ResourceVersion
+	}
+	kube, err := c.hostClient(ctx, lm.Source, m.Namespace)
+	if err != nil {
+		return 0, err
+	}
+	ready, err := c.ensureCreated(ctx, kube, b, m.Namespace, id, lm.Source)
+	var refused errRefused
+	if errors.As(err, &refused) {
+		return 0, c.giveUp(ctx, logger, m, lm, refused.msg)
 	}
 	if err != nil {
 		return 0, err
@@ -130,11 +162,11 @@ func (c *Controller) syncDestination(ctx context.Context, m *v1alpha1.Migration)
 	if !ready {
 		// A copy that crashes will not get Ready: give the migration back now, so the source
 		// keeps serving and the ledger tries the next bidder, not after the timeout.
-		if why, crashed := c.crashedCopy(w); crashed {
-			return 0, c.giveUp(ctx, logger, m, lm, w, "the copy crashed before it was Ready: "+why)
+		if why, crashed := c.crashedCopy(&b.Workload, m.Namespace); crashed {
+			return 0, c.giveUp(ctx, logger, m, lm, "the copy crashed before it was Ready: "+why)
 		}
-		if c.clock.Now().After(m.Status.StartTime.Add(c.cfg.DestinationReadyTimeout)) {
-			return 0, c.giveUp(ctx, logger, m, lm, w, fmt.Sprintf("not Ready within --destination-ready-timeout %s", c.cfg.DestinationReadyTimeout))
+		if timedOut {
+			return 0, c.giveUp(ctx, logger, m, lm, fmt.Sprintf("not Ready within --destination-ready-timeout %s", c.cfg.DestinationReadyTimeout))
 		}
 		if err := c.setPhase(ctx, m, v1alpha1.PhaseCreating, "WaitingForReady", "waiting for the workload to be Ready"); err != nil {
 			return 0, err
@@ -154,13 +186,24 @@ func (c *Controller) syncDestination(ctx context.Context, m *v1alpha1.Migration)
 	return 0, c.setPhase(ctx, m, v1alpha1.PhaseReady, "Ready", "waiting for "+lm.Source+" to remove its copy")
 }
 
-// giveUp deletes what this cluster created (w may be nil when nothing was) and reports the
-// failure, so the ledger picks the next bidder.
-func (c *Controller) giveUp(ctx context.Context, logger klog.Logger, m *v1alpha1.Migration, lm *chaincode.Migration, w *workloadManifest, reason string) error {
-	if w != nil {
-		if err := c.removeCreated(ctx, w, lm.ID, lm.Source, m.CreationTimestamp.Time); err != nil {
-			return fmt.Errorf("removing the failed copy of %s: %w", lm.ID, err)
-		}
+// removeCopy deletes what this cluster created for the migration (removeCreated).
+func (c *Controller) removeCopy(ctx context.Context, m *v1alpha1.Migration, lm *chaincode.Migration) error {
+	kube, err := c.hostClient(ctx, lm.Source, m.Namespace)
+	if err != nil {
+		return err
+	}
+	if err := c.removeCreated(ctx, kube, m.Namespace, lm.ID, lm.Source, m.CreationTimestamp.Time); err != nil {
+		return fmt.Errorf("removing the copy of migration %s: %w", lm.ID, err)
+	}
+	c.bundles.Delete(lm.ID)
+	return nil
+}
+
+// giveUp deletes what this cluster created and reports the failure, so the ledger picks
+// the next bidder.
+func (c *Controller) giveUp(ctx context.Context, logger klog.Logger, m *v1alpha1.Migration, lm *chaincode.Migration, reason string) error {
+	if err := c.removeCopy(ctx, m, lm); err != nil {
+		return err
 	}
 	if err := c.reportFailed(ctx, lm.ID, reason); err != nil {
 		return err
@@ -182,21 +225,8 @@ func (c *Controller) reportFailed(ctx context.Context, id, reason string) error 
 
 // crashedCopy reports whether a pod of the migrated copy has a container that restarted,
 // is in CrashLoopBackOff or ended with an error, and says which and why.
-func (c *Controller) crashedCopy(w *workloadManifest) (string, bool) {
-	var pods []*corev1.Pod
-	switch w.Kind {
-	case v1alpha1.KindDeployment:
-		d, err := c.deployments.Deployments(w.Deployment.Namespace).Get(w.Deployment.Name)
-		if err != nil {
-			return "", false
-		}
-		pods, _ = c.pods.Pods(d.Namespace).List(selectorOf(d))
-	case v1alpha1.KindPod:
-		if p, err := c.pods.Pods(w.Pod.Namespace).Get(w.Pod.Name); err == nil {
-			pods = []*corev1.Pod{p}
-		}
-	}
-	for _, p := range pods {
+func (c *Controller) crashedCopy(w *workloadManifest, ns string) (string, bool) {
+	for _, p := range c.podsOf(ns, v1alpha1.WorkloadReference{Kind: w.Kind, Name: w.meta().Name}) {
 		if p.DeletionTimestamp != nil {
 			continue
 		}

@@ -39,6 +39,7 @@ import (
 	"github.com/edgemigrate/edgemigrate/chaincode"
 	"github.com/edgemigrate/edgemigrate/gateway"
 	"github.com/edgemigrate/edgemigrate/geo"
+	"github.com/edgemigrate/edgemigrate/internal/inference"
 	"github.com/edgemigrate/edgemigrate/jetson"
 	"github.com/edgemigrate/edgemigrate/jetson/jetsontest"
 	"github.com/edgemigrate/edgemigrate/ledger"
@@ -69,11 +70,13 @@ const adminMSP = "MSP-admin"
 
 // world is a set of clusters sharing one ledger and one clock.
 type world struct {
-	t        *testing.T
-	ctx      context.Context
-	clock    *clocktesting.FakeClock
-	store    *embedded.Store
-	clusters []*cluster
+	t     *testing.T
+	ctx   context.Context
+	clock *clocktesting.FakeClock
+	store *embedded.Store
+	// ledgerFile is the embedded ledger's database, for tests that scan what it holds.
+	ledgerFile string
+	clusters   []*cluster
 	// realClock gives the controllers the real clock, for tests of Run.
 	realClock bool
 }
@@ -152,6 +155,13 @@ func (w *world) serveGateway(id string) *testGateway {
 	}
 	engine := gin.New()
 	gw.Register(engine)
+	engine.GET(bundleRoute, func(g *gin.Context) {
+		if c := tg.ctrl.Load(); c != nil {
+			c.serveBundle(g)
+			return
+		}
+		g.AbortWithStatus(http.StatusServiceUnavailable)
+	})
 	srv := httptest.NewServer(engine)
 	w.t.Cleanup(srv.Close)
 	tg.url = srv.URL
@@ -189,14 +199,15 @@ func newWorldWith(t *testing.T, ledgerOnFakeClock bool) *world {
 	if ledgerOnFakeClock {
 		opts.Now = clk.Now
 	}
-	store, err := embedded.Open(filepath.Join(t.TempDir(), "ledger.db"), opts)
+	file := filepath.Join(t.TempDir(), "ledger.db")
+	store, err := embedded.Open(file, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	return &world{t: t, ctx: ctx, clock: clk, store: store}
+	return &world{t: t, ctx: ctx, clock: clk, store: store, ledgerFile: file}
 }
 
 func testConfig(id string) *Config {
@@ -256,6 +267,7 @@ func (w *world) newCluster(id string, mutate func(*Config), objs ...runtime.Obje
 func (w *world) newClusterWith(before func(*cluster), id string, mutate func(*Config), objs ...runtime.Object) *cluster {
 	w.t.Helper()
 	cfg := testConfig(id)
+	// The cluster's public endpoint: its gateway, and its bundles for the destinations.
 	gw := w.serveGateway(id)
 	cfg.PublicEndpoint = gw.url
 	if mutate != nil {
@@ -414,8 +426,23 @@ func (cl *cluster) settle() {
 		if err != nil {
 			return false, err
 		}
-		return sameObjects(cl.c.podIndex, items(pods.Items)) && sameObjects(cl.c.kubeInformers.Apps().V1().Deployments().Informer().GetStore(), items(deps.Items)) &&
-			sameObjects(cl.c.migIndexer, items(migs.Items)), nil
+		inf := cl.c.kubeInformers
+		svcs, err := cl.kube.CoreV1().Services("").List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return false, err
+		}
+		cms, err := cl.kube.CoreV1().ConfigMaps("").List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return false, err
+		}
+		hpas, err := cl.kube.AutoscalingV2().HorizontalPodAutoscalers("").List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return false, err
+		}
+		return sameObjects(cl.c.podIndex, items(pods.Items)) && sameObjects(inf.Apps().V1().Deployments().Informer().GetStore(), items(deps.Items)) &&
+			sameObjects(cl.c.migIndexer, items(migs.Items)) && sameObjects(inf.Core().V1().Services().Informer().GetStore(), items(svcs.Items)) &&
+			sameObjects(inf.Core().V1().ConfigMaps().Informer().GetStore(), items(cms.Items)) &&
+			sameObjects(inf.Autoscaling().V2().HorizontalPodAutoscalers().Informer().GetStore(), items(hpas.Items)), nil
 	})
 	if err != nil {
 		cl.w.t.Fatalf("%s: informers never caught up: %v", cl.id, err)
@@ -617,7 +644,7 @@ func (w *world) dump() string {
 
 func deployment(name string, replicas int32, gpuMemory string) *appsv1.Deployment {
 	labels := map[string]string{"app": name}
-	return &appsv1.Deployment{
+	d := &appsv1.Deployment{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: testNamespace, UID: types.UID("uid-" + name), Generation: 1},
 		Spec: appsv1.DeploymentSpec{Replicas: &replicas, Selector: &metav1.LabelSelector{MatchLabels: labels},
 			Template: corev1.PodTemplateSpec{
@@ -632,6 +659,8 @@ func deployment(name string, replicas int32, gpuMemory string) *appsv1.Deploymen
 						Limits: corev1.ResourceList{api.ResourceGPU: resource.MustParse("1")}}}}},
 			}},
 	}
+	inference.Restrict(&d.Spec.Template.Spec) // what a destination hosts
+	return d
 }
 
 func barePod(name string) *corev1.Pod {
@@ -649,4 +678,12 @@ func manual(kind, name string) *v1alpha1.Migration {
 	return &v1alpha1.Migration{ObjectMeta: metav1.ObjectMeta{Name: "move-" + name, Namespace: testNamespace, UID: types.UID(uuid.NewSHA1(uuid.NameSpaceOID, []byte(name)).String()),
 		CreationTimestamp: metav1.NewTime(time.Now())},
 		Spec: v1alpha1.MigrationSpec{Workload: v1alpha1.WorkloadReference{Kind: kind, Name: name}, Reason: v1alpha1.ReasonManual}}
+}
+
+// bundleServer serves the bundles of the controller c returns (it changes on a restart).
+func bundleServer(c func() *Controller) http.Handler {
+	gin.SetMode(gin.ReleaseMode)
+	e := gin.New()
+	e.GET(bundleRoute, func(g *gin.Context) { c().serveBundle(g) })
+	return e
 }

@@ -275,10 +275,13 @@ func (c *Controller) bid(ctx context.Context, lm *chaincode.Migration) error {
 		return nil
 	}
 	d := jetson.Demand{CPUMilli: lm.Metadata.CPUMilli, Memory: lm.Metadata.MemoryBytes, GPUMemory: lm.Metadata.GPUMemoryBytes, GPUSlots: lm.Metadata.GPUSlots}
-	replicas := specReplicas(lm.Spec)
-	ev := c.evaluate(d, replicas)
+	replicas := max(lm.Metadata.Replicas, 1)
+	ev := c.evaluateProposal(ctx, lm, d, replicas)
 	covers := lm.ClientLocation != nil && c.cfg.Coverage.Covers(pointOf(*lm.ClientLocation))
 	in := chaincode.BidInput{ClusterID: c.cfg.ClusterID, CanHost: ev.canHost, CoversClient: covers, Score: float64(ev.score)}
+	if !ev.canHost {
+		in.Reason = chaincode.Truncate(ev.reason, chaincode.MaxTextLength)
+	}
 	start := c.clock.Now()
 	_, err := c.ledger.SubmitBid(ctx, lm.ID, in)
 	c.metrics.ledgerCall("SubmitBid", start, err)

@@ -22,6 +22,7 @@ import (
 	"github.com/edgemigrate/edgemigrate/geo"
 	"github.com/edgemigrate/edgemigrate/jetson"
 	"github.com/edgemigrate/edgemigrate/mtls"
+	"github.com/edgemigrate/edgemigrate/policy"
 )
 
 // Ledger backends.
@@ -93,6 +94,10 @@ type Options struct {
 	VerifyTimeout time.Duration
 	Jetson        jetson.Flags
 	SchedulerName string
+
+	// Hosting peers' services (#15).
+	// PolicyFile is the destination policy (policy.Config YAML); empty is policy.Default.
+	PolicyFile string
 }
 
 // NewOptions returns the defaults.
@@ -180,6 +185,8 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.Int64Var(&o.GatewayMaxBodyBytes, "gateway-max-body-bytes", o.GatewayMaxBodyBytes, "largest request body the gateway proxies (413 beyond)")
 	o.Jetson.AddFlags(fs)
 	fs.StringVar(&o.SchedulerName, "scheduler-name", o.SchedulerName, "the scheduler whose unschedulable pods may be offloaded")
+	// Hosting peers' services.
+	fs.StringVar(&o.PolicyFile, "policy-file", o.PolicyFile, "YAML file of the terms on which this cluster hosts peers' services (namespaces, registries, limits); empty: the built-in default")
 }
 
 func (o *Options) hasIdentity() bool { return o.Identity != (mtls.Files{}) || o.SelfSignedIdentity }
@@ -320,6 +327,9 @@ type Config struct {
 	Jetson                  jetson.Config
 	Policy                  jetson.Policy
 	SchedulerName           string
+
+	// Hosting is the destination policy, read from --policy-file.
+	Hosting *policy.Config
 }
 
 // Config validates the options and returns the runtime configuration.
@@ -331,10 +341,15 @@ func (o *Options) Config() (*Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("--location: %w", err)
 	}
-	jc, policy, err := o.Jetson.Parse()
+	jc, jpolicy, err := o.Jetson.Parse()
 	if err != nil {
 		return nil, err
 	}
+	hosting, err := policy.Load(o.PolicyFile)
+	if err != nil {
+		return nil, fmt.Errorf("--policy-file: %w", err)
+	}
+	hosting.OwnNamespace = o.Namespace
 	le := o.LeaderElection
 	if le.ResourceName == "" {
 		le.ResourceName = LeaseName + "-" + o.ClusterID
@@ -349,7 +364,7 @@ func (o *Options) Config() (*Config, error) {
 		OffloadAfter: o.OffloadAfter, BidTimeout: o.BidTimeout, MigrationTimeout: o.MigrationTimeout,
 		DestinationReadyTimeout: o.DestinationReadyTimeout, CapacityReportInterval: o.CapacityReportInterval,
 		ResyncInterval: o.ResyncInterval, DrainTimeout: o.DrainTimeout, GatewayRequestTimeout: o.GatewayRequestTimeout,
-		GatewayMaxBodyBytes: o.GatewayMaxBodyBytes, Jetson: jc, Policy: policy, SchedulerName: o.SchedulerName,
-		VerifyTimeout: o.VerifyTimeout,
+		GatewayMaxBodyBytes: o.GatewayMaxBodyBytes, Jetson: jc, Policy: jpolicy, SchedulerName: o.SchedulerName,
+		VerifyTimeout: o.VerifyTimeout, Hosting: hosting,
 	}, nil
 }

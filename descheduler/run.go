@@ -132,7 +132,7 @@ func Serve(ctx context.Context, o *Options, restCfg *rest.Config, ln net.Listene
 		return err
 	}
 	c, err := New(cfg, Deps{Kube: kube, Migrations: migs, Ledger: l, Clock: clock.RealClock{},
-		Locations: locationsOf{loc.Locations()}, Registerer: reg, InFlight: gw, Identity: id, ClientTokens: tokens})
+		Locations: locationsOf{loc.Locations()}, Registerer: reg, InFlight: gw, RestConfig: restCfg, Identity: id, ClientTokens: tokens})
 	if err != nil {
 		return err
 	}
@@ -151,6 +151,8 @@ func Serve(ctx context.Context, o *Options, restCfg *rest.Config, ln net.Listene
 	})
 	loc.Register(engine)
 	gw.Register(engine)
+	// Bundles go to the chosen destination only (checked per request against the ledger).
+	c.RegisterBundles(engine)
 	serveErr := make(chan error, 1)
 	// HTTPS with the cluster identity: peers present their certificates, cars none.
 	var tlsConfig *tls.Config

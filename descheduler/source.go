@@ -105,7 +105,7 @@ func (c *Controller) propose(ctx context.Context, logger klog.Logger, m *v1alpha
 		return queuedRequeue, c.setPhase(ctx, m, v1alpha1.PhasePending, "Queued",
 			fmt.Sprintf("%d migrations in flight, the most --max-concurrent-migrations allows", n))
 	}
-	p, replicas, err := c.proposal(m, m.Status.LedgerID)
+	p, replicas, err := c.proposal(ctx, m, m.Status.LedgerID)
 	if apierrors.IsNotFound(err) {
 		return 0, c.finish(ctx, m, v1alpha1.PhaseFailed, "WorkloadNotFound", fmt.Sprintf("%s %s not found", m.Spec.Workload.Kind, m.Spec.Workload.Name))
 	}
@@ -248,8 +248,8 @@ func (c *Controller) removeSource(ctx context.Context, logger klog.Logger, m *v1
 			return false, 0, err
 		}
 		if ptr.Deref(d.Spec.Replicas, 1) != 0 || d.Annotations[api.AnnotationMigratedTo] != m.Status.Destination {
-			patch := fmt.Sprintf(`{"metadata":{"annotations":{%q:%q,%q:%q}},"spec":{"replicas":0}}`,
-				api.AnnotationMigratedTo, m.Status.Destination, api.AnnotationMigrationID, m.Status.LedgerID)
+			patch := fmt.Sprintf(`{"metadata":{"annotations":{%q:%q,%q:%q,%q:%q}},"spec":{"replicas":0}}`,
+				api.AnnotationMigratedTo, m.Status.Destination, api.AnnotationMigrationID, m.Status.LedgerID, api.AnnotationOrigin, originOf(c.cfg.ClusterID, &d.ObjectMeta))
 			if _, err := c.kube.AppsV1().Deployments(ns).Patch(ctx, name, "application/merge-patch+json", []byte(patch), metav1.PatchOptions{}); err != nil {
 				return false, 0, fmt.Errorf("scaling Deployment %s/%s to zero: %w", ns, name, err)
 			}

@@ -110,6 +110,47 @@ func (n *RealNode) Exec(ctx context.Context, name string, args ...string) ([]byt
 	return out, nil
 }
 
+// RemoveImages deletes every image of repository from the node's containerd, so the next
+// pod of it pulls again, as on a node that never ran it; it returns the references removed.
+func (n *RealNode) RemoveImages(ctx context.Context, repository string) ([]string, error) {
+	ctr := func(args ...string) ([]byte, error) {
+		out, err := exec.CommandContext(ctx, "ctr", append([]string{"--address", n.containerdSocket(), "--namespace", "k8s.io"}, args...)...).CombinedOutput()
+		if err != nil {
+			return out, fmt.Errorf("ctr %s on node %s: %w: %s", strings.Join(args, " "), n.Name, err, out)
+		}
+		return out, nil
+	}
+	// REF TYPE DIGEST ...: the runtime keeps an image under its tag, its digest and its
+	// configuration's id; all three must go, found by the manifest digest they share.
+	out, err := ctr("images", "ls")
+	if err != nil {
+		return nil, err
+	}
+	var rows [][]string
+	targets := map[string]bool{}
+	for _, line := range strings.Split(string(out), "\n")[1:] {
+		f := strings.Fields(line)
+		if len(f) < 3 {
+			continue
+		}
+		rows = append(rows, f)
+		if strings.Contains(f[0], "/"+repository+":") || strings.Contains(f[0], "/"+repository+"@") {
+			targets[f[2]] = true
+		}
+	}
+	var refs []string
+	for _, f := range rows {
+		if targets[f[2]] {
+			refs = append(refs, f[0])
+		}
+	}
+	if len(refs) == 0 {
+		return nil, fmt.Errorf("node %s holds no image of %s: %s", n.Name, repository, out)
+	}
+	_, err = ctr(append([]string{"images", "rm", "--sync"}, refs...)...)
+	return refs, err
+}
+
 // startRealNodes starts the registry and opts.RealNodes nodes, after the control plane.
 func (c *Cluster) startRealNodes(ctx context.Context) error {
 	proxyPort, err := c.net.startAPIProxy(c.ports.apiserver)

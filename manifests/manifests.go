@@ -5,12 +5,16 @@
 package manifests
 
 import (
+	"context"
 	_ "embed"
 	"fmt"
 	"strings"
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
 
 	schedconfig "k8s.io/kube-scheduler/config/v1"
 	"sigs.k8s.io/yaml"
@@ -88,4 +92,73 @@ func WebhookConfiguration() (*admissionregistrationv1.MutatingWebhookConfigurati
 		return cfg, nil
 	}
 	return nil, fmt.Errorf("webhook.yaml has no MutatingWebhookConfiguration")
+}
+
+// InstallYAML is install/edgemigrate.yaml: the whole chart rendered with its defaults.
+//
+//go:embed install/edgemigrate.yaml
+var InstallYAML []byte
+
+// Hosting are the cluster-scoped objects under which a destination hosts peers' services,
+// from install/edgemigrate.yaml: ClusterRole api.HostClusterRole and the
+// ValidatingAdmissionPolicy api.HostValidatingPolicy with its binding.
+type Hosting struct {
+	ClusterRole *rbacv1.ClusterRole
+	Policy      *admissionregistrationv1.ValidatingAdmissionPolicy
+	Binding     *admissionregistrationv1.ValidatingAdmissionPolicyBinding
+}
+
+// HostingObjects decodes, strictly, the hosting objects of install/edgemigrate.yaml.
+func HostingObjects() (*Hosting, error) {
+	h := &Hosting{}
+	for doc := range strings.SplitSeq(string(InstallYAML), "\n---\n") {
+		var meta struct {
+			metav1.TypeMeta   `json:",inline"`
+			metav1.ObjectMeta `json:"metadata"`
+		}
+		if err := yaml.Unmarshal([]byte(doc), &meta); err != nil {
+			return nil, fmt.Errorf("decoding install/edgemigrate.yaml: %w", err)
+		}
+		var into any
+		switch {
+		case meta.Kind == "ClusterRole" && meta.Name == api.HostClusterRole:
+			h.ClusterRole = &rbacv1.ClusterRole{}
+			into = h.ClusterRole
+		case meta.Kind == "ValidatingAdmissionPolicy" && meta.Name == api.HostValidatingPolicy:
+			h.Policy = &admissionregistrationv1.ValidatingAdmissionPolicy{}
+			into = h.Policy
+		case meta.Kind == "ValidatingAdmissionPolicyBinding" && meta.Name == api.HostValidatingPolicy:
+			h.Binding = &admissionregistrationv1.ValidatingAdmissionPolicyBinding{}
+			into = h.Binding
+		default:
+			continue
+		}
+		if err := yaml.UnmarshalStrict([]byte(doc), into); err != nil {
+			return nil, fmt.Errorf("decoding %s %s of install/edgemigrate.yaml: %w", meta.Kind, meta.Name, err)
+		}
+	}
+	if h.ClusterRole == nil || h.Policy == nil || h.Binding == nil {
+		return nil, fmt.Errorf("install/edgemigrate.yaml lacks ClusterRole %s or ValidatingAdmissionPolicy %s and its binding", api.HostClusterRole, api.HostValidatingPolicy)
+	}
+	return h, nil
+}
+
+// InstallHosting creates the hosting objects in a cluster (tests and local fleets, which
+// run edgemigrate without the chart); objects that exist are left as they are.
+func InstallHosting(ctx context.Context, cs kubernetes.Interface) error {
+	h, err := HostingObjects()
+	if err != nil {
+		return err
+	}
+	if _, err := cs.RbacV1().ClusterRoles().Create(ctx, h.ClusterRole, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("creating ClusterRole %s: %w", h.ClusterRole.Name, err)
+	}
+	adm := cs.AdmissionregistrationV1()
+	if _, err := adm.ValidatingAdmissionPolicies().Create(ctx, h.Policy, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("creating ValidatingAdmissionPolicy %s: %w", h.Policy.Name, err)
+	}
+	if _, err := adm.ValidatingAdmissionPolicyBindings().Create(ctx, h.Binding, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("creating ValidatingAdmissionPolicyBinding %s: %w", h.Binding.Name, err)
+	}
+	return nil
 }

@@ -53,3 +53,15 @@ func schedulerConfig(t *testing.T) *schedconfig.KubeSchedulerConfiguration {
 	}
 	return cfg
 }
+
+func TestHostingObjects(t *testing.T) {
+	h, err := HostingObjects()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h.ClusterRole.Name != api.HostClusterRole || len(h.ClusterRole.Rules) == 0 || h.Policy.Name != api.HostValidatingPolicy ||
+		len(h.Policy.Spec.Validations) == 0 || h.Binding.Spec.PolicyName != api.HostValidatingPolicy {
+		t.Errorf("hosting objects %s (%d rules), %s (%d validations), binding of %s", h.ClusterRole.Name, len(h.ClusterRole.Rules),
+			h.Policy.Name, len(h.Policy.Spec.Validations), h.Binding.Spec.PolicyName)
+	}
+}

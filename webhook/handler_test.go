@@ -6,6 +6,7 @@ import (
 	"errors"
 	"maps"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -136,6 +137,14 @@ func withSidecar(image string) func(*corev1.Pod) {
 		p.Spec.Containers = append(p.Spec.Containers, corev1.Container{Name: "side", Image: image})
 	}
 }
+
+func withVolume(v corev1.VolumeSource) func(*corev1.Pod) {
+	return func(p *corev1.Pod) {
+		p.Spec.Volumes = append(p.Spec.Volumes, corev1.Volume{Name: "v" + strconv.Itoa(len(p.Spec.Volumes)), VolumeSource: v})
+	}
+}
+
+var withClaim = withVolume(corev1.VolumeSource{PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: "data"}})
 
 // reviewFor is the AdmissionReview the API server sends for p: the object carries its own
 // apiVersion and kind.
@@ -299,6 +308,36 @@ func TestAdmit(t *testing.T) {
 				api.AnnotationWorkload:      "StatefulSet/inference/db",
 				api.AnnotationNotMigratable: "StatefulSet: " + reasonStatefulSet,
 			}),
+		},
+		{
+			name: "Deployment with a PersistentVolumeClaim", pod: pod(enabledNS, ownedBy("apps/v1", "ReplicaSet", "web-5d8f"), withClaim),
+			outcome: OutcomePatched, scheduler: api.SchedulerName,
+			annotations: base(enabledNS, map[string]string{
+				api.AnnotationWorkload:      "Deployment/inference/web",
+				api.AnnotationNotMigratable: "Deployment: " + reasonPVC,
+			}),
+		},
+		{
+			name: "bare pod with a PersistentVolumeClaim", pod: pod(enabledNS, withClaim),
+			outcome: OutcomePatched, scheduler: api.SchedulerName,
+			annotations: base(enabledNS, map[string]string{
+				api.AnnotationWorkload:      "Pod/inference/model",
+				api.AnnotationNotMigratable: "Pod: " + reasonPVC,
+			}),
+		},
+		{
+			name: "StatefulSet with a PersistentVolumeClaim keeps its own reason", pod: pod(enabledNS, ownedBy("apps/v1", "StatefulSet", "db"), withClaim),
+			outcome: OutcomePatched, scheduler: api.SchedulerName,
+			annotations: base(enabledNS, map[string]string{
+				api.AnnotationWorkload:      "StatefulSet/inference/db",
+				api.AnnotationNotMigratable: "StatefulSet: " + reasonStatefulSet,
+			}),
+		},
+		{
+			name: "ConfigMap and emptyDir volumes travel", pod: pod(enabledNS, withVolume(corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}),
+				withVolume(corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{LocalObjectReference: corev1.LocalObjectReference{Name: "labels"}}})),
+			outcome: OutcomePatched, scheduler: api.SchedulerName,
+			annotations: base(enabledNS, map[string]string{api.AnnotationWorkload: "Pod/inference/model"}),
 		},
 		{
 			name: "bare pod with a generated name has no workload yet", pod: pod(enabledNS, func(p *corev1.Pod) { p.Name, p.GenerateName = "", "model-" }),

@@ -6,7 +6,7 @@ import (
 )
 
 // podView is the part of a pod the handler reads: metadata it decides on, the scheduler
-// name, images, and what jetson.PodDemand reads (resources, restart policies of init
+// name, images, which volumes are PersistentVolumeClaims, and what jetson.PodDemand reads (resources, restart policies of init
 // containers, overhead, pod-level resources). Decoding a whole pod — volumes, probes,
 // env, managedFields — was most of an admission's cost; json skips the rest without
 // building it. TestPodViewDemand holds PodDemand over the view equal to PodDemand over
@@ -29,7 +29,14 @@ type podView struct {
 		InitContainers []containerView              `json:"initContainers"`
 		Overhead       corev1.ResourceList          `json:"overhead"`
 		Resources      *corev1.ResourceRequirements `json:"resources"`
+		Volumes        []volumeView                 `json:"volumes"`
 	} `json:"spec"`
+}
+
+// volumeView: a volume's name and claim, the rest of its source skipped.
+type volumeView struct {
+	Name                  string                                    `json:"name"`
+	PersistentVolumeClaim *corev1.PersistentVolumeClaimVolumeSource `json:"persistentVolumeClaim"`
 }
 
 type containerView struct {
@@ -53,6 +60,9 @@ func (v *podView) pod() *corev1.Pod {
 			Overhead:       v.Spec.Overhead,
 			Resources:      v.Spec.Resources,
 		},
+	}
+	for _, vol := range v.Spec.Volumes {
+		p.Spec.Volumes = append(p.Spec.Volumes, corev1.Volume{Name: vol.Name, VolumeSource: corev1.VolumeSource{PersistentVolumeClaim: vol.PersistentVolumeClaim}})
 	}
 	return p
 }

@@ -3,6 +3,7 @@ package webhook
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -22,6 +23,9 @@ const (
 	reasonJob         = "runs to completion: starting it again elsewhere would repeat its work"
 	reasonStatefulSet = "stable identity and volumes are bound to this cluster"
 	reasonUnknown     = "edgemigrate does not know how to move this owner"
+	// reasonPVC: a PersistentVolumeClaim's data stays in this cluster; a copy elsewhere
+	// would start without it.
+	reasonPVC = "uses PersistentVolumeClaim data"
 )
 
 const (
@@ -31,9 +35,26 @@ const (
 
 // workload resolves the owner that would move: a bare pod is itself; a ReplicaSet's pod is
 // its Deployment's (or the ReplicaSet's, when it has no Deployment). Pods of DaemonSets,
-// Jobs, StatefulSets and unknown controllers are tagged not migratable. A bare pod whose
-// name is still to be generated has no workload yet: it is the pod itself.
+// Jobs, StatefulSets and unknown controllers are tagged not migratable, and so is a
+// movable owner whose pods mount a PersistentVolumeClaim. A bare pod whose name is still
+// to be generated has no workload yet: it is the pod itself.
 func (h *Handler) workload(ctx context.Context, ns string, pod *corev1.Pod) (workload, error) {
+	w, err := h.owner(ctx, ns, pod)
+	if err != nil || w.name == "" || w.notMigratable != "" {
+		return w, err
+	}
+	for _, v := range pod.Spec.Volumes {
+		if v.PersistentVolumeClaim != nil {
+			kind, _, _ := strings.Cut(w.name, "/")
+			w.notMigratable = kind + ": " + reasonPVC
+			break
+		}
+	}
+	return w, nil
+}
+
+// owner is workload without the volume check.
+func (h *Handler) owner(ctx context.Context, ns string, pod *corev1.Pod) (workload, error) {
 	ref := metav1.GetControllerOf(pod)
 	if ref == nil {
 		if pod.Name == "" {

@@ -27,7 +27,7 @@ func registration(id string) chaincode.ClusterRegistration {
 }
 
 func proposal(id string) chaincode.Proposal {
-	return chaincode.Proposal{ID: id, Source: "edge-a", Workload: "Deployment/default/detector", Spec: `{"kind":"Deployment"}`,
+	return chaincode.Proposal{ID: id, Source: "edge-a", Workload: "Deployment/default/detector", BundleDigest: "sha256:" + strings.Repeat("ab", 32),
 		Metadata: chaincode.WorkloadMetadata{SourceIP: "10.0.0.7", ContainerID: "containerd://abc", Image: "nvcr.io/detector:1",
 			ImageSizeBytes: 4 << 30, CPUMilli: 2000, MemoryBytes: 4 << 30, GPUSlots: 1, GPUMemoryBytes: 2 << 30},
 		Reason: chaincode.ReasonClientMobility, ClientLocation: &chaincode.Location{Lat: 37.51, Lon: 127.01}, Deadline: epoch.Add(time.Hour).Format(time.RFC3339)}
@@ -174,8 +174,8 @@ func TestTransitions(t *testing.T) {
 	if !slices.Equal(m.Excluded, []string{"edge-b"}) || len(m.Bids) != 2 || m.Bids[0].Score != 0.9 {
 		t.Errorf("excluded %v, bids %+v", m.Excluded, m.Bids)
 	}
-	if m.Spec != proposal("m1").Spec || !reflect.DeepEqual(m.Metadata, proposal("m1").Metadata) {
-		t.Errorf("spec or metadata changed: %+v", m)
+	if m.BundleDigest != proposal("m1").BundleDigest || !reflect.DeepEqual(m.Metadata, proposal("m1").Metadata) {
+		t.Errorf("digest or metadata changed: %+v", m)
 	}
 	var open []*chaincode.Migration
 	if err := json.Unmarshal(c.mustInvoke("OrgA", "ListOpenMigrations"), &open); err != nil || len(open) != 0 {
@@ -254,7 +254,9 @@ func TestReportFailedUntilRejected(t *testing.T) {
 
 func TestRefusals(t *testing.T) {
 	big := proposal("m9")
-	big.Spec = strings.Repeat("x", chaincode.MaxSpecBytes+1)
+	big.Metadata.ContainerID = strings.Repeat("x", chaincode.MaxArgBytes+1)
+	badDigest := proposal("m9")
+	badDigest.BundleDigest = "md5:1234"
 	noLocation := proposal("m9")
 	noLocation.ClientLocation = nil
 	badIP := proposal("m9")
@@ -339,7 +341,8 @@ func TestRefusals(t *testing.T) {
 		{"number too large", newChainTB, "OrgA", "RegisterCluster", []string{`{"id":"edge-d","coverageRadiusM":1e999}`}, chaincode.CodeInvalid, "decoding"},
 		{"negative free memory", withClusters, "OrgA", "ReportCapacity", []string{"edge-a", `{"memoryBytes":-5}`}, chaincode.CodeInvalid, "memoryBytes is negative"},
 		{"capacity for unknown cluster", withClusters, "OrgA", "ReportCapacity", []string{"edge-z", `{}`}, chaincode.CodeNotFound, `cluster "edge-z" does not exist`},
-		{"spec too large", withClusters, "OrgA", "ProposeMigration", []string{toJSON(t, big)}, chaincode.CodeInvalid, "bytes, more than"},
+		{"argument too large", withClusters, "OrgA", "ProposeMigration", []string{toJSON(t, big)}, chaincode.CodeInvalid, "bytes, more than"},
+		{"bad bundle digest", withClusters, "OrgA", "ProposeMigration", []string{toJSON(t, badDigest)}, chaincode.CodeInvalid, "bundle digest"},
 		{"mobility without client location", withClusters, "OrgA", "ProposeMigration", []string{toJSON(t, noLocation)}, chaincode.CodeInvalid, "needs a client location"},
 		{"client latitude", withClusters, "OrgA", "ProposeMigration", []string{toJSON(t, badClientLat)}, chaincode.CodeInvalid, "client latitude"},
 		{"bad source IP", withClusters, "OrgA", "ProposeMigration", []string{toJSON(t, badIP)}, chaincode.CodeInvalid, "not an IP address"},

@@ -697,7 +697,7 @@ func inferenceService(name, car string, replicas int32, gpuMemory resource.Quant
 	if car != "" {
 		annotations[api.AnnotationClientID] = car
 	}
-	return &appsv1.Deployment{
+	d := &appsv1.Deployment{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: Namespace},
 		Spec: appsv1.DeploymentSpec{
 			Replicas: ptr.To(replicas),
@@ -712,6 +712,8 @@ func inferenceService(name, car string, replicas int32, gpuMemory resource.Quant
 			},
 		},
 	}
+	inference.Restrict(&d.Spec.Template.Spec) // what a destination hosts
+	return d
 }
 
 // demoNodes are cluster i's boards.

@@ -16,6 +16,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/edgemigrate/edgemigrate/api"
+	"github.com/edgemigrate/edgemigrate/internal/images"
 )
 
 // Port is the services' container port, named api.ServicePortName.
@@ -29,7 +30,8 @@ const GPUMemory = "1Gi"
 // serving clientID: its pods carry the opt-in, client id and GPU memory annotations, name
 // their port api.ServicePortName, find their identity (pod, namespace, node, cluster) in
 // the environment through the downward API, and are probed on /readyz and /healthz.
-// Placement (node selector, tolerations) is the caller's.
+// They are Pod Security restricted (Restrict), as a destination hosts no other. Placement
+// (node selector, tolerations) is the caller's.
 func Deployment(name, namespace, image, clientID string) *appsv1.Deployment {
 	labels := map[string]string{"app": name}
 	field := func(path string) *corev1.EnvVarSource {
@@ -41,7 +43,7 @@ func Deployment(name, namespace, image, clientID string) *appsv1.Deployment {
 			PeriodSeconds: period, TimeoutSeconds: 1, FailureThreshold: 3,
 		}
 	}
-	return &appsv1.Deployment{
+	d := &appsv1.Deployment{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: namespace, Labels: labels},
 		Spec: appsv1.DeploymentSpec{
 			Replicas: ptr.To(int32(1)),
@@ -70,5 +72,27 @@ func Deployment(name, namespace, image, clientID string) *appsv1.Deployment {
 				}}},
 			},
 		},
+	}
+	Restrict(&d.Spec.Template.Spec)
+	return d
+}
+
+// Restrict makes spec Pod Security restricted-compliant, as a destination's policy and
+// admission demand of a peer's service: non-root as the user the project's images run as
+// (images.NonRoot), the runtime's default seccomp profile, no privilege escalation, no
+// capabilities, no service account token. Containers added later need Restrict again.
+func Restrict(spec *corev1.PodSpec) {
+	spec.AutomountServiceAccountToken = ptr.To(false)
+	if spec.SecurityContext == nil {
+		spec.SecurityContext = &corev1.PodSecurityContext{}
+	}
+	sc := spec.SecurityContext
+	sc.RunAsNonRoot, sc.RunAsUser, sc.RunAsGroup = ptr.To(true), ptr.To[int64](images.NonRoot), ptr.To[int64](images.NonRoot)
+	sc.SeccompProfile = &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault}
+	for _, cs := range [][]corev1.Container{spec.InitContainers, spec.Containers} {
+		for i := range cs {
+			cs[i].SecurityContext = &corev1.SecurityContext{AllowPrivilegeEscalation: ptr.To(false),
+				Capabilities: &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}}}
+		}
 	}
 }

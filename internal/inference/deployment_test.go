@@ -9,6 +9,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/edgemigrate/edgemigrate/api"
+	"github.com/edgemigrate/edgemigrate/policy"
 )
 
 func TestDeployment(t *testing.T) {
@@ -60,5 +61,23 @@ func TestDeployment(t *testing.T) {
 	// The names must be valid Kubernetes names (the API server would refuse the object).
 	if errs := validation.IsDNS1123Label(c.Name); len(errs) > 0 {
 		t.Errorf("container name %q: %v", c.Name, errs)
+	}
+}
+
+// TestDeploymentIsHostable: the default destination policy (Pod Security restricted, no
+// token) hosts the services, and Restrict leaves no container out.
+func TestDeploymentIsHostable(t *testing.T) {
+	d := Deployment("detector", "cars", "edgemigrate.local/classifier:0.1.0", "car-7")
+	if err := policy.Default().CheckBundle("cars", policy.Objects{Deployment: d}); err != nil {
+		t.Errorf("the default policy refuses inference.Deployment: %v", err)
+	}
+	spec := corev1.PodSpec{InitContainers: []corev1.Container{{Name: "init", Image: "busybox"}},
+		Containers: []corev1.Container{{Name: "a", Image: "nginx"}, {Name: "b", Image: "nginx"}}}
+	if err := policy.Default().CheckPodSpec(&spec, "cars"); err == nil {
+		t.Fatal("an unrestricted spec passes the policy; the test above proves nothing")
+	}
+	Restrict(&spec)
+	if err := policy.Default().CheckPodSpec(&spec, "cars"); err != nil {
+		t.Errorf("after Restrict: %v", err)
 	}
 }

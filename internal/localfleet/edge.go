@@ -89,7 +89,8 @@ func (e *Edge) start(ctx context.Context, nodes []*corev1.Node) error {
 }
 
 // installObjects creates what the descheduler expects to find: its namespace, the
-// client-token Secret and the Migration CRD.
+// client-token Secret, the hosting objects (ClusterRole edgemigrate-host, the
+// ValidatingAdmissionPolicy) and the Migration CRD.
 func (e *Edge) installObjects(ctx context.Context) error {
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: SystemNamespace}}
 	if _, err := e.Client.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
@@ -101,6 +102,9 @@ func (e *Edge) installObjects(ctx context.Context) error {
 	}
 	if _, err := e.Client.CoreV1().Secrets(SystemNamespace).Create(ctx, secret, metav1.CreateOptions{}); err != nil {
 		return fmt.Errorf("creating Secret %s/%s: %w", SystemNamespace, ClientTokensSecret, err)
+	}
+	if err := manifests.InstallHosting(ctx, e.Client); err != nil {
+		return err
 	}
 	return applyCRD(ctx, e.Config, manifests.MigrationCRDYAML, e.fleet.opts.ReadyTimeout)
 }

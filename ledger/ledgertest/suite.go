@@ -101,7 +101,7 @@ func registration(id string) chaincode.ClusterRegistration {
 }
 
 func proposal(id, source string, deadline time.Time) chaincode.Proposal {
-	return chaincode.Proposal{ID: id, Source: source, Workload: "Deployment/edge/detector", Spec: `{"apiVersion":"apps/v1","kind":"Deployment"}`,
+	return chaincode.Proposal{ID: id, Source: source, Workload: "Deployment/edge/detector", BundleDigest: "sha256:" + strings.Repeat("0f", 32),
 		Metadata: chaincode.WorkloadMetadata{SourceIP: "10.1.2.3", ContainerID: "containerd://1234", Image: "nvcr.io/nvidia/detector:1",
 			ImageSizeBytes: 3 << 30, CPUMilli: 2000, MemoryBytes: 4 << 30, GPUSlots: 1, GPUMemoryBytes: 2 << 30},
 		Reason: chaincode.ReasonClientMobility, ClientLocation: &chaincode.Location{Lat: 37.57, Lon: 126.98}, Deadline: deadline.UTC().Format(time.RFC3339Nano)}
@@ -186,7 +186,7 @@ func testLifecycle(t *testing.T, b *Backend, id ids) {
 		t.Errorf("state %s after Complete", done.State)
 	}
 	got := must[*chaincode.Migration](t, "getting")(b.Orgs[1].GetMigration(ctx, m))
-	if got.State != chaincode.StateCompleted || got.Spec != proposal(m, "", past()).Spec || len(got.History) != 4 {
+	if got.State != chaincode.StateCompleted || got.BundleDigest != proposal(m, "", past()).BundleDigest || len(got.History) != 4 {
 		t.Errorf("stored migration: state %s, %d history entries", got.State, len(got.History))
 	}
 	c := must[*chaincode.Cluster](t, "getting cluster")(b.Orgs[0].GetCluster(ctx, id.cluster("b")))

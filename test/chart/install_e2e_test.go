@@ -38,8 +38,8 @@ import (
 	"github.com/edgemigrate/edgemigrate/api"
 	edgemigratev1alpha1 "github.com/edgemigrate/edgemigrate/api/generated/clientset/versioned/typed/api/v1alpha1"
 	"github.com/edgemigrate/edgemigrate/api/v1alpha1"
-	"github.com/edgemigrate/edgemigrate/cmd/edgemigrate/app"
 	"github.com/edgemigrate/edgemigrate/chaincode"
+	"github.com/edgemigrate/edgemigrate/cmd/edgemigrate/app"
 	"github.com/edgemigrate/edgemigrate/descheduler"
 	"github.com/edgemigrate/edgemigrate/extender"
 	"github.com/edgemigrate/edgemigrate/internal/serve"
@@ -317,6 +317,12 @@ func TestE2EHelmInstall(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		// The policy file is the chart's ConfigMap, as the pod would mount it.
+		r := render(t)
+		policyFile := filepath.Join(t.TempDir(), "policy.yaml")
+		if err := os.WriteFile(policyFile, []byte(r.must(t, "ConfigMap", api.PolicyConfigMap).typed.(*corev1.ConfigMap).Data["policy.yaml"]), 0o600); err != nil {
+			t.Fatal(err)
+		}
 		ledgerFiles, err := ca.WriteIdentity(filepath.Join(t.TempDir(), "ledger"), "ledger", "LedgerMSP", "127.0.0.1")
 		if err != nil {
 			t.Fatal(err)
@@ -336,7 +342,7 @@ func TestE2EHelmInstall(t *testing.T) {
 		fs := pflag.NewFlagSet("descheduler", pflag.ContinueOnError)
 		do := descheduler.NewOptions()
 		do.AddFlags(fs)
-		args := containerArgs(t, render(t), deschedulerName, "descheduler")[1:]
+		args := containerArgs(t, r, deschedulerName, "descheduler")[1:]
 		if err := fs.Parse(args); err != nil {
 			t.Fatal(err)
 		}
@@ -349,7 +355,7 @@ func TestE2EHelmInstall(t *testing.T) {
 		if _, err := store.Client("ChartMSP").AdmitCluster(ctx, chaincode.AdmissionInput{ClusterID: do.ClusterID, MSPID: "ChartMSP"}); err != nil {
 			t.Fatal(err)
 		}
-		if err := fs.Parse([]string{"--ledger-url=" + ledgerSrv.URL, "--namespace=" + namespace,
+		if err := fs.Parse([]string{"--ledger-url=" + ledgerSrv.URL, "--namespace=" + namespace, "--policy-file=" + policyFile,
 			"--tls-cert-file=" + identity.CertFile, "--tls-key-file=" + identity.KeyFile, "--tls-ca-file=" + identity.CAFile}); err != nil {
 			t.Fatal(err)
 		}
@@ -373,6 +379,7 @@ func TestE2EHelmInstall(t *testing.T) {
 		err = wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
 			select {
 			case err := <-done:
+				done <- err // for the deferred wait
 				return false, fmt.Errorf("descheduler stopped: %v", err)
 			default:
 			}
@@ -414,10 +421,22 @@ func TestE2EHelmInstall(t *testing.T) {
 			attrs   authorizationv1.ResourceAttributes
 			allowed bool
 		}{
-			// The descheduler moves workloads anywhere, and reads only its own Secret.
+			// The descheduler scales down and evicts workloads anywhere, and reads only its own
+			// Secret; it creates a peer's objects only as a hosted namespace's edgemigrate-host.
 			{deschedulerName, ra("create", "", "pods", "eviction", "default", ""), true},
 			{deschedulerName, ra("patch", "apps", "deployments", "", "default", ""), true},
-			{deschedulerName, ra("delete", "apps", "deployments", "", "default", ""), true},
+			{deschedulerName, ra("delete", "apps", "deployments", "", "default", ""), false},
+			{deschedulerName, ra("create", "apps", "deployments", "", "default", ""), false},
+			{deschedulerName, ra("create", "", "pods", "", "default", ""), false},
+			{deschedulerName, ra("create", "", "services", "", "default", ""), false},
+			{deschedulerName, ra("create", "", "configmaps", "", "default", ""), false},
+			{deschedulerName, ra("impersonate", "", "serviceaccounts", "", "cars", api.HostServiceAccount), true},
+			{deschedulerName, ra("impersonate", "", "serviceaccounts", "", "kube-system", "default"), false},
+			{deschedulerName, ra("impersonate", "", "users", "", "", "admin"), false},
+			{deschedulerName, ra("impersonate", "", "groups", "", "", "system:masters"), false},
+			{deschedulerName, ra("bind", "rbac.authorization.k8s.io", "clusterroles", "", "", api.HostClusterRole), true},
+			{deschedulerName, ra("bind", "rbac.authorization.k8s.io", "clusterroles", "", "", "admin"), false},
+			{deschedulerName, ra("escalate", "rbac.authorization.k8s.io", "clusterroles", "", "", api.HostClusterRole), false},
 			{deschedulerName, ra("create", "edgemigrate.io", "migrations", "", "default", ""), true},
 			{deschedulerName, ra("update", "edgemigrate.io", "migrations", "status", "default", ""), true},
 			{deschedulerName, ra("get", "", "secrets", "", namespace, clientTokens), true},

@@ -22,6 +22,7 @@ import (
 
 	"github.com/edgemigrate/edgemigrate/api"
 	"github.com/edgemigrate/edgemigrate/manifests"
+	"github.com/edgemigrate/edgemigrate/policy"
 )
 
 // Names of the objects rendered for release "edgemigrate".
@@ -79,11 +80,19 @@ var (
 	admreg   = []string{"admissionregistration.k8s.io"}
 	read     = []string{"get", "list", "watch"}
 	migGroup = []string{"edgemigrate.io"}
+	rbac     = []string{"rbac.authorization.k8s.io"}
+	// hostVerbs: what the host identity does with each of a bundle's kinds.
+	hostVerbs = []string{"get", "list", "watch", "create", "update", "patch", "delete"}
 )
 
 // wantRoles is every Role and ClusterRole the chart may render and exactly what each grants:
 // a new permission must be added here, with its reason in the template.
-func wantRoles(selfSigned bool) map[string][]rule {
+func wantRoles(selfSigned, createNamespaces bool) map[string][]rule {
+	namespaces := rules(core, []string{"namespaces"}, []string{"get"})
+	if createNamespaces {
+		// descheduler.policy.namespaces.create: a missing hosted namespace is created.
+		namespaces = rules(core, []string{"namespaces"}, []string{"get", "create"})
+	}
 	webhook := slices.Concat(
 		rules(core, []string{"namespaces", "nodes"}, read),
 		rules(apps, []string{"replicasets"}, read),
@@ -94,21 +103,42 @@ func wantRoles(selfSigned bool) map[string][]rule {
 	}
 	return map[string][]rule{
 		"ClusterRole/" + webhookName: webhook,
+		// No cluster-wide create of workloads, Services or ConfigMaps: a peer's objects are
+		// created as the hosted namespace's edgemigrate-host, whose role it may bind and
+		// whose identity it may impersonate, and no other.
 		"ClusterRole/" + deschedulerName: slices.Concat(
-			rules(core, []string{"pods"}, []string{"get", "list", "watch", "create", "delete"}),
+			rules(core, []string{"pods"}, read),
 			rules(core, []string{"pods/eviction"}, []string{"create"}),
-			rules(apps, []string{"deployments"}, []string{"get", "list", "watch", "create", "update", "patch", "delete"}),
-			rules(core, []string{"namespaces"}, []string{"get", "create"}),
+			rules(apps, []string{"deployments"}, []string{"get", "list", "watch", "update", "patch"}),
+			rules(core, []string{"services", "configmaps"}, read),
+			rules([]string{"policy"}, []string{"poddisruptionbudgets"}, read),
+			rules([]string{"autoscaling"}, []string{"horizontalpodautoscalers"}, read),
+			rules([]string{"scheduling.k8s.io"}, []string{"priorityclasses"}, []string{"get"}),
+			rules([]string{"node.k8s.io"}, []string{"runtimeclasses"}, []string{"get"}),
+			rules(core, []string{"serviceaccounts"}, []string{"get", "create"}),
+			rules(rbac, []string{"rolebindings"}, []string{"get", "create"}),
+			rules(rbac, []string{"clusterroles"}, []string{"bind"}, api.HostClusterRole),
+			rules(core, []string{"serviceaccounts"}, []string{"impersonate"}, api.HostServiceAccount),
+			namespaces,
 			rules(core, []string{"nodes"}, read),
 			rules([]string{"", "events.k8s.io"}, []string{"events"}, []string{"create", "patch"}),
 			rules(migGroup, []string{"migrations"}, []string{"get", "list", "watch", "create", "delete"}),
 			rules(migGroup, []string{"migrations/status"}, []string{"get", "update"}),
 		),
+		// Exactly a bundle's kinds, bound per hosted namespace.
+		"ClusterRole/" + api.HostClusterRole: slices.Concat(
+			rules(apps, []string{"deployments"}, hostVerbs),
+			rules(core, []string{"pods", "services", "configmaps"}, hostVerbs),
+			rules([]string{"policy"}, []string{"poddisruptionbudgets"}, hostVerbs),
+			rules([]string{"autoscaling"}, []string{"horizontalpodautoscalers"}, hostVerbs),
+			// A bid checks that the Secrets a workload names exist here.
+			rules(core, []string{"secrets"}, []string{"get"}),
+		),
 		namespace + "/Role/" + deschedulerName: slices.Concat(
 			rules(coord, []string{"leases"}, []string{"get", "create", "update"}),
 			rules(core, []string{"secrets"}, []string{"get"}, clientTokens),
 			rules(core, []string{"secrets"}, []string{"list", "watch"}),
-			rules(core, []string{"configmaps"}, []string{"get", "create", "update"}),
+			rules(core, []string{"configmaps"}, []string{"get", "create", "update", "delete"}),
 		),
 		namespace + "/Role/" + schedulerName: slices.Concat(
 			rules(coord, []string{"leases"}, []string{"create"}),
@@ -146,6 +176,28 @@ type valueSet struct {
 const testCABundle = "LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0tCg=="
 
 var valueSets = []valueSet{
+	{
+		name: "strict hosting policy",
+		args: []string{"--set", "descheduler.policy.namespaces.create=false", "--set", "descheduler.policy.namespaces.mapping=SourcePrefix",
+			"--set", "descheduler.policy.namespaces.allow={cars,edge-*}", "--set", "descheduler.policy.serviceAccounts={reader}",
+			"--set", "descheduler.policy.images.registries={registry.example.com/}", "--set", "descheduler.policy.images.requireDigest=true",
+			"--set", "descheduler.policy.limits.maxReplicas=4", "--set", "descheduler.policy.limits.maxDemand.memory=16Gi",
+			"--set", "descheduler.policy.services.allowNodePort=true", "--set", "descheduler.policy.allowServiceAccountToken=true"},
+		check: func(t *testing.T, r rendered) {
+			c := hostingPolicy(t, r)
+			if c.Namespaces.Create || c.Namespaces.Mapping != policy.MappingSourcePrefix || !slices.Equal(c.Namespaces.Allow, []string{"cars", "edge-*"}) ||
+				!slices.Equal(c.ServiceAccounts, []string{"reader"}) || !slices.Equal(c.Images.Registries, []string{"registry.example.com/"}) ||
+				!c.Images.RequireDigest || c.Limits.MaxReplicas != 4 || c.Limits.MaxDemand.Memory.String() != "16Gi" || c.Limits.MaxDemand.CPU != nil ||
+				!c.Services.AllowNodePort || c.Services.AllowLoadBalancer || !c.AllowServiceAccountToken {
+				t.Errorf("policy.yaml decodes to %+v, not the values given", c)
+			}
+			vap := validations(t, r)
+			if !strings.Contains(vap, "in ['default', 'reader']") || !strings.Contains(vap, "object.spec.type == 'NodePort'") ||
+				strings.Contains(vap, "automountServiceAccountToken: false") {
+				t.Errorf("the ValidatingAdmissionPolicy does not follow the policy values (reader allowed, NodePort allowed, tokens allowed):\n%s", vap)
+			}
+		},
+	},
 	{
 		name: "defaults",
 		check: func(t *testing.T, r rendered) {
@@ -453,7 +505,8 @@ func TestTemplate(t *testing.T) {
 			r := render(t, vs.args...)
 			selfSigned := !slices.ContainsFunc(vs.args, func(a string) bool { return strings.HasPrefix(a, "webhook.tls.mode=") })
 			checkCommon(t, r)
-			checkRBAC(t, withoutIdentityRBAC(r), selfSigned) // the identity's own Role is checked by its value set
+			checkRBAC(t, withoutIdentityRBAC(r), selfSigned, !slices.Contains(vs.args, "descheduler.policy.namespaces.create=false")) // the identity's own Role is checked by its value set
+			checkHosting(t, r)
 			checkPods(t, r)
 			vs.check(t, r)
 		})
@@ -497,11 +550,64 @@ func checkCommon(t *testing.T, r rendered) {
 	}
 }
 
+// checkHosting: the descheduler reads the rendered policy, which decodes strictly; the
+// ValidatingAdmissionPolicy is bound, denies, and applies to the host identity only.
+func checkHosting(t *testing.T, r rendered) {
+	t.Helper()
+	hostingPolicy(t, r)
+	d := deployment(t, r, deschedulerName)
+	if args := containerArgs(t, r, deschedulerName, "descheduler"); !slices.Contains(args, "--policy-file=/etc/edgemigrate/policy/policy.yaml") {
+		t.Errorf("descheduler args %q lack --policy-file", args)
+	}
+	mounted := false
+	for _, v := range d.Spec.Template.Spec.Volumes {
+		if v.ConfigMap != nil && v.ConfigMap.Name == api.PolicyConfigMap {
+			for _, m := range d.Spec.Template.Spec.Containers[0].VolumeMounts {
+				mounted = mounted || (m.Name == v.Name && m.MountPath == "/etc/edgemigrate/policy")
+			}
+		}
+	}
+	if !mounted {
+		t.Errorf("descheduler does not mount ConfigMap %s at /etc/edgemigrate/policy", api.PolicyConfigMap)
+	}
+	vap := r.must(t, "ValidatingAdmissionPolicy", api.HostValidatingPolicy).typed.(*admissionregistrationv1.ValidatingAdmissionPolicy)
+	if vap.Spec.FailurePolicy == nil || *vap.Spec.FailurePolicy != admissionregistrationv1.Fail || len(vap.Spec.MatchConditions) != 1 ||
+		!strings.Contains(vap.Spec.MatchConditions[0].Expression, "':"+api.HostServiceAccount+"'") {
+		t.Errorf("ValidatingAdmissionPolicy %s: failurePolicy %v, matchConditions %+v; want Fail and the host identity only", vap.Name, vap.Spec.FailurePolicy, vap.Spec.MatchConditions)
+	}
+	b := r.must(t, "ValidatingAdmissionPolicyBinding", api.HostValidatingPolicy).typed.(*admissionregistrationv1.ValidatingAdmissionPolicyBinding)
+	if b.Spec.PolicyName != api.HostValidatingPolicy || !slices.Equal(b.Spec.ValidationActions, []admissionregistrationv1.ValidationAction{admissionregistrationv1.Deny}) {
+		t.Errorf("binding %s: policy %s, actions %v; want %s, Deny", b.Name, b.Spec.PolicyName, b.Spec.ValidationActions, api.HostValidatingPolicy)
+	}
+}
+
+// hostingPolicy decodes the rendered policy as the descheduler does.
+func hostingPolicy(t *testing.T, r rendered) *policy.Config {
+	t.Helper()
+	cm := r.must(t, "ConfigMap", api.PolicyConfigMap).typed.(*corev1.ConfigMap)
+	c, err := policy.Parse([]byte(cm.Data["policy.yaml"]))
+	if err != nil {
+		t.Fatalf("ConfigMap %s: %v", api.PolicyConfigMap, err)
+	}
+	return c
+}
+
+// validations are the ValidatingAdmissionPolicy's expressions, one a line.
+func validations(t *testing.T, r rendered) string {
+	t.Helper()
+	vap := r.must(t, "ValidatingAdmissionPolicy", api.HostValidatingPolicy).typed.(*admissionregistrationv1.ValidatingAdmissionPolicy)
+	var out []string
+	for _, v := range vap.Spec.Validations {
+		out = append(out, v.Expression+" // "+v.Message)
+	}
+	return strings.Join(out, "\n")
+}
+
 // checkRBAC: every role grants exactly what wantRoles lists; no ClusterRole touches Secrets;
 // every binding is one of wantBindings and binds the component's own ServiceAccount.
-func checkRBAC(t *testing.T, r rendered, selfSigned bool) {
+func checkRBAC(t *testing.T, r rendered, selfSigned, createNamespaces bool) {
 	t.Helper()
-	want := wantRoles(selfSigned)
+	want := wantRoles(selfSigned, createNamespaces)
 	seen := map[string]bool{}
 	for _, kind := range []string{"ClusterRole", "Role"} {
 		for _, o := range r.ofKind(kind) {
@@ -509,7 +615,8 @@ func checkRBAC(t *testing.T, r rendered, selfSigned bool) {
 			if cr, ok := o.typed.(*rbacv1.ClusterRole); ok {
 				policy = cr.Rules
 				for _, p := range policy {
-					if slices.Contains(p.Resources, "secrets") || slices.Contains(p.Resources, "*") {
+					// The host role is bound per hosted namespace only (checkHosting).
+					if (slices.Contains(p.Resources, "secrets") && cr.Name != api.HostClusterRole) || slices.Contains(p.Resources, "*") {
 						t.Errorf("ClusterRole %s grants %v on secrets cluster-wide", cr.Name, p.Verbs)
 					}
 				}
@@ -1172,14 +1279,16 @@ func TestNamesAndAccounts(t *testing.T) {
 					}
 				}
 			}
-			if tc.rbac && (roles != len(wantRoles(true)) || bindings != len(wantBindings)) {
-				t.Errorf("%d roles and %d bindings, want %d and %d", roles, bindings, len(wantRoles(true)), len(wantBindings))
+			if tc.rbac && (roles != len(wantRoles(true, true)) || bindings != len(wantBindings)) {
+				t.Errorf("%d roles and %d bindings, want %d and %d", roles, bindings, len(wantRoles(true, true)), len(wantBindings))
 			}
 			if !tc.rbac && roles+bindings != 0 {
 				t.Errorf("rbac.create=false renders %d roles and %d bindings", roles, bindings)
 			}
 			for _, o := range r {
-				if name := o.u.GetName(); o.u.GetKind() != "CustomResourceDefinition" && !strings.HasPrefix(name, tc.base+"-") && !slices.Contains(slices.Collect(maps.Values(tc.accounts)), name) {
+				// The hosting objects have the fixed names the descheduler looks for (api/trust.go).
+				fixed := []string{api.PolicyConfigMap, api.HostClusterRole, api.HostValidatingPolicy}
+				if name := o.u.GetName(); o.u.GetKind() != "CustomResourceDefinition" && !slices.Contains(fixed, name) && !strings.HasPrefix(name, tc.base+"-") && !slices.Contains(slices.Collect(maps.Values(tc.accounts)), name) {
 					t.Errorf("%s: not named after %s", o, tc.base)
 				}
 			}

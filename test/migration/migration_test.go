@@ -29,6 +29,7 @@ import (
 	edgemigratev1alpha1 "github.com/edgemigrate/edgemigrate/api/generated/clientset/versioned/typed/api/v1alpha1"
 	"github.com/edgemigrate/edgemigrate/api/v1alpha1"
 	"github.com/edgemigrate/edgemigrate/geo"
+	"github.com/edgemigrate/edgemigrate/internal/inference"
 	"github.com/edgemigrate/edgemigrate/internal/localfleet"
 	"github.com/edgemigrate/edgemigrate/internal/localfleet/fleettest"
 	"github.com/edgemigrate/edgemigrate/localcluster"
@@ -224,12 +225,15 @@ func (s *scenario) service(name, car string, replicas int32, gpuMemory string) *
 	return d
 }
 
+// inferenceSpec is Pod Security restricted, as a destination hosts no other.
 func inferenceSpec() corev1.PodSpec {
-	return corev1.PodSpec{
+	spec := corev1.PodSpec{
 		Containers: []corev1.Container{{Name: "infer", Image: "nvcr.io/nvidia/l4t-ml:r35.2.1-py3",
 			Resources: corev1.ResourceRequirements{Requests: corev1.ResourceList{
 				corev1.ResourceCPU: resource.MustParse("500m"), corev1.ResourceMemory: resource.MustParse("1Gi")}}}},
 	}
+	inference.Restrict(&spec)
+	return spec
 }
 
 func (s *scenario) create(id string, d *appsv1.Deployment) {
@@ -313,6 +317,16 @@ func TestE2EOffload(t *testing.T) {
 		RequiredDuringSchedulingIgnoredDuringExecution: []corev1.PodAffinityTerm{{
 			LabelSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "filler"}}, TopologyKey: corev1.LabelHostname}}}}
 	s.create("edge-a", filler)
+	// Gone before the next test, which would otherwise find edge-a full while the namespace
+	// terminates.
+	t.Cleanup(func() {
+		a := s.edge("edge-a")
+		_ = a.Client.AppsV1().Deployments(s.ns).Delete(s.ctx, "filler", metav1.DeleteOptions{})
+		s.waitFor("the filler gone from edge-a", func() (bool, error) {
+			pods, err := a.Client.CoreV1().Pods(s.ns).List(s.ctx, metav1.ListOptions{LabelSelector: "app=filler"})
+			return err == nil && len(pods.Items) == 0, err
+		})
+	})
 	s.waitFor("the filler on both nodes of edge-a", func() (bool, error) { return s.running(s.edge("edge-a"), "filler") == 2, nil })
 
 	s.create("edge-a", s.service("segmenter", "", 1, "8Gi"))

@@ -32,7 +32,8 @@ const benchEvery = 20 * time.Millisecond
 // source's Migration Completed), against the baseline measured in the same run: the same
 // pod's create → Ready by Kubernetes alone on the same real nodes. And the requests'
 // latency p50 and p99 outside and during migrations (from the move to the source's
-// removal), and the failed requests (goal 0).
+// removal), and the failed requests (goal 0). Every other round trip lands on a node whose
+// image was removed first: move → Ready on cold nodes against warm ones, as a ratio.
 func BenchmarkE2ERealMigration(b *testing.B) {
 	s := newScenario(b)
 	edges := []*localfleet.Edge{s.f.Edges[0], s.f.Edges[1]}
@@ -62,12 +63,25 @@ func BenchmarkE2ERealMigration(b *testing.B) {
 	d.run()
 	d.answeredBy(edges[0].ID, 20)
 
-	var ready, removed []time.Duration
+	var ready, removed, warm, cold []time.Duration
 	var during [][2]time.Time
 	i := 0
 	for b.Loop() {
 		from, to := edges[i%2], edges[(i+1)%2]
+		// Every other round trip lands on a node without the image (cold: a pull); the
+		// others on one that ran it before (warm).
+		coldRound := (i/2)%2 == 1
 		i++
+		pulls := to.Cluster.Registry().BlobPulls(images.Classifier)
+		if coldRound {
+			for _, n := range to.Cluster.RealNodes() {
+				refs, err := n.RemoveImages(s.ctx, images.Classifier)
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.Logf("migration %d: removed %s from %s's node", i, strings.Join(refs, " "), to.ID)
+			}
+		}
 		trigger := time.Now()
 		d.moveTo(to)
 		s.completed(from, name, trigger)
@@ -77,6 +91,17 @@ func BenchmarkE2ERealMigration(b *testing.B) {
 			b.Fatalf("migration %d: the watches saw no destination Ready (%s) or source Completed (%s)\n%s", i, readyAt, removedAt, s.state())
 		}
 		ready = append(ready, readyAt.Sub(trigger))
+		pulled := to.Cluster.Registry().BlobPulls(images.Classifier) > pulls
+		switch {
+		case coldRound && !pulled:
+			b.Errorf("migration %d to the cold node of %s pulled nothing", i, to.ID)
+		case !coldRound && pulled:
+			b.Errorf("migration %d to the warm node of %s pulled the image again", i, to.ID)
+		case coldRound:
+			cold = append(cold, readyAt.Sub(trigger))
+		default:
+			warm = append(warm, readyAt.Sub(trigger))
+		}
 		removed = append(removed, removedAt.Sub(trigger))
 		during = append(during, [2]time.Time{trigger, removedAt})
 		// The next move starts from one copy, at to.
@@ -116,6 +141,14 @@ func BenchmarkE2ERealMigration(b *testing.B) {
 		b.ReportMetric(ms(p99), m.what+"-p99-ms")
 		b.ReportMetric(float64(p50)/float64(baseP50), m.what+"/baseline")
 		b.Logf("%d migrations: car's move → %-8s p50 %7.1f ms  p99 %7.1f ms  (p50 %.2f× the baseline)", len(m.ds), m.what, ms(p50), ms(p99), float64(p50)/float64(baseP50))
+	}
+	if len(warm) > 0 && len(cold) > 0 {
+		wp, cp := car.Percentile(warm, 50), car.Percentile(cold, 50)
+		b.ReportMetric(ms(wp), "ready-warm-p50-ms")
+		b.ReportMetric(ms(cp), "ready-cold-p50-ms")
+		b.ReportMetric(float64(cp)/float64(wp), "cold/warm")
+		b.Logf("car's move → ready: warm node (image held) p50 %.1f ms over %d, cold node (image pulled) p50 %.1f ms over %d: cold %.2f× warm",
+			ms(wp), len(warm), ms(cp), len(cold), float64(cp)/float64(wp))
 	}
 	for _, l := range []struct {
 		what string

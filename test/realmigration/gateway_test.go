@@ -109,25 +109,25 @@ func TestE2ERealNodeDrain(t *testing.T) {
 	}
 }
 
-// requiredFile is what the crash test's service needs, from a ConfigMap only edge-a has.
+// requiredFile is what the crash test's service needs, from a Secret only edge-a has.
 const requiredFile = "/etc/mapper/present"
 
-// TestE2ERealNodeDestinationCrash: the car's service needs a file from a ConfigMap that
-// exists only at edge-a (ConfigMaps do not travel). The car moves to edge-b; edge-b's copy
+// TestE2ERealNodeDestinationCrash: the car's service needs a file from a Secret that exists
+// only at edge-a (Secrets never travel; mounted as optional, edge-b may bid without it). The car moves to edge-b; edge-b's copy
 // crashes at start, edge-b gives the migration back, the migration ends Failed with no
 // destination, and the car is served by edge-a's pod throughout, every request succeeding.
 func TestE2ERealNodeDestinationCrash(t *testing.T) {
 	s := newScenario(t)
 	a, b := s.f.Edges[0], s.f.Edges[1]
 	const name = "mapper"
-	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: s.ns}, Data: map[string]string{"present": "yes"}}
-	if _, err := a.Client.CoreV1().ConfigMaps(s.ns).Create(s.ctx, cm, metav1.CreateOptions{}); err != nil {
+	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: s.ns}, StringData: map[string]string{"present": "yes"}}
+	if _, err := a.Client.CoreV1().Secrets(s.ns).Create(s.ctx, secret, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	dep := s.service(images.TestService, name, carCrash, "--require-file", requiredFile)
 	spec := &dep.Spec.Template.Spec
-	spec.Volumes = []corev1.Volume{{Name: "config", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{
-		LocalObjectReference: corev1.LocalObjectReference{Name: name}, Optional: ptr.To(true)}}}}
+	spec.Volumes = []corev1.Volume{{Name: "config", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
+		SecretName: name, Optional: ptr.To(true)}}}}
 	spec.Containers[0].VolumeMounts = []corev1.VolumeMount{{Name: "config", MountPath: "/etc/mapper", ReadOnly: true}}
 	s.create(a, dep)
 	atA := s.runningOnRealNode(a, name, images.TestService)

@@ -7,9 +7,12 @@ import (
 	"testing"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
 
 	"github.com/edgemigrate/edgemigrate/api"
@@ -98,7 +101,11 @@ func TestE2ERealNodeMobility(t *testing.T) {
 	const name = "detector"
 	newRequest, label := s.digits()
 	d := s.startCar(carMobility, a, 75*time.Millisecond, newRequest)
-	s.create(a, s.service(images.Classifier, name, carMobility))
+	// What the classifier needs beside itself travels with it: a real kubelet starts no
+	// copy without its ConfigMap volume.
+	svc := s.service(images.Classifier, name, carMobility)
+	s.withBundle(a, svc)
+	s.create(a, svc)
 	atA := s.runningOnRealNode(a, name, classifierCommand)
 	pullsB := b.Cluster.Registry().BlobPulls(images.Classifier)
 	d.run()
@@ -117,7 +124,10 @@ func TestE2ERealNodeMobility(t *testing.T) {
 		t.Errorf("%s's registry served %d blobs of %s, %d before the migration: the destination's node pulled nothing", b.ID, got, images.Classifier, pullsB)
 	}
 	d.answeredBy(b.ID, 10)
+	s.hasBundle(b, name, m.Status.LedgerID, bundleConfig)
 
+	// Changed where it runs now, the ConfigMap goes home with the service.
+	s.setConfig(b, name, "threshold: 0.9")
 	pullsA := a.Cluster.Registry().BlobPulls(images.Classifier)
 	trigger = time.Now()
 	d.moveTo(a)
@@ -136,6 +146,7 @@ func TestE2ERealNodeMobility(t *testing.T) {
 		t.Errorf("%s's registry served %d blobs of %s, %d before the return: the node's image was not reused", a.ID, got, images.Classifier, pullsA)
 	}
 	d.answeredBy(a.ID, 10)
+	s.hasBundle(a, name, back.Status.LedgerID, "threshold: 0.9")
 
 	results := d.stop()
 	by := s.checkServed(results)
@@ -143,6 +154,61 @@ func TestE2ERealNodeMobility(t *testing.T) {
 		t.Errorf("answers by cluster %v; want edge-a's and edge-b's", by)
 	}
 	s.checkDigits(results, label)
+}
+
+// bundleConfig is the content of the service's ConfigMap.
+const bundleConfig = "threshold: 0.75"
+
+// withBundle gives d a ConfigMap volume, a Service selecting its pods and an HPA, at e.
+func (s *scenario) withBundle(e *localfleet.Edge, d *appsv1.Deployment) {
+	s.t.Helper()
+	name := d.Name
+	spec := &d.Spec.Template.Spec
+	spec.Volumes = append(spec.Volumes, corev1.Volume{Name: "config", VolumeSource: corev1.VolumeSource{
+		ConfigMap: &corev1.ConfigMapVolumeSource{LocalObjectReference: corev1.LocalObjectReference{Name: name + "-config"}}}})
+	spec.Containers[0].VolumeMounts = append(spec.Containers[0].VolumeMounts, corev1.VolumeMount{Name: "config", MountPath: "/etc/" + name, ReadOnly: true})
+	objs := e.Client
+	if _, err := objs.CoreV1().ConfigMaps(s.ns).Create(s.ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: name + "-config", Namespace: s.ns},
+		Data: map[string]string{"config.yaml": bundleConfig}}, metav1.CreateOptions{}); err != nil {
+		s.t.Fatal(err)
+	}
+	if _, err := objs.CoreV1().Services(s.ns).Create(s.ctx, &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: s.ns},
+		Spec: corev1.ServiceSpec{Selector: d.Spec.Selector.MatchLabels, Ports: []corev1.ServicePort{{Port: 80, TargetPort: intstr.FromInt32(8080)}}}}, metav1.CreateOptions{}); err != nil {
+		s.t.Fatal(err)
+	}
+	if _, err := objs.AutoscalingV2().HorizontalPodAutoscalers(s.ns).Create(s.ctx, &autoscalingv2.HorizontalPodAutoscaler{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: s.ns},
+		Spec: autoscalingv2.HorizontalPodAutoscalerSpec{ScaleTargetRef: autoscalingv2.CrossVersionObjectReference{APIVersion: "apps/v1", Kind: "Deployment", Name: name},
+			MinReplicas: ptr.To[int32](1), MaxReplicas: 1}}, metav1.CreateOptions{}); err != nil {
+		s.t.Fatal(err)
+	}
+}
+
+// hasBundle checks that e holds the service's Service, HPA and ConfigMap (with content),
+// the ones created there by migration id labelled with it.
+func (s *scenario) hasBundle(e *localfleet.Edge, name, id, content string) {
+	s.t.Helper()
+	cm, err := e.Client.CoreV1().ConfigMaps(s.ns).Get(s.ctx, name+"-config", metav1.GetOptions{})
+	if err != nil || cm.Data["config.yaml"] != content || cm.Labels[api.LabelMigrationID] != id {
+		s.t.Errorf("%s: ConfigMap %s-config %v (%v); want %q labelled %s", e.ID, name, cm, err, content, id)
+	}
+	if svc, err := e.Client.CoreV1().Services(s.ns).Get(s.ctx, name, metav1.GetOptions{}); err != nil || svc.Labels[api.LabelMigrationID] != id {
+		s.t.Errorf("%s: Service %s %v (%v); want labelled %s", e.ID, name, svc, err, id)
+	}
+	if h, err := e.Client.AutoscalingV2().HorizontalPodAutoscalers(s.ns).Get(s.ctx, name, metav1.GetOptions{}); err != nil || h.Labels[api.LabelMigrationID] != id {
+		s.t.Errorf("%s: HPA %s %v (%v); want labelled %s", e.ID, name, h, err, id)
+	}
+}
+
+func (s *scenario) setConfig(e *localfleet.Edge, name, content string) {
+	s.t.Helper()
+	cm, err := e.Client.CoreV1().ConfigMaps(s.ns).Get(s.ctx, name+"-config", metav1.GetOptions{})
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	cm.Data["config.yaml"] = content
+	if _, err := e.Client.CoreV1().ConfigMaps(s.ns).Update(s.ctx, cm, metav1.UpdateOptions{}); err != nil {
+		s.t.Fatal(err)
+	}
 }
 
 // TestE2ERealNodeOffload: a pod holds edge-a's real node's only GPU, so the car's profiler,
