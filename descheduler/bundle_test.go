@@ -361,11 +361,7 @@ func TestBundleOnlyToChosenDestination(t *testing.T) {
 		t.Fatal(err)
 	}
 	identity := func(cluster, msp string) *mtls.Identity {
-		files, err := ca.WriteIdentity(t.TempDir(), cluster, msp, "127.0.0.1")
-		if err != nil {
-			t.Fatal(err)
-		}
-		id, err := mtls.Load(files)
+		id, err := ca.NewIdentity(t.TempDir(), cluster, msp, "127.0.0.1")
 		if err != nil {
 			t.Fatal(err)
 		}

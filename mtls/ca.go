@@ -105,6 +105,16 @@ func (ca *CA) issue(validity time.Duration, clusterID, mspID string, hosts ...st
 	return certPEM, keyPEM, nil
 }
 
+// NewIdentity writes an identity into dir (WriteIdentity) and loads it: a peer ready to
+// dial and serve, for tests and development.
+func (ca *CA) NewIdentity(dir, clusterID, mspID string, hosts ...string) (*Identity, error) {
+	f, err := ca.WriteIdentity(dir, clusterID, mspID, hosts...)
+	if err != nil {
+		return nil, err
+	}
+	return Load(f)
+}
+
 // WriteIdentity issues an identity and writes tls.crt, tls.key and ca.crt (this CA) into
 // dir, the layout of the cluster identity Secret. Each file is replaced atomically, so a
 // second call rotates an identity that a running Identity reloads.

@@ -38,11 +38,7 @@ func newPKI(t *testing.T) *pki {
 
 func identity(t *testing.T, ca *mtls.CA, cluster, msp string) *mtls.Identity {
 	t.Helper()
-	f, err := ca.WriteIdentity(t.TempDir(), cluster, msp, "127.0.0.1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	id, err := mtls.Load(f)
+	id, err := ca.NewIdentity(t.TempDir(), cluster, msp, "127.0.0.1")
 	if err != nil {
 		t.Fatal(err)
 	}
