@@ -76,6 +76,10 @@ type Options struct {
 	// LedgerArgs, when set, gives cluster i's descheduler its ledger flags (e.g. a Fabric
 	// network's); by default every cluster uses the fleet's ledger server.
 	LedgerArgs func(i int) []string
+	// MSPIDs, when set, is cluster i's MSP on the ledger, the Organization of its identity
+	// certificate (default MSPID(id)): with LedgerArgs, the organisation another ledger
+	// knows it by, so that its peers' checks of who it is hold.
+	MSPIDs func(i int) string
 	// DeschedulerArgs are appended to the descheduler's flags, e.g. --offload-after=1s.
 	DeschedulerArgs []string
 	// Log receives one line per step, for a human watching; may be nil.
@@ -193,7 +197,11 @@ func Start(ctx context.Context, o Options) (_ *Fleet, err error) {
 	f.progress(began, "fleet directory %s", dir)
 
 	for i, s := range o.Sites {
-		f.Edges = append(f.Edges, &Edge{Site: s, MSPID: MSPID(s.ID), fleet: f, index: i})
+		msp := MSPID(s.ID)
+		if o.MSPIDs != nil {
+			msp = o.MSPIDs(i)
+		}
+		f.Edges = append(f.Edges, &Edge{Site: s, MSPID: msp, fleet: f, index: i})
 	}
 	if err := f.issueIdentities(); err != nil {
 		return nil, err

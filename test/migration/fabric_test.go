@@ -1,12 +1,15 @@
 package migration
 
 import (
+	"context"
 	"testing"
 	"time"
 
 	"github.com/edgemigrate/edgemigrate/api/v1alpha1"
+	"github.com/edgemigrate/edgemigrate/chaincode"
 	"github.com/edgemigrate/edgemigrate/internal/localfleet"
 	"github.com/edgemigrate/edgemigrate/internal/localfleet/fleettest"
+	"github.com/edgemigrate/edgemigrate/ledger/fabric"
 	"github.com/edgemigrate/edgemigrate/ledger/fabric/fabrictest"
 )
 
@@ -15,6 +18,7 @@ import (
 func TestE2EMobilityFabric(t *testing.T) {
 	shared.Require(t) // skips under -short and without tools, as the other scenarios
 	n := fabrictest.Up(t, "the mobility scenario on Fabric")
+	admitOnFabric(t, n, "edge-a", "edge-b")
 	f := fleettest.Start(t, localfleet.Options{
 		Clusters: 2, ClientTokens: tokens,
 		LedgerArgs: func(i int) []string {
@@ -23,6 +27,7 @@ func TestE2EMobilityFabric(t *testing.T) {
 				"--fabric-server-name=" + o.ServerName, "--fabric-msp-id=" + o.MSPID, "--fabric-cert=" + o.Cert,
 				"--fabric-key=" + o.Key, "--fabric-channel=" + n.Channel, "--fabric-chaincode=" + n.Chaincode}
 		},
+		MSPIDs:          func(i int) string { return n.Orgs[i].MSPID },
 		DeschedulerArgs: []string{"--resync-interval=2s"},
 	})
 	s := newScenarioOn(t, f)
@@ -42,4 +47,23 @@ func TestE2EMobilityFabric(t *testing.T) {
 	s.drive("car-1", s.at(0))
 	s.migration("edge-b", "detector", v1alpha1.PhaseCompleted)
 	s.runsOnlyIn("edge-a", "detector", 1)
+}
+
+// admitOnFabric has the network's admin organisation (the first: network.sh's init
+// transaction names it) admit cluster i for organisation i, as an operator does before the
+// clusters' deschedulers register.
+func admitOnFabric(t *testing.T, n *fabrictest.Network, clusters ...string) {
+	t.Helper()
+	admin := n.Orgs[0]
+	l, err := fabric.Dial(fabric.Config{PeerEndpoint: admin.PeerEndpoint, TLSCACertPath: admin.TLSCACert, ServerNameOverride: admin.ServerName,
+		MSPID: admin.MSPID, CertPath: admin.Cert, KeyPath: admin.Key, Channel: n.Channel, Chaincode: n.Chaincode})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	for i, id := range clusters {
+		if _, err := l.AdmitCluster(context.Background(), chaincode.AdmissionInput{ClusterID: id, MSPID: n.Orgs[i].MSPID}); err != nil {
+			t.Fatalf("admitting %s for %s: %v", id, n.Orgs[i].MSPID, err)
+		}
+	}
 }
