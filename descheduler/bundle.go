@@ -107,6 +107,13 @@ func (c *Controller) buildBundle(ref v1alpha1.WorkloadReference, namespace strin
 	// snapshot wrote the origin on the copy.
 	b := &serviceBundle{Version: bundleVersion, Origin: manifest.meta().Annotations[api.AnnotationOrigin], Workload: *manifest}
 	pod := manifest.template()
+	// Its data would stay behind. The webhook marks such a workload not-migratable, so no
+	// trigger moves it; a Manual migration (or one of pods the webhook never saw) stops here.
+	for _, v := range pod.Spec.Volumes {
+		if v.PersistentVolumeClaim != nil || v.Ephemeral != nil {
+			return nil, errNotMigratable{fmt.Sprintf("%s: uses PersistentVolumeClaim data (volume %s): its data does not travel", ref.Kind, v.Name)}
+		}
+	}
 	podLabels := labels.Set(pod.Labels)
 
 	services, err := c.services.Services(namespace).List(labels.Everything())
@@ -438,3 +445,9 @@ func (c *Controller) isService(m metav1.Object, origin string) bool {
 	}
 	return false
 }
+
+// errNotMigratable: the workload cannot move at all; the source's Migration fails with the
+// reason and nothing reaches the ledger.
+type errNotMigratable struct{ msg string }
+
+func (e errNotMigratable) Error() string { return e.msg }

@@ -2,6 +2,7 @@ package descheduler
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -108,6 +109,10 @@ func (c *Controller) propose(ctx context.Context, logger klog.Logger, m *v1alpha
 	p, replicas, err := c.proposal(ctx, m, m.Status.LedgerID)
 	if apierrors.IsNotFound(err) {
 		return 0, c.finish(ctx, m, v1alpha1.PhaseFailed, "WorkloadNotFound", fmt.Sprintf("%s %s not found", m.Spec.Workload.Kind, m.Spec.Workload.Name))
+	}
+	var notMigratable errNotMigratable
+	if errors.As(err, &notMigratable) {
+		return 0, c.finish(ctx, m, v1alpha1.PhaseFailed, "NotMigratable", notMigratable.msg)
 	}
 	if err != nil {
 		return 0, c.finish(ctx, m, v1alpha1.PhaseFailed, "InvalidWorkload", err.Error())

@@ -141,6 +141,23 @@ func TestFailures(t *testing.T) {
 			}
 		},
 	}, {
+		name: "a workload with a PersistentVolumeClaim is not migratable",
+		setup: func(w *world) (*cluster, []*cluster) {
+			d := deployment("svc", 1, "2Gi")
+			d.Spec.Template.Spec.Volumes = append(d.Spec.Template.Spec.Volumes, corev1.Volume{Name: "data",
+				VolumeSource: corev1.VolumeSource{PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: "data"}}})
+			return w.addCluster("edge-a", nil, d, manual(v1alpha1.KindDeployment, "svc")), []*cluster{w.addCluster("edge-b", nil)}
+		},
+		phase: v1alpha1.PhaseFailed, reason: "NotMigratable", runsIn: "edge-a",
+		check: func(t *testing.T, w *world, src v1alpha1.Migration) {
+			if !strings.Contains(src.Status.Message, "uses PersistentVolumeClaim data (volume data)") {
+				t.Errorf("message %q does not say why", src.Status.Message)
+			}
+			if _, err := w.store.Client("MSP-edge-a").GetMigration(w.ctx, src.Status.LedgerID); chaincode.CodeOf(err) != chaincode.CodeNotFound {
+				t.Errorf("the ledger knows %s: %v", src.Status.LedgerID, err)
+			}
+		},
+	}, {
 		name: "no destination",
 		setup: func(w *world) (*cluster, []*cluster) {
 			return w.addCluster("edge-a", nil, deployment("svc", 1, "2Gi"), manual(v1alpha1.KindDeployment, "svc")),
