@@ -154,7 +154,7 @@ func (c *Controller) copyBids(m *v1alpha1.Migration, lm *chaincode.Migration) {
 	m.Status.Bids = m.Status.Bids[:0]
 	for _, b := range lm.Bids {
 		m.Status.Bids = append(m.Status.Bids, v1alpha1.Bid{Cluster: b.ClusterID, CanHost: b.CanHost, CoversClient: b.CoversClient,
-			Score: strconv.FormatFloat(b.Score, 'f', -1, 64)})
+			Score: strconv.FormatFloat(b.Score, 'f', -1, 64), Reason: b.Reason})
 	}
 	m.Status.Excluded = append(m.Status.Excluded[:0], lm.Excluded...)
 }

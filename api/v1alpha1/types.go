@@ -207,6 +207,10 @@ type Bid struct {
 	CoversClient bool   `json:"coversClient"`
 	// Score is 0–100, higher is better.
 	Score string `json:"score"`
+	// Reason says why the cluster cannot host the service (a missing Secret, its policy,
+	// no room), as it bid.
+	// +optional
+	Reason string `json:"reason,omitempty"`
 }
 
 // Final reports whether the migration can no longer change.

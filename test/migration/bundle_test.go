@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -110,6 +111,11 @@ func TestE2EBundle(t *testing.T) {
 		if bid.ClusterID == "edge-c" && (bid.CanHost || !strings.Contains(bid.Reason, "Secret "+s.ns+"/svc-key does not exist here")) {
 			t.Errorf("edge-c's bid %+v; want canHost false naming the missing Secret", bid)
 		}
+	}
+	// kubectl get mig -o yaml tells the same story.
+	if i := slices.IndexFunc(out.Status.Bids, func(b v1alpha1.Bid) bool { return b.Cluster == "edge-c" }); i < 0 ||
+		out.Status.Bids[i].CanHost || !strings.Contains(out.Status.Bids[i].Reason, "Secret "+s.ns+"/svc-key does not exist here") {
+		t.Errorf("the source Migration's bids %+v; want edge-c's with canHost false naming the missing Secret", out.Status.Bids)
 	}
 	id := out.Status.LedgerID
 	gotSvc, err := b.Client.CoreV1().Services(s.ns).Get(s.ctx, "svc", metav1.GetOptions{})
