@@ -4,11 +4,14 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"time"
 
+	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/klog/v2"
@@ -58,6 +61,9 @@ func (c *Controller) hostClient(ctx context.Context, source, namespace string) (
 	cs, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("creating the client impersonating %s: %w", hostUser(namespace), err)
+	}
+	if err := bindingEffective(ctx, cs, namespace); err != nil {
+		return nil, err
 	}
 	got, _ := c.hostClients.LoadOrStore(namespace, cs)
 	return got.(kubernetes.Interface), nil
@@ -109,3 +115,28 @@ func (c *Controller) ensureHostRoleBinding(ctx context.Context, namespace string
 	}
 	return nil
 }
+
+// bindingEffective waits until the API server's authorizer has seen the RoleBinding just
+// made: its RBAC cache lags the write, and a bid's first read as the new identity would
+// otherwise be forbidden and say "cannot tell" where the answer is "yes".
+func bindingEffective(ctx context.Context, cs kubernetes.Interface, namespace string) error {
+	review := &authorizationv1.SelfSubjectAccessReview{Spec: authorizationv1.SelfSubjectAccessReviewSpec{
+		ResourceAttributes: &authorizationv1.ResourceAttributes{Namespace: namespace, Verb: "create", Group: "apps", Resource: "deployments"}}}
+	var last error
+	err := wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, hostBindingTimeout, true, func(ctx context.Context) (bool, error) {
+		got, err := cs.AuthorizationV1().SelfSubjectAccessReviews().Create(ctx, review, metav1.CreateOptions{})
+		if err != nil {
+			last = err
+			return false, nil
+		}
+		last = fmt.Errorf("not allowed yet: %s", got.Status.Reason)
+		return got.Status.Allowed, nil
+	})
+	if err != nil {
+		return fmt.Errorf("%s cannot create Deployments in %s within %s of its RoleBinding: %v", hostUser(namespace), namespace, hostBindingTimeout, last)
+	}
+	return nil
+}
+
+// hostBindingTimeout bounds the wait for a new RoleBinding to take effect (milliseconds, usually).
+const hostBindingTimeout = 5 * time.Second

@@ -124,6 +124,11 @@ func TestE2EHostClient(t *testing.T) {
 	if err != nil {
 		t.Fatalf("hostClient: %v", err)
 	}
+	// Its rights hold as soon as hostClient returns: a bid's first read as the new identity
+	// is answered, not forbidden while the authorizer catches up with the new RoleBinding.
+	if _, err := host.CoreV1().Secrets("cars").Get(ctx, "svc-key", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("the first read of a Secret as the host identity: %v, want not found", err)
+	}
 	ns, err := admin.CoreV1().Namespaces().Get(ctx, "cars", metav1.GetOptions{})
 	if err != nil || ns.Labels[psaapi.EnforceLevelLabel] != string(psaapi.LevelRestricted) {
 		t.Fatalf("hosted namespace %+v, %v: want it created with Pod Security enforce=restricted", ns.Labels, err)
