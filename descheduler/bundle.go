@@ -110,8 +110,8 @@ func (c *Controller) buildBundle(ref v1alpha1.WorkloadReference, namespace strin
 	// Its data would stay behind. The webhook marks such a workload not-migratable, so no
 	// trigger moves it; a Manual migration (or one of pods the webhook never saw) stops here.
 	for _, v := range pod.Spec.Volumes {
-		if v.PersistentVolumeClaim != nil || v.Ephemeral != nil {
-			return nil, errNotMigratable{fmt.Sprintf("%s: uses PersistentVolumeClaim data (volume %s): its data does not travel", ref.Kind, v.Name)}
+		if v.PersistentVolumeClaim != nil {
+			return nil, errNotMigratable{fmt.Sprintf("%s: %s (volume %s): its data does not travel", ref.Kind, api.NotMigratablePVC, v.Name)}
 		}
 	}
 	podLabels := labels.Set(pod.Labels)

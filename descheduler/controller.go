@@ -82,10 +82,10 @@ type Controller struct {
 	// gatewayInFlight counts the gateway's requests per client; nil when nothing is proxied here.
 	gatewayInFlight RequestsInFlight
 
-	// peerHTTP (s2, #16) calls other clusters' public endpoints, presenting this cluster's
+	// peerHTTP calls other clusters' public endpoints, presenting this cluster's
 	// identity when it has one.
 	peerHTTP *http.Client
-	// clientTokens (s1, #16): the source's request through the destination's gateway
+	// clientTokens: the source's request through the destination's gateway
 	// carries its client's token.
 	clientTokens locator.Tokens
 	// tidied is when tidyLedger last ran (Unix nanoseconds).
@@ -166,10 +166,10 @@ type Deps struct {
 	// namespace's host ServiceAccount with it (hosting.go). Nil only in unit tests with a
 	// fake Kube.
 	RestConfig *rest.Config
-	// Identity (s2, #16) is the cluster's certificate for peer calls over mutual TLS; nil
+	// Identity is the cluster's certificate for peer calls over mutual TLS; nil
 	// (kwok-only tests) means plain HTTP to loopback peers only.
 	Identity *mtls.Identity
-	// ClientTokens (s1, #16): the clients' bearer tokens, with which a source asks the
+	// ClientTokens: the clients' bearer tokens, with which a source asks the
 	// destination's gateway for its client's service before removing its copy.
 	ClientTokens locator.Tokens
 }
@@ -233,7 +233,7 @@ func New(cfg *Config, d Deps) (*Controller, error) {
 	if c.policy == nil {
 		c.policy = policy.Default()
 	}
-	// Peer calls (s2, #16): mutual TLS with the cluster identity, plain HTTP without one.
+	// Peer calls: mutual TLS with the cluster identity, plain HTTP without one.
 	c.peerHTTP = &http.Client{Timeout: peerRequestTimeout}
 	if d.Identity != nil {
 		c.peerHTTP = d.Identity.HTTPClient(peerRequestTimeout)

@@ -76,7 +76,7 @@ func TestOptionsValidate(t *testing.T) {
 		{"location", func(o *Options) { o.Location = "91,0" }, "--location"},
 		{"endpoint", func(o *Options) { o.PublicEndpoint = "10.0.0.5:8090" }, "--public-endpoint"},
 		{"ledger url", func(o *Options) { o.LedgerURL = "" }, "--ledger-url"},
-		// Mutual TLS between clusters (s2, #16).
+		// Mutual TLS between clusters.
 		{"plain ledger url", func(o *Options) { o.LedgerURL = "http://127.0.0.1:8070" }, "mutual TLS only"},
 		{"remote ledger without identity", func(o *Options) { o.Identity = mtls.Files{} }, "needs the cluster identity"},
 		{"half an identity", func(o *Options) { o.Identity.CAFile = "" }, "go together"},
@@ -114,7 +114,7 @@ func TestOptionsValidate(t *testing.T) {
 	}
 }
 
-// The cluster identity must name this cluster (s2, #16): peers and the ledger know it by it.
+// The cluster identity must name this cluster: peers and the ledger know it by it.
 func TestLoadIdentity(t *testing.T) {
 	ca, err := mtls.NewCA("test-ca")
 	if err != nil {

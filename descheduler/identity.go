@@ -23,7 +23,7 @@ import (
 	"github.com/edgemigrate/edgemigrate/mtls"
 )
 
-// The cluster identity (s2, #16): loaded from files, or generated with a CA of its own.
+// The cluster identity: loaded from files, or generated with a CA of its own.
 
 // Self-signed identity lifetimes: the CA is what peers are given, so it lives long; the
 // certificate is renewed once two thirds of its life have passed.

@@ -59,7 +59,7 @@ type Options struct {
 	// ClientTokensSecret holds one bearer token per client id.
 	ClientTokensSecret string
 
-	// Identity (s2, #16) is the cluster's certificate, key and the CA bundle peers are
+	// Identity is the cluster's certificate, key and the CA bundle peers are
 	// verified against: the public endpoint's HTTPS, the remote ledger's and peers' mutual
 	// TLS. Without it the public endpoint is plain HTTP on loopback only.
 	Identity mtls.Files
@@ -159,7 +159,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.FabricChannel, "fabric-channel", o.FabricChannel, "fabric: channel name")
 	fs.StringVar(&o.FabricChaincode, "fabric-chaincode", o.FabricChaincode, "fabric: chaincode name")
 	fs.StringVar(&o.ClientTokensSecret, "client-tokens-secret", o.ClientTokensSecret, "Secret in --namespace mapping client id to its bearer token")
-	// Cluster identity (s2, #16).
+	// Cluster identity.
 	fs.StringVar(&o.Identity.CertFile, "tls-cert-file", o.Identity.CertFile,
 		"PEM certificate of this cluster's identity (CommonName = --cluster-id, Organization = MSP id), reloaded when it changes")
 	fs.StringVar(&o.Identity.KeyFile, "tls-key-file", o.Identity.KeyFile, "PEM private key of --tls-cert-file")
@@ -191,7 +191,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 
 func (o *Options) hasIdentity() bool { return o.Identity != (mtls.Files{}) || o.SelfSignedIdentity }
 
-// validateTLS (s2, #16): with an identity the public endpoint is https; without one it is
+// validateTLS: with an identity the public endpoint is https; without one it is
 // plain HTTP on loopback, for development on one machine.
 func (o *Options) validateTLS(public *url.URL) []error {
 	var errs []error

@@ -67,7 +67,7 @@ func Serve(ctx context.Context, o *Options, restCfg *rest.Config, ln net.Listene
 	if err != nil {
 		return fmt.Errorf("creating the Kubernetes client: %w", err)
 	}
-	// The cluster identity (s2, #16): generated into its Secret in self-signed mode.
+	// The cluster identity: generated into its Secret in self-signed mode.
 	if o.SelfSignedIdentity {
 		ss := newSelfSignedIdentity(kube, o)
 		if err := ss.ensure(ctx); err != nil {

@@ -314,7 +314,7 @@ func TestAdmit(t *testing.T) {
 			outcome: OutcomePatched, scheduler: api.SchedulerName,
 			annotations: base(enabledNS, map[string]string{
 				api.AnnotationWorkload:      "Deployment/inference/web",
-				api.AnnotationNotMigratable: "Deployment: " + reasonPVC,
+				api.AnnotationNotMigratable: "Deployment: " + api.NotMigratablePVC,
 			}),
 		},
 		{
@@ -322,7 +322,7 @@ func TestAdmit(t *testing.T) {
 			outcome: OutcomePatched, scheduler: api.SchedulerName,
 			annotations: base(enabledNS, map[string]string{
 				api.AnnotationWorkload:      "Pod/inference/model",
-				api.AnnotationNotMigratable: "Pod: " + reasonPVC,
+				api.AnnotationNotMigratable: "Pod: " + api.NotMigratablePVC,
 			}),
 		},
 		{

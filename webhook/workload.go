@@ -8,6 +8,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+
+	"github.com/edgemigrate/edgemigrate/api"
 )
 
 // workload is the owner that would be migrated, as edgemigrate.io/workload writes it
@@ -23,9 +25,6 @@ const (
 	reasonJob         = "runs to completion: starting it again elsewhere would repeat its work"
 	reasonStatefulSet = "stable identity and volumes are bound to this cluster"
 	reasonUnknown     = "edgemigrate does not know how to move this owner"
-	// reasonPVC: a PersistentVolumeClaim's data stays in this cluster; a copy elsewhere
-	// would start without it.
-	reasonPVC = "uses PersistentVolumeClaim data"
 )
 
 const (
@@ -46,7 +45,7 @@ func (h *Handler) workload(ctx context.Context, ns string, pod *corev1.Pod) (wor
 	for _, v := range pod.Spec.Volumes {
 		if v.PersistentVolumeClaim != nil {
 			kind, _, _ := strings.Cut(w.name, "/")
-			w.notMigratable = kind + ": " + reasonPVC
+			w.notMigratable = kind + ": " + api.NotMigratablePVC
 			break
 		}
 	}

@@ -1,6 +1,7 @@
-// Package pki generates throw-away X.509 material for development and tests: CAs and the
-// certificates they sign, ECDSA P-256 keys, PEM encodings. Production certificates come from
-// the operator (cert-manager, a Secret); nothing here is meant to outlive a demo.
+// Package pki generates the X.509 material edgemigrate makes itself: CAs and the
+// certificates they sign, ECDSA P-256 keys, PEM encodings. It backs the development CA of
+// tests and local fleets and the descheduler's self-signed identity (mtls.Generate);
+// operators who bring their own certificates (cert-manager, a Secret) never use it.
 package pki
 
 import (

@@ -32,7 +32,7 @@ type ServerOptions struct {
 	Limits Limits
 	// NoSync trades durability against power loss for speed (see embedded.Options).
 	NoSync bool
-	// AdminMSP (s1, #16) is the ledger's admin, named when the file is created: it admits
+	// AdminMSP is the ledger's admin, named when the file is created: it admits
 	// clusters (chaincode.AdmitCluster). Empty: the first client sets the ledger up (InitLedger).
 	AdminMSP string
 }

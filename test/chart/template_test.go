@@ -817,7 +817,7 @@ func TestSchema(t *testing.T) {
 		{[]string{"webhook.extraArgs[0]="}, "at '/webhook/extraArgs/0'"},
 		{[]string{"rbac.create=maybe"}, "at '/rbac/create'"},
 		{[]string{"publicEndpoint=10.0.0.5:8090"}, "at '/publicEndpoint'"},
-		// Mutual TLS between clusters: plain HTTP endpoints, identity modes (s2, #16).
+		// Mutual TLS between clusters: plain HTTP endpoints, identity modes.
 		{[]string{"publicEndpoint=http://10.0.0.5:30090"}, "at '/publicEndpoint'"},
 		{[]string{"ledger.remote.url=http://10.0.0.9:8070"}, "at '/ledger/remote/url'"},
 		{[]string{"identity.mode=vault"}, "at '/identity/mode'"},

@@ -18,6 +18,6 @@ func newLedgerCommand() *cobra.Command {
 		},
 	}
 	opts.AddFlags(cmd.Flags())
-	cmd.AddCommand(newLedgerMembershipCommands()...) // s1, #16: membership
+	cmd.AddCommand(newLedgerMembershipCommands()...) // init, admit, remove
 	return cmd
 }
