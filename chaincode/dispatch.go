@@ -4,7 +4,7 @@ import "fmt"
 
 // Queries are the functions that read only; clients evaluate rather than submit them.
 var Queries = []string{"GetCluster", "ListClusters", "GetMigration", "ListOpenMigrations",
-	"GetLedgerConfig", "GetAdmission", "ListAdmissions", "ListFinishedMigrations"}
+	"GetLedgerConfig", "GetAdmission", "ListAdmissions", "ListFinishedMigrations", "GetHome", "ListHomes"}
 
 // Dispatch runs a transaction given as Fabric carries it: a function name and string
 // arguments (structured ones as JSON), and returns the result as JSON. The embedded ledger
@@ -84,6 +84,14 @@ func Dispatch(st State, fn string, args []string) ([]byte, error) {
 		out, err = GetMigration(st, args[0])
 	case "ListOpenMigrations":
 		out, err = ListOpenMigrations(st)
+	case "MarkClusterDead":
+		out, err = MarkClusterDead(st, args[0])
+	case "RehomeService":
+		out, err = RehomeService(st, args[0])
+	case "GetHome":
+		out, err = GetHome(st, args[0])
+	case "ListHomes":
+		out, err = ListHomes(st)
 	default:
 		return nil, fmt.Errorf("function %s has an arity but no case", fn)
 	}
@@ -99,4 +107,5 @@ var arity = map[string]int{
 	"GetCluster": 1, "ListClusters": 0, "GetMigration": 1, "ListOpenMigrations": 0,
 	"InitLedger": 1, "AdmitCluster": 1, "RemoveCluster": 2, "ExpireMigration": 1, "CompactMigration": 1,
 	"GetLedgerConfig": 0, "GetAdmission": 1, "ListAdmissions": 0, "ListFinishedMigrations": 0,
+	"MarkClusterDead": 1, "RehomeService": 1, "GetHome": 1, "ListHomes": 0,
 }

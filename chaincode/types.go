@@ -50,6 +50,13 @@ const (
 	EventAdmissionVoted  = "AdmissionVoted"
 	EventClusterAdmitted = "ClusterAdmitted"
 	EventClusterRemoved  = "ClusterRemoved"
+	// EventClusterDead: a member marked a cluster dead, silent longer than the ledger's
+	// dead-after window; EventClusterRevived: a dead cluster registered or reported again.
+	EventClusterDead    = "ClusterDead"
+	EventClusterRevived = "ClusterRevived"
+	// EventServiceRehomed: the service of an origin went back to the source of the
+	// migration that had put it on a cluster now dead.
+	EventServiceRehomed = "ServiceRehomed"
 )
 
 // Time rules. Every transaction is stamped by the client that submits it (on Fabric, the
@@ -69,6 +76,8 @@ const (
 	// RetentionWindow is how long a finished migration stays on the ledger before any
 	// member may compact it.
 	RetentionWindow = 24 * time.Hour
+	// DefaultDeadAfter is the dead-after window of a ledger configured without one.
+	DefaultDeadAfter = LiveWindow
 )
 
 // Location is a point on Earth in decimal degrees.
@@ -107,6 +116,24 @@ type Cluster struct {
 	Free            Resources `json:"free"`
 	RegisteredAt    string    `json:"registeredAt"`
 	LastReportAt    string    `json:"lastReportAt"`
+	// Dead is set by MarkClusterDead, cleared when the cluster registers or reports again.
+	Dead      bool   `json:"dead,omitempty" metadata:",optional"`
+	DeadSince string `json:"deadSince,omitempty" metadata:",optional"`
+}
+
+// Home is where the ledger says the service of an origin runs: set when a migration of it
+// completes, moved back to that migration's source when its destination is dead.
+type Home struct {
+	// Origin is WorkloadMetadata.Origin: "<cluster>/<namespace>/<uid>" of the first copy.
+	Origin  string `json:"origin"`
+	Cluster string `json:"cluster"`
+	// MigrationID and Source are the completed migration that put the service on Cluster;
+	// empty once re-homed.
+	MigrationID string `json:"migrationId,omitempty" metadata:",optional"`
+	Source      string `json:"source,omitempty" metadata:",optional"`
+	// RehomedFrom is the dead cluster the service left, when it was re-homed.
+	RehomedFrom string `json:"rehomedFrom,omitempty" metadata:",optional"`
+	Since       string `json:"since"`
 }
 
 // LedgerConfig is InitLedger's argument: who governs membership.
@@ -114,6 +141,9 @@ type LedgerConfig struct {
 	// AdminMSP admits and removes clusters on its own; without it, admission takes a
 	// majority of the member MSPs.
 	AdminMSP string `json:"adminMsp"`
+	// DeadAfterSeconds is how long a cluster may stay silent before any member may mark it
+	// dead; 0 means DefaultDeadAfter.
+	DeadAfterSeconds int64 `json:"deadAfterSeconds,omitempty" metadata:",optional"`
 }
 
 // AdmissionInput is AdmitCluster's argument: cluster id ClusterID may be registered by MSPID.
@@ -279,7 +309,9 @@ type Event struct {
 	// State is the migration's state after the transition.
 	State       string `json:"state,omitempty"`
 	Destination string `json:"destination,omitempty"`
-	MSPID       string `json:"mspId"`
-	TxID        string `json:"txId"`
-	Time        string `json:"time"`
+	// Origin names the service of a ServiceRehomed event.
+	Origin string `json:"origin,omitempty"`
+	MSPID  string `json:"mspId"`
+	TxID   string `json:"txId"`
+	Time   string `json:"time"`
 }

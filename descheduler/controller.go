@@ -187,6 +187,8 @@ const (
 	keyLedger
 	// keyPendingPod: an opted-in pod that may have to be offloaded, Namespace/Name.
 	keyPendingPod
+	// keyHomes: dead clusters and the homes of services (rehome.go); one key.
+	keyHomes
 )
 
 // queueKey is one unit of work.
@@ -196,7 +198,7 @@ type queueKey struct {
 }
 
 func (k queueKey) String() string {
-	return [...]string{"migration", "ledger", "pod"}[k.Kind] + ":" + cache.NewObjectName(k.Namespace, k.Name).String()
+	return [...]string{"migration", "ledger", "pod", "homes"}[k.Kind] + ":" + cache.NewObjectName(k.Namespace, k.Name).String()
 }
 
 func migrationKey(m *v1alpha1.Migration) queueKey {
@@ -426,6 +428,9 @@ func (c *Controller) Run(ctx context.Context) error {
 	if err := c.register(ctx); err != nil {
 		return err
 	}
+	if err := c.afterRegister(ctx); err != nil {
+		return err
+	}
 	c.registered.Store(true)
 	logger.Info("Descheduler running", "cluster", c.cfg.ClusterID, "site", c.cfg.Coverage.Center, "coverageRadiusM", c.cfg.Coverage.RadiusM,
 		"endpoint", c.cfg.PublicEndpoint, "dryRun", c.cfg.DryRun)
@@ -484,6 +489,8 @@ func (c *Controller) sync(ctx context.Context, key queueKey) (time.Duration, err
 		return c.syncLedger(ctx, key.Name)
 	case keyPendingPod:
 		return c.syncPendingPod(ctx, key.Namespace, key.Name)
+	case keyHomes:
+		return c.syncHomes(ctx)
 	}
 	obj, exists, err := c.migrations.GetByKey(cache.NewObjectName(key.Namespace, key.Name).String())
 	if err != nil || !exists {
@@ -518,6 +525,7 @@ func (c *Controller) resync(ctx context.Context) {
 			c.enqueueMigration(m)
 		}
 	}
+	c.queue.Add(homesKey)
 }
 
 // migrationsByIndex returns the Migrations of an index value, oldest first.

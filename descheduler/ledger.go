@@ -142,6 +142,7 @@ func (c *Controller) watchLedger(ctx context.Context) {
 		saved = cp
 	}, checkpointSaveInterval)
 	for ev := range events {
+		c.onLedgerEvent(ev)
 		if ev.MigrationID != "" {
 			logger.V(4).Info("Ledger event", "event", ev.Type, "migration", ev.MigrationID, "state", ev.State, "cluster", ev.ClusterID)
 			c.queue.Add(queueKey{Kind: keyLedger, Name: ev.MigrationID})

@@ -39,6 +39,13 @@ type Ledger interface {
 	ExpireMigration(ctx context.Context, migrationID string) (*chaincode.Migration, error)
 	CompactMigration(ctx context.Context, migrationID string) (*chaincode.Finished, error)
 
+	// Dead clusters and homes: any member marks a silent cluster dead; the source of the
+	// migration that put a service on it re-homes the service.
+	MarkClusterDead(ctx context.Context, clusterID string) (*chaincode.Cluster, error)
+	RehomeService(ctx context.Context, origin string) (*chaincode.Home, error)
+	GetHome(ctx context.Context, origin string) (*chaincode.Home, error)
+	ListHomes(ctx context.Context) ([]*chaincode.Home, error)
+
 	GetCluster(ctx context.Context, id string) (*chaincode.Cluster, error)
 	ListClusters(ctx context.Context) ([]*chaincode.Cluster, error)
 	GetMigration(ctx context.Context, id string) (*chaincode.Migration, error)
@@ -178,6 +185,22 @@ func (c client) ExpireMigration(ctx context.Context, migrationID string) (*chain
 
 func (c client) CompactMigration(ctx context.Context, migrationID string) (*chaincode.Finished, error) {
 	return call[*chaincode.Finished](ctx, c, true, "CompactMigration", migrationID)
+}
+
+func (c client) MarkClusterDead(ctx context.Context, clusterID string) (*chaincode.Cluster, error) {
+	return call[*chaincode.Cluster](ctx, c, true, "MarkClusterDead", clusterID)
+}
+
+func (c client) RehomeService(ctx context.Context, origin string) (*chaincode.Home, error) {
+	return call[*chaincode.Home](ctx, c, true, "RehomeService", origin)
+}
+
+func (c client) GetHome(ctx context.Context, origin string) (*chaincode.Home, error) {
+	return call[*chaincode.Home](ctx, c, false, "GetHome", origin)
+}
+
+func (c client) ListHomes(ctx context.Context) ([]*chaincode.Home, error) {
+	return call[[]*chaincode.Home](ctx, c, false, "ListHomes")
 }
 
 func (c client) GetLedgerConfig(ctx context.Context) (*chaincode.LedgerConfig, error) {
