@@ -132,6 +132,9 @@ type Controller struct {
 	restConfig  *rest.Config
 	hostClients sync.Map
 
+	// ledgerView: whether the ledger answers and its clock (ledgerclock.go).
+	ledgerView ledgerView
+
 	mu sync.Mutex
 	// creating guards against starting a second migration for a workload before the
 	// informer shows the first.
@@ -231,6 +234,8 @@ func New(cfg *Config, d Deps) (*Controller, error) {
 		// #16: the source's verification request.
 		clientTokens: d.ClientTokens,
 	}
+	// Every call feeds ledgerUp and ledgerNow.
+	c.ledger = observedLedger{Ledger: d.Ledger, c: c}
 	c.policy, c.restConfig = cfg.Hosting, d.RestConfig
 	if c.policy == nil {
 		c.policy = policy.Default()
@@ -470,6 +475,10 @@ func (c *Controller) processNext(ctx context.Context) bool {
 	logger := klog.LoggerWithValues(klog.FromContext(ctx), "key", key)
 	requeue, err := c.sync(klog.NewContext(ctx, logger), key)
 	switch {
+	case unreachable(err):
+		// The outage is logged once (observe); the key waits for the ledger with backoff.
+		logger.V(2).Info("Waiting for the ledger", "err", err)
+		c.queue.AddRateLimited(key)
 	case err != nil:
 		logger.Error(err, "Reconciling; will retry")
 		c.queue.AddRateLimited(key)

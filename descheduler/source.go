@@ -65,7 +65,21 @@ func (c *Controller) syncSource(ctx context.Context, m *v1alpha1.Migration) (tim
 	if chaincode.CodeOf(err) == chaincode.CodeNotFound {
 		return c.propose(ctx, logger, m)
 	}
+	if unreachable(err) {
+		if werr := c.setLedgerReachable(ctx, m, err); werr != nil {
+			return 0, werr
+		}
+		if m.Status.Phase == v1alpha1.PhaseReady {
+			// The ledger said Ready, and only this source moves a migration on from there:
+			// verify, remove the copy, and complete on the ledger once it answers.
+			return c.finishReady(ctx, logger, m, id)
+		}
+		return 0, err // the copy stays; the key waits for the ledger with backoff
+	}
 	if err != nil {
+		return 0, err
+	}
+	if err := c.setLedgerReachable(ctx, m, nil); err != nil {
 		return 0, err
 	}
 	c.copyBids(m, lm)
@@ -173,22 +187,7 @@ func (c *Controller) afterDecision(ctx context.Context, logger klog.Logger, m *v
 				return 0, err
 			}
 		}
-		// The locator already sends the client to the destination; once it serves there,
-		// remove the local copy.
-		if ok, wait, err := c.verifyDestination(ctx, logger, m); !ok || err != nil {
-			return wait, err
-		}
-		gone, wait, err := c.removeSource(ctx, logger, m)
-		if err != nil || !gone {
-			return wait, err
-		}
-		start := c.clock.Now()
-		_, err = c.ledger.Complete(ctx, lm.ID)
-		c.metrics.ledgerCall("Complete", start, err)
-		if err != nil && chaincode.CodeOf(err) != chaincode.CodeConflict {
-			return 0, fmt.Errorf("completing %s: %w", lm.ID, err)
-		}
-		return 0, c.complete(ctx, logger, m)
+		return c.finishReady(ctx, logger, m, lm.ID)
 	case chaincode.StateCompleted:
 		return 0, c.complete(ctx, logger, m)
 	case chaincode.StateRejected:
@@ -199,6 +198,67 @@ func (c *Controller) afterDecision(ctx context.Context, logger klog.Logger, m *v
 		return 0, c.finish(ctx, m, v1alpha1.PhaseAborted, "Aborted", lm.StateReason)
 	}
 	return 0, nil
+}
+
+// finishReady ends a migration the ledger reported Ready: once the destination serves
+// (verified through its gateway), remove the local copy and complete on the ledger. It
+// needs the ledger only for the last step, so it goes on during an outage; the status then
+// says the copy is gone and the completion waits.
+func (c *Controller) finishReady(ctx context.Context, logger klog.Logger, m *v1alpha1.Migration, id string) (time.Duration, error) {
+	// The locator already sends the client to the destination; once it serves there,
+	// remove the local copy.
+	if ok, wait, err := c.verifyDestination(ctx, logger, m); !ok || err != nil {
+		return wait, err
+	}
+	gone, wait, err := c.removeSource(ctx, logger, m)
+	if err != nil || !gone {
+		return wait, err
+	}
+	start := c.clock.Now()
+	_, err = c.ledger.Complete(ctx, id)
+	c.metrics.ledgerCall("Complete", start, err)
+	if unreachable(err) {
+		meta.SetStatusCondition(&m.Status.Conditions, metav1.Condition{Type: v1alpha1.ConditionSourceRemoved, Status: metav1.ConditionTrue,
+			Reason: "Removed", Message: "the local copy is gone; completing on the ledger when it answers", LastTransitionTime: metav1.NewTime(c.clock.Now())})
+		if werr := c.setLedgerReachable(ctx, m, err); werr != nil {
+			return 0, werr
+		}
+		return 0, err
+	}
+	if err != nil && chaincode.CodeOf(err) != chaincode.CodeConflict {
+		return 0, fmt.Errorf("completing %s: %w", id, err)
+	}
+	return 0, c.complete(ctx, logger, m)
+}
+
+// setLedgerReachable records on the Migration whether the ledger answered (err nil) or
+// not: LedgerReachable False with a Warning Event when an outage starts for it, True when
+// it ends. Nothing is written while the condition is absent and the ledger answers.
+func (c *Controller) setLedgerReachable(ctx context.Context, m *v1alpha1.Migration, err error) error {
+	cond := meta.FindStatusCondition(m.Status.Conditions, v1alpha1.ConditionLedgerReachable)
+	now := metav1.NewTime(c.clock.Now())
+	if err == nil {
+		if cond == nil || cond.Status == metav1.ConditionTrue {
+			return nil
+		}
+		meta.SetStatusCondition(&m.Status.Conditions, metav1.Condition{Type: v1alpha1.ConditionLedgerReachable, Status: metav1.ConditionTrue,
+			Reason: "Reachable", Message: "the ledger answers again", LastTransitionTime: now})
+		c.recorder.Event(m, corev1.EventTypeNormal, "LedgerReachable", "The ledger answers again; the migration goes on")
+		return c.writeStatus(ctx, m)
+	}
+	msg := "waiting for the ledger"
+	if m.Status.Role == v1alpha1.RoleSource && m.Status.Phase != v1alpha1.PhaseReady {
+		msg += "; the service stays here meanwhile"
+	}
+	msg += ": " + chaincode.Truncate(err.Error(), 512)
+	if cond == nil || cond.Status != metav1.ConditionFalse {
+		c.recorder.Event(m, corev1.EventTypeWarning, "LedgerUnreachable", msg)
+	} else {
+		msg = cond.Message // one write per outage, not one per retry
+	}
+	meta.SetStatusCondition(&m.Status.Conditions, metav1.Condition{Type: v1alpha1.ConditionLedgerReachable, Status: metav1.ConditionFalse,
+		Reason: "Unreachable", Message: msg, LastTransitionTime: now})
+	return c.writeStatus(ctx, m)
 }
 
 // followLedger copies a decision into the status.
