@@ -220,7 +220,7 @@ func testConfig(id string) *Config {
 		Coverage:                geo.Coverage{Center: sites[id], RadiusM: 1000, HysteresisM: 100},
 		MaxConcurrentMigrations: 4, OffloadAfter: 2 * time.Second, BidTimeout: 2 * time.Second,
 		MigrationTimeout: 2 * time.Minute, DestinationReadyTimeout: time.Minute, CapacityReportInterval: 30 * time.Second,
-		ResyncInterval: 10 * time.Second, Jetson: jc, Policy: policy, SchedulerName: api.SchedulerName, VerifyTimeout: 30 * time.Second,
+		ResyncInterval: 10 * time.Second, RegisterTimeout: 2 * time.Minute, Jetson: jc, Policy: policy, SchedulerName: api.SchedulerName, VerifyTimeout: 30 * time.Second,
 	}
 }
 
@@ -332,6 +332,7 @@ func (cl *cluster) start() {
 	if !cache.WaitForCacheSync(ctx.Done(), c.synced...) {
 		w.t.Fatal("informers did not sync")
 	}
+	c.seedAdmitted() // as Run does
 }
 
 // restart replaces the controller with a fresh one on the same API servers and ledger.

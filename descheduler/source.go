@@ -116,7 +116,7 @@ func (c *Controller) propose(ctx context.Context, logger klog.Logger, m *v1alpha
 	if c.cfg.DryRun {
 		return 0, c.setPhase(ctx, m, v1alpha1.PhasePending, "DryRun", "dry run: would propose this migration to the ledger")
 	}
-	if n := c.inFlight(); n >= c.cfg.MaxConcurrentMigrations {
+	if n, ok := c.admit(m); !ok {
 		return queuedRequeue, c.setPhase(ctx, m, v1alpha1.PhasePending, "Queued",
 			fmt.Sprintf("%d migrations in flight, the most --max-concurrent-migrations allows", n))
 	}
@@ -148,16 +148,44 @@ func (c *Controller) propose(ctx context.Context, logger klog.Logger, m *v1alpha
 	return c.cfg.BidTimeout, c.setPhase(ctx, m, v1alpha1.PhaseProposed, "WaitingForBids", "waiting for bids")
 }
 
-// inFlight counts source migrations past Pending and not final.
-func (c *Controller) inFlight() int {
-	n := 0
+// In-flight source migrations are counted in c.admitted, not from the informer: the
+// workers' own writes reach the informer late, and a burst of triggers would all see room.
+// A Migration holds its place from admission (before it is proposed) until it is final.
+
+// admit reserves a place in flight for m, unless --max-concurrent-migrations are taken;
+// it returns how many are.
+func (c *Controller) admit(m *v1alpha1.Migration) (int, bool) {
+	key := cache.MetaObjectToName(m).String()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.admitted[key]; ok {
+		return len(c.admitted), true
+	}
+	if len(c.admitted) >= c.cfg.MaxConcurrentMigrations {
+		return len(c.admitted), false
+	}
+	c.admitted[key] = struct{}{}
+	return len(c.admitted), true
+}
+
+// release frees m's place in flight.
+func (c *Controller) release(m *v1alpha1.Migration) {
+	c.mu.Lock()
+	delete(c.admitted, cache.MetaObjectToName(m).String())
+	c.mu.Unlock()
+}
+
+// seedAdmitted counts what is in flight at start: the source Migrations past Pending and
+// not final, from the synced informer (a restart forgets no place).
+func (c *Controller) seedAdmitted() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	for _, obj := range c.migIndexer.List() {
 		m := obj.(*v1alpha1.Migration)
 		if m.Status.Role == v1alpha1.RoleSource && !m.Final() && m.Status.Phase != v1alpha1.PhasePending && m.Status.Phase != "" {
-			n++
+			c.admitted[cache.MetaObjectToName(m).String()] = struct{}{}
 		}
 	}
-	return n
 }
 
 func (c *Controller) expired(m *v1alpha1.Migration) bool {
@@ -455,6 +483,9 @@ func (c *Controller) finish(ctx context.Context, m *v1alpha1.Migration, phase v1
 	}
 	if m.Status.Role == v1alpha1.RoleSource && m.Status.Phase != phase {
 		c.metrics.finished(m, phase)
+	}
+	if m.Status.Role == v1alpha1.RoleSource {
+		defer c.release(m)
 	}
 	return c.setPhase(ctx, m, phase, reason, msg)
 }
