@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 )
 
 // Membership: a cluster id is granted to an MSP before that MSP may register it. The
@@ -33,7 +34,7 @@ func InitLedger(st State, cfg LedgerConfig) (*LedgerConfig, error) {
 	case err != nil:
 		return nil, err
 	case *old != cfg:
-		return nil, refuse(CodeConflict, "the ledger is already set up with admin MSP %q", old.AdminMSP)
+		return nil, refuse(CodeConflict, "the ledger is already set up with admin MSP %q and dead-after %d s", old.AdminMSP, old.DeadAfterSeconds)
 	}
 	if err := putJSON(st, configKey, &cfg); err != nil {
 		return nil, err
@@ -201,7 +202,20 @@ func RemoveCluster(st State, clusterID, reason string) (*Admission, error) {
 }
 
 // Validate checks a ledger configuration.
-func (c LedgerConfig) Validate() error { return validateMSPID("admin MSP", c.AdminMSP) }
+func (c LedgerConfig) Validate() error {
+	if c.DeadAfterSeconds < 0 || c.DeadAfterSeconds > MaxDeadAfterSeconds {
+		return refuse(CodeInvalid, "dead-after %d s is outside [1, %d] (0 for the default, %s)", c.DeadAfterSeconds, MaxDeadAfterSeconds, DefaultDeadAfter)
+	}
+	return validateMSPID("admin MSP", c.AdminMSP)
+}
+
+// DeadAfter is the configured dead-after window, DefaultDeadAfter when unset.
+func (c LedgerConfig) DeadAfter() time.Duration {
+	if c.DeadAfterSeconds == 0 {
+		return DefaultDeadAfter
+	}
+	return time.Duration(c.DeadAfterSeconds) * time.Second
+}
 
 // Validate checks an admission.
 func (a AdmissionInput) Validate() error {
