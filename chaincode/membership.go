@@ -209,6 +209,16 @@ func (c LedgerConfig) Validate() error {
 	return validateMSPID("admin MSP", c.AdminMSP)
 }
 
+// DeadAfterSeconds converts a dead-after window as flags give it to
+// LedgerConfig.DeadAfterSeconds: 0 stays 0 (the default), anything else must be whole
+// seconds from 1 s to MaxDeadAfterSeconds.
+func DeadAfterSeconds(d time.Duration) (int64, error) {
+	if d != 0 && (d%time.Second != 0 || d < time.Second || d > MaxDeadAfterSeconds*time.Second) {
+		return 0, refuse(CodeInvalid, "dead-after %s must be whole seconds from 1s to %s (0 for the default, %s)", d, MaxDeadAfterSeconds*time.Second, DefaultDeadAfter)
+	}
+	return int64(d / time.Second), nil
+}
+
 // DeadAfter is the configured dead-after window, DefaultDeadAfter when unset.
 func (c LedgerConfig) DeadAfter() time.Duration {
 	if c.DeadAfterSeconds == 0 {

@@ -82,8 +82,9 @@ type Options struct {
 	// is created; a file set up with another admin is refused. Without it the ledger is
 	// set up by an InitLedger transaction, and until then nobody can be admitted.
 	AdminMSP string
-	// DeadAfter is the dead-after window written with AdminMSP (whole seconds; 0 means
-	// chaincode.DefaultDeadAfter). Like the admin, it is fixed when the file is created.
+	// DeadAfter is the dead-after window written with AdminMSP (whole seconds, see
+	// chaincode.DeadAfterSeconds; 0 means chaincode.DefaultDeadAfter). Like the admin, it
+	// is fixed when the file is created: reopening with another is refused.
 	DeadAfter time.Duration
 	// Now stamps transactions, as a Fabric client's clock does; nil means time.Now. Tests
 	// share their fake clock with it.
@@ -155,7 +156,11 @@ func Open(path string, opts Options) (*Store, error) {
 	go s.order()
 	s.admin = opts.AdminMSP
 	if opts.AdminMSP != "" {
-		if err := s.setUp(chaincode.LedgerConfig{AdminMSP: opts.AdminMSP, DeadAfterSeconds: int64(opts.DeadAfter / time.Second)}); err != nil {
+		deadAfter, err := chaincode.DeadAfterSeconds(opts.DeadAfter)
+		if err == nil {
+			err = s.setUp(chaincode.LedgerConfig{AdminMSP: opts.AdminMSP, DeadAfterSeconds: deadAfter})
+		}
+		if err != nil {
 			s.Close()
 			return nil, fmt.Errorf("setting up ledger %s with admin MSP %s: %w", path, opts.AdminMSP, err)
 		}

@@ -113,7 +113,8 @@ func TestMetrics(t *testing.T) {
 	}
 }
 
-// TestAdminMSPIsKept: reopening with the same admin is a restart; with another, a clear error.
+// TestAdminMSPIsKept: reopening with the same admin is a restart; with another admin or
+// dead-after window, a clear error.
 func TestAdminMSPIsKept(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "ledger.db")
 	s := open(t, path)
@@ -123,6 +124,12 @@ func TestAdminMSPIsKept(t *testing.T) {
 	s = open(t, path)
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
+	}
+	if _, err := Open(path, Options{AdminMSP: "Org1MSP", DeadAfter: time.Minute}); chaincode.CodeOf(err) != chaincode.CodeConflict {
+		t.Errorf("reopening with another dead-after window: %v, want a conflict", err)
+	}
+	if _, err := Open(filepath.Join(t.TempDir(), "other.db"), Options{AdminMSP: "Org1MSP", DeadAfter: 1500 * time.Millisecond}); chaincode.CodeOf(err) != chaincode.CodeInvalid {
+		t.Errorf("a dead-after window of 1.5 s: %v, want invalid", err)
 	}
 	if _, err := Open(path, Options{AdminMSP: "Org2MSP"}); chaincode.CodeOf(err) != chaincode.CodeConflict {
 		t.Errorf("reopening with another admin: %v, want a conflict", err)
