@@ -63,7 +63,7 @@ func TestDispatchMatchesContract(t *testing.T) {
 		{"OrgA", "GetAdmission", []string{"edge-d"}},
 		{"OrgA", "GetLedgerConfig", nil},
 		{"OrgA", "ListFinishedMigrations", nil},
-		{"OrgB", "CompactMigration", []string{"m1"}}, // refused: within the retention window
+		{"OrgB", "CompactMigration", []string{"m1"}},    // refused: within the retention window
 		{"OrgA", "MarkClusterDead", []string{"edge-b"}}, // refused: not silent long enough
 		{"", "wait", []string{(chaincode.DefaultDeadAfter + chaincode.MaxClockSkew).String()}},
 		{"OrgA", "ReportCapacity", []string{"edge-a", `{}`}},
