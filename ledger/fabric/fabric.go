@@ -193,42 +193,54 @@ func (t *Transactor) Events(ctx context.Context, after ledger.Checkpoint) (<-cha
 		cancel()
 		return nil, err
 	}
-	logger := klog.FromContext(ctx)
 	out := make(chan ledger.Event, 64)
-	go func() {
-		defer close(out)
-		backoff := ledger.RetryBackoff(t.cfg.RetryInterval, t.cfg.MaxRetryInterval)
-		for {
-			opened := time.Now()
-			var delivered bool
-			after, delivered = t.readStream(ctx, events, after, out)
-			cancel()
-			if ctx.Err() != nil {
-				return
-			}
-			// The gateway's stream opens lazily: an open that fails shows as a stream that
-			// ends at once with nothing delivered. One that delivered, or stayed open for
-			// longer than the longest wait, was a successful reconnection.
-			if delivered || time.Since(opened) >= backoff.Cap {
-				backoff = ledger.RetryBackoff(t.cfg.RetryInterval, t.cfg.MaxRetryInterval)
-			}
-			wait := backoff.Step()
-			logger.V(2).Info("Fabric chaincode event stream ended; reconnecting", "block", after.Block, "tx", after.TxID, "err", err, "retryIn", wait)
-			if t.cfg.OnRetry != nil {
-				t.cfg.OnRetry(wait, err)
-			}
-			select {
-			case <-time.After(wait):
-			case <-ctx.Done():
-				return
-			}
-			streamCtx, cancel = context.WithCancel(ctx)
-			if events, err = t.openStream(streamCtx, after); err != nil {
-				events = nil
-			}
-		}
-	}()
+	go follow(ctx, t.cfg, events, cancel, after, t.openStream, out)
 	return out, nil
+}
+
+// opener opens the chaincode event stream after a checkpoint (Transactor.openStream).
+type opener func(ctx context.Context, after ledger.Checkpoint) (<-chan *client.ChaincodeEvent, error)
+
+// follow delivers the events of stream (cancelled by cancel) and, each time it ends, of a
+// stream reopened after the last event delivered, backing off between attempts, until ctx
+// ends; then it closes out.
+func follow(ctx context.Context, cfg Config, events <-chan *client.ChaincodeEvent, cancel context.CancelFunc, after ledger.Checkpoint, open opener, out chan<- ledger.Event) {
+	defer close(out)
+	logger := klog.FromContext(ctx)
+	backoff := ledger.RetryBackoff(cfg.RetryInterval, cfg.MaxRetryInterval)
+	var err error
+	for {
+		opened := time.Now()
+		var delivered bool
+		after, delivered = readStream(ctx, events, after, out)
+		cancel()
+		if ctx.Err() != nil {
+			return
+		}
+		// The gateway's stream opens lazily: an open that fails shows as a stream that
+		// ends at once with nothing delivered. One that delivered, or stayed open for
+		// longer than the longest wait, was a successful reconnection.
+		if delivered || time.Since(opened) >= backoff.Cap {
+			backoff = ledger.RetryBackoff(cfg.RetryInterval, cfg.MaxRetryInterval)
+		}
+		wait := backoff.Step()
+		logger.V(2).Info("Fabric chaincode event stream ended; reconnecting", "block", after.Block, "tx", after.TxID, "err", err, "retryIn", wait)
+		if cfg.OnRetry != nil {
+			cfg.OnRetry(wait, err)
+		}
+		timer := time.NewTimer(wait)
+		select {
+		case <-timer.C:
+		case <-ctx.Done():
+			timer.Stop()
+			return
+		}
+		var streamCtx context.Context
+		streamCtx, cancel = context.WithCancel(ctx)
+		if events, err = open(streamCtx, after); err != nil {
+			events = nil
+		}
+	}
 }
 
 type checkpoint ledger.Checkpoint
@@ -255,7 +267,7 @@ func (t *Transactor) openStream(ctx context.Context, after ledger.Checkpoint) (<
 
 // readStream delivers events until the stream ends (a nil stream ends at once) and returns
 // the checkpoint of the last one sent, and whether it received any.
-func (t *Transactor) readStream(ctx context.Context, events <-chan *client.ChaincodeEvent, after ledger.Checkpoint, out chan<- ledger.Event) (ledger.Checkpoint, bool) {
+func readStream(ctx context.Context, events <-chan *client.ChaincodeEvent, after ledger.Checkpoint, out chan<- ledger.Event) (ledger.Checkpoint, bool) {
 	received := false
 	if events == nil {
 		return after, received
