@@ -682,7 +682,8 @@ func testHomes(t *testing.T, b *Backend, id ids) {
 // anyone decide, at it the source decides alone.
 func testDeadlineInLedgerTime(t *testing.T, b *Backend, id ids) {
 	ctx := ctxFor(t)
-	const window = 2 * time.Second
+	// Long enough for a loaded Fabric network to commit the proposal, a bid and a Decide in it.
+	const window = 5 * time.Second
 	m := setup(t, b, id, window, "b", "c")
 	got := must[*chaincode.Migration](t, "getting")(b.Orgs[0].GetMigration(ctx, m))
 	proposed, err := time.Parse(time.RFC3339Nano, got.History[0].Time)
