@@ -108,6 +108,9 @@ type cluster struct {
 	events *record.FakeRecorder
 	// gateway is the cluster's public endpoint (see serveGateway).
 	gateway *testGateway
+	// clockOffset skews the cluster's clock from the world's (clock_test.go); the ledger
+	// keeps the world's.
+	clockOffset time.Duration
 }
 
 // clientTokens gives every client the token "token-<id>".
@@ -307,6 +310,9 @@ func (cl *cluster) start() {
 	var clk clock.WithTicker = w.clock
 	if w.realClock {
 		clk = clock.RealClock{}
+	}
+	if cl.clockOffset != 0 {
+		clk = offsetClock{WithTicker: clk, offset: cl.clockOffset}
 	}
 	d := Deps{Kube: cl.kube, Migrations: cl.migs, Ledger: cl.ledger, Clock: clk, Locations: cl.locations,
 		Registerer: prometheus.NewRegistry(), ClientTokens: clientTokens{}}
