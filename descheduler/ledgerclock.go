@@ -30,9 +30,10 @@ type ledgerView struct {
 }
 
 // isTransport reports whether err is a failure to reach the ledger, as opposed to the
-// contract's refusal (which proves the ledger answered) or this process's cancellation.
+// contract's refusal (which proves the ledger answered) or this process's cancellation. A
+// call that ran out of its own time counts: the ledger did not answer.
 func isTransport(ctx context.Context, err error) bool {
-	return err != nil && chaincode.CodeOf(err) == "" && ctx.Err() == nil && !errors.Is(err, context.Canceled)
+	return err != nil && chaincode.CodeOf(err) == "" && !errors.Is(ctx.Err(), context.Canceled) && !errors.Is(err, context.Canceled)
 }
 
 // errLedgerUnreachable marks a call that did not reach the ledger: the work waits for it
