@@ -499,10 +499,14 @@ func (c *Controller) Run(ctx context.Context) error {
 	defer c.queue.ShutDown()
 	c.broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: c.kube.CoreV1().Events("")})
 	defer c.broadcaster.Shutdown()
+	// The informers stop with ctx: Run also returns on an error while its caller's
+	// context lives, and Shutdown waits for them.
+	ctx, stop := context.WithCancel(ctx)
 	c.kubeInformers.Start(ctx.Done())
 	c.migInformers.Start(ctx.Done())
 	defer c.kubeInformers.Shutdown()
 	defer c.migInformers.Shutdown()
+	defer stop()
 	// An error while ctx lives stops the controller for good: liveness says so.
 	fail := func(err error) error {
 		if ctx.Err() == nil {
