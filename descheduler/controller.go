@@ -626,7 +626,7 @@ func (c *Controller) resync(ctx context.Context) {
 	c.refreshEndpoints(ctx)
 	open, err := c.ledger.ListOpenMigrations(ctx)
 	if err != nil {
-		klog.FromContext(ctx).Error(err, "Listing open migrations on the ledger")
+		logLedgerError(ctx, err, "Listing open migrations on the ledger")
 	}
 	for _, m := range open {
 		c.queue.Add(queueKey{Kind: keyLedger, Name: m.ID})
@@ -674,7 +674,7 @@ func (c *Controller) refreshEndpoints(ctx context.Context) {
 	clusters, err := c.ledger.ListClusters(ctx)
 	c.metrics.ledgerCall("ListClusters", start, err)
 	if err != nil {
-		klog.FromContext(ctx).Error(err, "Listing the clusters' endpoints on the ledger")
+		logLedgerError(ctx, err, "Listing the clusters' endpoints on the ledger")
 		return
 	}
 	for _, cl := range clusters {

@@ -134,7 +134,7 @@ func (c *Controller) reportCapacity(ctx context.Context) {
 	_, err := c.ledger.ReportCapacity(ctx, c.cfg.ClusterID, free)
 	c.metrics.ledgerCall("ReportCapacity", start, err)
 	if err != nil {
-		klog.FromContext(ctx).Error(err, "Reporting capacity to the ledger", "cluster", c.cfg.ClusterID)
+		logLedgerError(ctx, err, "Reporting capacity to the ledger", "cluster", c.cfg.ClusterID)
 	}
 }
 
@@ -252,7 +252,7 @@ func (c *Controller) tidyLedger(ctx context.Context, open []*chaincode.Migration
 	}
 	finished, err := c.ledger.ListFinishedMigrations(ctx)
 	if err != nil {
-		logger.Error(err, "Listing finished migrations on the ledger")
+		logLedgerError(ctx, err, "Listing finished migrations on the ledger")
 		return
 	}
 	for _, f := range finished {

@@ -83,6 +83,17 @@ func (c *Controller) observe(ctx context.Context, err error, stamp string) error
 	return nil
 }
 
+// logLedgerError logs a failed ledger call: an error, or at V(2) when the ledger was not
+// reached (the outage itself is logged once, when it starts).
+func logLedgerError(ctx context.Context, err error, msg string, kv ...any) {
+	logger := klog.FromContext(ctx)
+	if unreachable(err) {
+		logger.V(2).Info(msg+": the ledger is unreachable", append(kv, "err", err)...)
+		return
+	}
+	logger.Error(err, msg, kv...)
+}
+
 // ledgerUp is false while calls to the ledger fail for transport reasons (it does not
 // answer), true once one is answered, even by a refusal.
 func (c *Controller) ledgerUp() bool {

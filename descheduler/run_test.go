@@ -96,3 +96,67 @@ func TestRunGivesUp(t *testing.T) {
 		}
 	}
 }
+
+// TestRunWaitsForAdmission: a cluster id nobody admitted yet waits, without bound, and
+// readiness says what for; liveness holds (the ledger answered).
+func TestRunWaitsForAdmission(t *testing.T) {
+	w := newWorld(t)
+	w.realClock = true
+	o := newOutage()
+	// The harness admits edge-a; the controller registers as edge-z, admitted to nobody.
+	a, done := runBehind(t, w, o, func(c *Config) { c.ClusterID = "edge-z" })
+	pollUntil(t, "readiness says it waits for admission", func() bool {
+		err := a.c.Readiness()
+		return err != nil && strings.Contains(err.Error(), "waiting for admission") && strings.Contains(err.Error(), "edge-z")
+	})
+	if err := a.c.Liveness(); err != nil {
+		t.Errorf("liveness while waiting for admission: %v", err)
+	}
+	if !a.c.ledgerUp() {
+		t.Error("a refusal counts as the ledger down")
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("Run returned while waiting for admission: %v", err)
+	default:
+	}
+}
+
+// TestLiveness: the leader's liveness fails when a loop has not run for its interval and
+// stuckAfter, or a worker has reconciled one key for stuckAfter, and says which.
+func TestLiveness(t *testing.T) {
+	w := newWorld(t)
+	a := w.addCluster("edge-a", nil)
+	c := a.c
+	for _, name := range []string{"resync", "capacity", "clients"} {
+		c.beat(name)
+	}
+	if err := c.Liveness(); err != nil {
+		t.Fatalf("fresh: %v", err)
+	}
+	w.clock.Step(c.cfg.ResyncInterval + stuckAfter + time.Second)
+	c.beat("capacity")
+	c.beat("clients")
+	if err := c.Liveness(); err == nil || !strings.Contains(err.Error(), "the resync loop last ran") {
+		t.Errorf("resync stale: liveness %v", err)
+	}
+	c.beat("resync")
+	if err := c.Liveness(); err != nil {
+		t.Errorf("resync ran again: %v", err)
+	}
+	// A worker's key: shown while it is reconciled, cleared after.
+	key := queueKey{Kind: keyLedger, Name: "edge-b-000000000001"}
+	c.queue.Add(key)
+	if !c.processNext(w.ctx, &c.busy[1]) || c.busy[1].since.Load() != 0 {
+		t.Fatal("processNext left its worker busy")
+	}
+	c.busy[2].key.Store(&key)
+	c.busy[2].since.Store(w.clock.Now().UnixNano())
+	w.clock.Step(stuckAfter + time.Second)
+	for _, name := range []string{"resync", "capacity", "clients"} {
+		c.beat(name)
+	}
+	if err := c.Liveness(); err == nil || !strings.Contains(err.Error(), "worker 2 has reconciled ledger:edge-b-000000000001") {
+		t.Errorf("stuck worker: liveness %v", err)
+	}
+}
