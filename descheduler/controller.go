@@ -523,7 +523,7 @@ func (c *Controller) Run(ctx context.Context) error {
 	if err := c.register(ctx); err != nil {
 		return fail(err)
 	}
-	if err := c.afterRegister(ctx); err != nil {
+	if err := c.untilReachable(ctx, c.afterRegister); err != nil {
 		return fail(err)
 	}
 	c.registered.Store(true)
@@ -548,6 +548,28 @@ func (c *Controller) Run(ctx context.Context) error {
 	c.queue.ShutDown()
 	wg.Wait()
 	return nil
+}
+
+// untilReachable runs f again, with registerBackoff, while it fails to reach the ledger,
+// for at most --register-timeout: a blip just after registering does not stop the
+// controller; any other error, or a longer outage, is returned.
+func (c *Controller) untilReachable(ctx context.Context, f func(context.Context) error) error {
+	backoff := registerBackoff
+	giveUp := c.clock.Now().Add(c.cfg.RegisterTimeout)
+	for {
+		err := f(ctx)
+		left := giveUp.Sub(c.clock.Now())
+		if err == nil || !unreachable(err) || left <= 0 {
+			return err
+		}
+		delay := min(backoff.Step(), left)
+		klog.FromContext(ctx).V(2).Info("Waiting for the ledger", "err", err, "in", delay)
+		select {
+		case <-c.clock.After(delay):
+		case <-ctx.Done():
+			return err
+		}
+	}
 }
 
 // every runs f every interval, recording each round for liveness.

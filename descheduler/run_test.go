@@ -2,11 +2,15 @@ package descheduler
 
 import (
 	"context"
+	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"k8s.io/apimachinery/pkg/util/wait"
+
+	"github.com/edgemigrate/edgemigrate/chaincode"
 )
 
 // runBehind starts Run on a cluster whose ledger is behind o, and returns Run's result.
@@ -158,5 +162,54 @@ func TestLiveness(t *testing.T) {
 	}
 	if err := c.Liveness(); err == nil || !strings.Contains(err.Error(), "worker 2 has reconciled ledger:edge-b-000000000001") {
 		t.Errorf("stuck worker: liveness %v", err)
+	}
+}
+
+// TestUntilReachable: what runs after registering is retried while the ledger is not
+// reached, within --register-timeout; a refusal or a longer outage is returned.
+func TestUntilReachable(t *testing.T) {
+	unreach := errLedgerUnreachable{errConnRefused}
+	refused := &chaincode.Error{Code: chaincode.CodeForbidden, Msg: "no"}
+	for _, tc := range []struct {
+		name  string
+		errs  []error // f's results in turn; nil after
+		calls int
+		want  error
+	}{
+		{name: "a blip", errs: []error{unreach, unreach}, calls: 3},
+		{name: "a refusal", errs: []error{refused}, calls: 1, want: refused},
+		{name: "past the timeout", errs: slices.Repeat([]error{unreach}, 1000), want: unreach},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := newWorld(t)
+			a := w.addCluster("edge-a", func(c *Config) { c.RegisterTimeout = 2 * time.Minute })
+			ctx, stop := context.WithCancel(w.ctx)
+			defer stop()
+			go func() { // the backoff waits on the fake clock
+				for ctx.Err() == nil {
+					if w.clock.HasWaiters() {
+						w.clock.Step(time.Second)
+					}
+					time.Sleep(time.Millisecond)
+				}
+			}()
+			calls := 0
+			err := a.c.untilReachable(ctx, func(context.Context) error {
+				calls++
+				if calls <= len(tc.errs) {
+					return tc.errs[calls-1]
+				}
+				return nil
+			})
+			if !errors.Is(err, tc.want) {
+				t.Errorf("untilReachable = %v, want %v", err, tc.want)
+			}
+			if tc.want != unreach && calls != tc.calls {
+				t.Errorf("%d calls, want %d", calls, tc.calls)
+			}
+			if tc.want == unreach && calls < 3 {
+				t.Errorf("gave up after %d calls, before --register-timeout", calls)
+			}
+		})
 	}
 }
