@@ -132,6 +132,9 @@ type Controller struct {
 	restConfig  *rest.Config
 	hostClients sync.Map
 
+	// homes caches the ledger's dead clusters and homes of services (rehome.go).
+	homes homesCache
+
 	mu sync.Mutex
 	// creating guards against starting a second migration for a workload before the
 	// informer shows the first.
@@ -279,6 +282,7 @@ func New(cfg *Config, d Deps) (*Controller, error) {
 		UpdateFunc: func(_, obj any) {
 			d := obj.(*appsv1.Deployment)
 			c.enqueueMigrationsOfWorkload(d.Namespace, v1alpha1.KindDeployment, d.Name)
+			c.onDeployment(d)
 		},
 	}); err != nil {
 		return nil, err
