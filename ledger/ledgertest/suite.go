@@ -28,6 +28,44 @@ type Backend struct {
 	// Restart, when set, closes the ledger and opens it again from what it persisted,
 	// returning new clients. Backends that cannot restart leave it nil.
 	Restart func(t *testing.T) [2]ledger.Ledger
+	// Advance, when set, moves the clock that stamps the ledger's transactions forward
+	// (a Clock's); without it the suite waits the time out.
+	Advance func(d time.Duration)
+}
+
+// Clock stamps a ledger's transactions in tests: each reading is a millisecond after the
+// last, so consecutive transactions are always apart (a bid window of 1 ms has passed by
+// the next), and Advance jumps ahead. Safe for concurrent use.
+type Clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+// NewClock returns a clock starting now.
+func NewClock() *Clock { return &Clock{t: time.Now()} }
+
+// Now is the next reading.
+func (c *Clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(time.Millisecond)
+	return c.t
+}
+
+// Advance moves the clock d ahead.
+func (c *Clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+// wait lets d of ledger time pass.
+func (b *Backend) wait(d time.Duration) {
+	if b.Advance != nil {
+		b.Advance(d)
+		return
+	}
+	time.Sleep(d)
 }
 
 // StreamTimeout bounds how long the suite waits for an event before failing: a guard
@@ -100,11 +138,12 @@ func registration(id string) chaincode.ClusterRegistration {
 		CoverageRadiusM: 3000, Capacity: chaincode.Resources{CPUMilli: 8000, MemoryBytes: 32 << 30, GPUSlots: 4, GPUMemoryBytes: 32 << 30}}
 }
 
-func proposal(id, source string, deadline time.Time) chaincode.Proposal {
+// proposal proposes a migration whose bids close after window, in ledger time.
+func proposal(id, source string, window time.Duration) chaincode.Proposal {
 	return chaincode.Proposal{ID: id, Source: source, Workload: "Deployment/edge/detector", BundleDigest: "sha256:" + strings.Repeat("0f", 32),
 		Metadata: chaincode.WorkloadMetadata{SourceIP: "10.1.2.3", ContainerID: "containerd://1234", Image: "nvcr.io/nvidia/detector:1",
 			ImageSizeBytes: 3 << 30, CPUMilli: 2000, MemoryBytes: 4 << 30, GPUSlots: 1, GPUMemoryBytes: 2 << 30},
-		Reason: chaincode.ReasonClientMobility, ClientLocation: &chaincode.Location{Lat: 37.57, Lon: 126.98}, Deadline: deadline.UTC().Format(time.RFC3339Nano)}
+		Reason: chaincode.ReasonClientMobility, ClientLocation: &chaincode.Location{Lat: 37.57, Lon: 126.98}, BidTimeoutMillis: window.Milliseconds()}
 }
 
 func bid(cluster string, score float64) chaincode.BidInput {
@@ -120,21 +159,24 @@ func join(t *testing.T, b *Backend, org int, id string) {
 }
 
 // setup registers a source cluster for Orgs[0] and destinations for Orgs[1], and proposes
-// migration "m" from the source. A past deadline lets Decide go ahead without waiting for
-// clusters of other tests that share the ledger.
-func setup(t *testing.T, b *Backend, id ids, deadline time.Time, destinations ...string) string {
+// migration "m" from the source, its bids closing after window. A short window lets the
+// source decide without waiting for clusters of other tests that share the ledger.
+func setup(t *testing.T, b *Backend, id ids, window time.Duration, destinations ...string) string {
 	ctx := ctxFor(t)
 	join(t, b, 0, id.cluster("src"))
 	for _, d := range destinations {
 		join(t, b, 1, id.cluster(d))
 	}
 	m := id.migration("m")
-	must[*chaincode.Migration](t, "proposing")(b.Orgs[0].ProposeMigration(ctx, proposal(m, id.cluster("src"), deadline)))
+	must[*chaincode.Migration](t, "proposing")(b.Orgs[0].ProposeMigration(ctx, proposal(m, id.cluster("src"), window)))
 	return m
 }
 
-func past() time.Time   { return time.Now().Add(-time.Minute) }
-func future() time.Time { return time.Now().Add(time.Hour) }
+// soon closes the bidding at once (the shortest window), later only after the suite is over.
+const (
+	soon  = time.Millisecond
+	later = chaincode.MaxBidTimeoutMillis * time.Millisecond
+)
 
 // collect reads events of this test until n arrived.
 func collect(t *testing.T, ch <-chan ledger.Event, id ids, n int) []ledger.Event {
@@ -168,7 +210,7 @@ func types(evs []ledger.Event) []string {
 func testLifecycle(t *testing.T, b *Backend, id ids) {
 	ctx := ctxFor(t)
 	events := must[<-chan ledger.Event](t, "subscribing")(b.Orgs[0].Events(ctx, ledger.Checkpoint{}))
-	m := setup(t, b, id, past(), "b", "c")
+	m := setup(t, b, id, soon, "b", "c")
 	must[*chaincode.Cluster](t, "reporting capacity")(b.Orgs[1].ReportCapacity(ctx, id.cluster("b"), chaincode.Resources{CPUMilli: 6000, MemoryBytes: 20 << 30}))
 	must[*chaincode.Bid](t, "bidding b")(b.Orgs[1].SubmitBid(ctx, m, bid(id.cluster("b"), 0.4)))
 	must[*chaincode.Bid](t, "bidding c")(b.Orgs[1].SubmitBid(ctx, m, bid(id.cluster("c"), 0.6)))
@@ -186,7 +228,7 @@ func testLifecycle(t *testing.T, b *Backend, id ids) {
 		t.Errorf("state %s after Complete", done.State)
 	}
 	got := must[*chaincode.Migration](t, "getting")(b.Orgs[1].GetMigration(ctx, m))
-	if got.State != chaincode.StateCompleted || got.BundleDigest != proposal(m, "", past()).BundleDigest || len(got.History) != 4 {
+	if got.State != chaincode.StateCompleted || got.BundleDigest != proposal(m, "", soon).BundleDigest || len(got.History) != 4 {
 		t.Errorf("stored migration: state %s, %d history entries", got.State, len(got.History))
 	}
 	c := must[*chaincode.Cluster](t, "getting cluster")(b.Orgs[0].GetCluster(ctx, id.cluster("b")))
@@ -216,7 +258,7 @@ func testLifecycle(t *testing.T, b *Backend, id ids) {
 
 func testDecideWaits(t *testing.T, b *Backend, id ids) {
 	ctx := ctxFor(t)
-	m := setup(t, b, id, future(), "b", "c")
+	m := setup(t, b, id, later, "b", "c")
 	must[*chaincode.Bid](t, "bidding b")(b.Orgs[1].SubmitBid(ctx, m, bid(id.cluster("b"), 1)))
 	_, err := b.Orgs[0].Decide(ctx, m)
 	if chaincode.CodeOf(err) != chaincode.CodeNotYet || !strings.Contains(err.Error(), id.cluster("c")) {
@@ -229,7 +271,7 @@ func testDecideWaits(t *testing.T, b *Backend, id ids) {
 
 func testAccessControl(t *testing.T, b *Backend, id ids) {
 	ctx := ctxFor(t)
-	m := setup(t, b, id, past(), "b")
+	m := setup(t, b, id, soon, "b")
 	refusals := []struct {
 		name string
 		call func() error
@@ -241,7 +283,7 @@ func testAccessControl(t *testing.T, b *Backend, id ids) {
 			return err
 		}},
 		{"other MSP proposes from the source", func() error {
-			_, err := b.Orgs[1].ProposeMigration(ctx, proposal(id.migration("m2"), id.cluster("src"), past()))
+			_, err := b.Orgs[1].ProposeMigration(ctx, proposal(id.migration("m2"), id.cluster("src"), soon))
 			return err
 		}},
 		{"other MSP aborts", func() error { _, err := b.Orgs[1].Abort(ctx, m, "mine now"); return err }},
@@ -266,7 +308,7 @@ func testAccessControl(t *testing.T, b *Backend, id ids) {
 
 func testWrongState(t *testing.T, b *Backend, id ids) {
 	ctx := ctxFor(t)
-	m := setup(t, b, id, past(), "b", "c")
+	m := setup(t, b, id, soon, "b", "c")
 	must[*chaincode.Bid](t, "bidding")(b.Orgs[1].SubmitBid(ctx, m, bid(id.cluster("b"), 1)))
 	must[*chaincode.Migration](t, "deciding")(b.Orgs[0].Decide(ctx, m))
 	if _, err := b.Orgs[1].SubmitBid(ctx, m, bid(id.cluster("c"), 9)); chaincode.CodeOf(err) != chaincode.CodeConflict || !strings.Contains(err.Error(), "in state Decided") {
@@ -275,7 +317,7 @@ func testWrongState(t *testing.T, b *Backend, id ids) {
 	if _, err := b.Orgs[0].Complete(ctx, m); chaincode.CodeOf(err) != chaincode.CodeConflict || !strings.Contains(err.Error(), "in state Decided") {
 		t.Errorf("Complete before Ready: %v, want a conflict naming state Decided", err)
 	}
-	if _, err := b.Orgs[0].ProposeMigration(ctx, proposal(m, id.cluster("src"), past())); chaincode.CodeOf(err) != chaincode.CodeConflict {
+	if _, err := b.Orgs[0].ProposeMigration(ctx, proposal(m, id.cluster("src"), soon)); chaincode.CodeOf(err) != chaincode.CodeConflict {
 		t.Errorf("proposing %s again: %v, want a conflict", m, err)
 	}
 	got := must[*chaincode.Migration](t, "getting")(b.Orgs[0].GetMigration(ctx, m))
@@ -286,8 +328,8 @@ func testWrongState(t *testing.T, b *Backend, id ids) {
 
 func testInvalidInput(t *testing.T, b *Backend, id ids) {
 	ctx := ctxFor(t)
-	m := setup(t, b, id, past(), "b")
-	badLocation := proposal(id.migration("bad"), id.cluster("src"), past())
+	m := setup(t, b, id, soon, "b")
+	badLocation := proposal(id.migration("bad"), id.cluster("src"), soon)
 	badLocation.ClientLocation.Lat = 123
 	cases := []struct {
 		name string
@@ -310,7 +352,7 @@ func testInvalidInput(t *testing.T, b *Backend, id ids) {
 
 func testFailover(t *testing.T, b *Backend, id ids) {
 	ctx := ctxFor(t)
-	m := setup(t, b, id, past(), "b", "c")
+	m := setup(t, b, id, soon, "b", "c")
 	must[*chaincode.Bid](t, "bidding b")(b.Orgs[1].SubmitBid(ctx, m, bid(id.cluster("b"), 0.9)))
 	must[*chaincode.Bid](t, "bidding c")(b.Orgs[1].SubmitBid(ctx, m, bid(id.cluster("c"), 0.3)))
 	must[*chaincode.Migration](t, "deciding")(b.Orgs[0].Decide(ctx, m))
@@ -327,7 +369,7 @@ func testFailover(t *testing.T, b *Backend, id ids) {
 func testConcurrentBids(t *testing.T, b *Backend, id ids) {
 	ctx := ctxFor(t)
 	names := []string{"b", "c", "d", "e", "f", "g"}
-	m := setup(t, b, id, past(), names...)
+	m := setup(t, b, id, soon, names...)
 	var wg sync.WaitGroup
 	errs := make([]error, len(names))
 	for i, n := range names {
@@ -352,7 +394,7 @@ func testConcurrentBids(t *testing.T, b *Backend, id ids) {
 func testEventsResume(t *testing.T, b *Backend, id ids) {
 	ctx := ctxFor(t)
 	first := must[<-chan ledger.Event](t, "subscribing")(b.Orgs[0].Events(ctx, ledger.Checkpoint{}))
-	m := setup(t, b, id, past(), "b", "c")
+	m := setup(t, b, id, soon, "b", "c")
 	must[*chaincode.Bid](t, "bidding")(b.Orgs[1].SubmitBid(ctx, m, bid(id.cluster("b"), 1)))
 	must[*chaincode.Migration](t, "deciding")(b.Orgs[0].Decide(ctx, m))
 	all := collect(t, first, id, 9)
@@ -383,7 +425,7 @@ func testRestart(t *testing.T, b *Backend, id ids) {
 	ctx := ctxFor(t)
 	subCtx, cancel := context.WithCancel(ctx)
 	events := must[<-chan ledger.Event](t, "subscribing")(b.Orgs[0].Events(subCtx, ledger.Checkpoint{}))
-	m := setup(t, b, id, past(), "b")
+	m := setup(t, b, id, soon, "b")
 	before := collect(t, events, id, 5)
 	cancel()
 	saved := before[3].Checkpoint // the consumer handled four events before the restart
@@ -428,7 +470,7 @@ func testMembership(t *testing.T, b *Backend, id ids) {
 // from the bidder's site, and canHost false when the reported free capacity is short.
 func testClaimsChecked(t *testing.T, b *Backend, id ids) {
 	ctx := ctxFor(t)
-	m := setup(t, b, id, past(), "b", "c")
+	m := setup(t, b, id, soon, "b", "c")
 	must[*chaincode.Cluster](t, "reporting")(b.Orgs[1].ReportCapacity(ctx, id.cluster("c"), chaincode.Resources{CPUMilli: 8000, MemoryBytes: 1 << 30, GPUSlots: 4, GPUMemoryBytes: 32 << 30}))
 	must[*chaincode.Bid](t, "bidding b")(b.Orgs[1].SubmitBid(ctx, m, chaincode.BidInput{ClusterID: id.cluster("b"), CanHost: true, Score: 1e300}))
 	must[*chaincode.Bid](t, "bidding c")(b.Orgs[1].SubmitBid(ctx, m, chaincode.BidInput{ClusterID: id.cluster("c"), CanHost: true, CoversClient: true, Score: 100}))
@@ -451,7 +493,7 @@ func testClaimsChecked(t *testing.T, b *Backend, id ids) {
 // back; it stays Ready for its source to complete.
 func testNeverZeroCopies(t *testing.T, b *Backend, id ids) {
 	ctx := ctxFor(t)
-	m := setup(t, b, id, past(), "b", "c")
+	m := setup(t, b, id, soon, "b", "c")
 	must[*chaincode.Bid](t, "bidding b")(b.Orgs[1].SubmitBid(ctx, m, bid(id.cluster("b"), 9)))
 	must[*chaincode.Bid](t, "bidding c")(b.Orgs[1].SubmitBid(ctx, m, bid(id.cluster("c"), 1)))
 	must[*chaincode.Migration](t, "deciding")(b.Orgs[0].Decide(ctx, m))
@@ -468,7 +510,7 @@ func testNeverZeroCopies(t *testing.T, b *Backend, id ids) {
 // none of the history before (a new cluster lists what is open instead).
 func testEventsFromHead(t *testing.T, b *Backend, id ids) {
 	ctx := ctxFor(t)
-	m := setup(t, b, id, past(), "b")
+	m := setup(t, b, id, soon, "b")
 	// Let the stream catch up with the history first: events of this test before Head would
 	// be a replay.
 	all := collect(t, must[<-chan ledger.Event](t, "subscribing")(b.Orgs[0].Events(ctx, ledger.Checkpoint{})), id, 5)

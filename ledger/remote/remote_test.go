@@ -49,7 +49,13 @@ func identity(t *testing.T, ca *mtls.CA, cluster, msp string) *mtls.Identity {
 // store end with the test or when the returned stop is called.
 func (p *pki) serveLedger(t *testing.T, path string, o HandlerOptions) (url string, stop func()) {
 	t.Helper()
-	store, err := embedded.Open(path, embedded.Options{NoSync: true, AdminMSP: "Org1MSP"})
+	return p.serveStore(t, path, o, embedded.Options{NoSync: true, AdminMSP: "Org1MSP"})
+}
+
+// serveStore is serveLedger with the store's options.
+func (p *pki) serveStore(t *testing.T, path string, o HandlerOptions, so embedded.Options) (url string, stop func()) {
+	t.Helper()
+	store, err := embedded.Open(path, so)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,7 +95,9 @@ func TestBehaviour(t *testing.T) {
 		p := newPKI(t)
 		one, two := identity(t, p.ca, "edge-1", "Org1MSP"), identity(t, p.ca, "edge-2", "Org2MSP")
 		path := filepath.Join(t.TempDir(), "ledger.db")
-		url, stop := p.serveLedger(t, path, HandlerOptions{})
+		clock := ledgertest.NewClock()
+		so := embedded.Options{NoSync: true, AdminMSP: "Org1MSP", DeadAfter: 5 * time.Second, Now: clock.Now}
+		url, stop := p.serveStore(t, path, HandlerOptions{}, so)
 		orgs := func() [2]ledger.Ledger {
 			_, a := p.dial(t, url, one)
 			_, b := p.dial(t, url, two)
@@ -100,9 +108,10 @@ func TestBehaviour(t *testing.T) {
 			MSPs: [2]string{"Org1MSP", "Org2MSP"},
 			Restart: func(t *testing.T) [2]ledger.Ledger {
 				stop()
-				url, stop = p.serveLedger(t, path, HandlerOptions{})
+				url, stop = p.serveStore(t, path, HandlerOptions{}, so)
 				return orgs()
 			},
+			Advance: clock.Advance,
 		}
 	})
 }
@@ -374,7 +383,7 @@ func proposal(id, source string) chaincode.Proposal {
 	return chaincode.Proposal{ID: id, Source: source, Workload: "Deployment/edge/detector",
 		Metadata: chaincode.WorkloadMetadata{SourceIP: "10.1.2.3", ContainerID: "containerd://1234", Image: "nvcr.io/nvidia/detector:1",
 			ImageSizeBytes: 3 << 30, CPUMilli: 2000, MemoryBytes: 4 << 30, GPUSlots: 1, GPUMemoryBytes: 2 << 30},
-		Reason: chaincode.ReasonInsufficientResources, Deadline: time.Now().Add(time.Hour).UTC().Format(time.RFC3339Nano)}
+		Reason: chaincode.ReasonInsufficientResources, BidTimeoutMillis: chaincode.MaxBidTimeoutMillis}
 }
 
 // TestSpamIsRateLimited sends 10,000 proposals from one identity as fast as it can while
