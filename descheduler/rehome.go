@@ -39,9 +39,10 @@ const markRetry = 5 * time.Second
 // the re-home's, not a stray scale-up).
 type homesCache struct {
 	mu sync.RWMutex
-	// dead maps a dead cluster's id to its DeadSince.
-	dead  map[string]string
-	homes map[string]chaincode.Home
+	// dead maps a dead cluster's id to its DeadSince; known are the clusters on the ledger
+	// (a home on a cluster removed since counts as dead).
+	dead, known map[string]string
+	homes       map[string]chaincode.Home
 	// warned are the origins this process already said it cannot re-home (one Event each).
 	warned map[string]bool
 }
@@ -147,7 +148,7 @@ func (c *Controller) syncDead(ctx context.Context) (time.Duration, error) {
 	}
 	window := c.deadAfter(ctx) + chaincode.MaxClockSkew
 	now := c.clock.Now() // TODO ledgerNow
-	dead := map[string]string{}
+	dead, known := map[string]string{}, map[string]string{}
 	var next time.Duration
 	soonest := func(d time.Duration) {
 		if next == 0 || d < next {
@@ -156,6 +157,7 @@ func (c *Controller) syncDead(ctx context.Context) (time.Duration, error) {
 	}
 	var errs []error
 	for _, cl := range clusters {
+		known[cl.ID] = cl.Endpoint
 		if cl.Dead {
 			dead[cl.ID] = cl.DeadSince
 			continue
@@ -191,7 +193,7 @@ func (c *Controller) syncDead(ctx context.Context) (time.Duration, error) {
 		}
 	}
 	c.homes.mu.Lock()
-	c.homes.dead = dead
+	c.homes.dead, c.homes.known = dead, known
 	c.homes.mu.Unlock()
 	return next, errors.Join(errs...)
 }
@@ -201,10 +203,10 @@ func (c *Controller) deadAfter(ctx context.Context) time.Duration {
 	start := c.clock.Now()
 	cfg, err := c.ledger.GetLedgerConfig(ctx)
 	c.metrics.ledgerCall("GetLedgerConfig", start, err)
-	if err != nil || cfg.DeadAfterSeconds <= 0 {
+	if err != nil {
 		return chaincode.DefaultDeadAfter
 	}
-	return time.Duration(cfg.DeadAfterSeconds) * time.Second
+	return cfg.DeadAfter()
 }
 
 // rehome takes back each service this cluster moved to a cluster now dead; homes is
@@ -217,6 +219,12 @@ func (c *Controller) rehome(ctx context.Context, homes []*chaincode.Home) error 
 			continue
 		}
 		since, dead := c.deadCluster(h.Cluster)
+		c.homes.mu.RLock()
+		_, known := c.homes.known[h.Cluster]
+		c.homes.mu.RUnlock()
+		if !known {
+			since, dead = "its removal from the ledger", true
+		}
 		if !dead {
 			continue
 		}
