@@ -298,15 +298,38 @@ func (c *Controller) restoreHomed(ctx context.Context, homes []*chaincode.Home) 
 				moving = moving || c.workloadMoving(p.Namespace, v1alpha1.KindPod, p.Name)
 			}
 		}
-		switch {
-		case moving:
-		case parked != nil:
+		if moving || (parked == nil && present) {
+			continue
+		}
+		// The listing may predate a migration of the service away that completed since
+		// (the Migration was still open then): the ledger's word now, read after the
+		// Migrations were, decides.
+		if now, err := c.currentHome(ctx, h.Origin); err != nil || now.Cluster != c.cfg.ClusterID {
+			errs = append(errs, err)
+			continue
+		}
+		if parked != nil {
 			errs = append(errs, c.scaleUpParked(ctx, parked, h))
-		case !present:
+		} else {
 			errs = append(errs, c.recreatePod(ctx, h))
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// currentHome reads the home of origin from the ledger, for a step that must not act on
+// a stale listing; no home reads as the zero Home.
+func (c *Controller) currentHome(ctx context.Context, origin string) (chaincode.Home, error) {
+	start := c.clock.Now()
+	h, err := c.ledger.GetHome(ctx, origin)
+	c.metrics.ledgerCall("GetHome", start, err)
+	switch {
+	case chaincode.CodeOf(err) == chaincode.CodeNotFound:
+		return chaincode.Home{}, nil
+	case err != nil:
+		return chaincode.Home{}, fmt.Errorf("reading the home of %s: %w", origin, err)
+	}
+	return *h, nil
 }
 
 // scaleUpParked scales a parked copy back up to the replicas it ran with, clearing
@@ -384,8 +407,11 @@ func (c *Controller) recreatePod(ctx context.Context, h *chaincode.Home) error {
 	}
 	msg := fmt.Sprintf("the ledger homes service %s here again (it left %s), but nothing here can run it: no parked Deployment and no kept bundle of its Pod; recreate it by hand",
 		h.Origin, h.RehomedFrom)
-	logger.Error(nil, "Cannot re-home a service", "origin", h.Origin, "from", h.RehomedFrom)
-	if moved != nil && c.warnOnce(h.Origin) {
+	if !c.warnOnce(h.Origin) {
+		return nil
+	}
+	logger.Error(nil, "Cannot re-home a service", "origin", h.Origin, "from", h.RehomedFrom, "why", msg)
+	if moved != nil {
 		c.recorder.Event(moved, corev1.EventTypeWarning, api.EventCannotRehome, msg)
 	}
 	return nil
@@ -403,11 +429,18 @@ func (c *Controller) standDown(ctx context.Context) error {
 		if obj.GetAnnotations()[api.AnnotationMigratedFrom] == "" {
 			return chaincode.Home{}, false
 		}
-		h, ok := c.homeOf(obj.GetAnnotations()[api.AnnotationOrigin])
-		if !ok || h.Cluster == c.cfg.ClusterID || c.workloadMoving(obj.GetNamespace(), kind, obj.GetName()) {
+		origin := obj.GetAnnotations()[api.AnnotationOrigin]
+		if h, ok := c.homeOf(origin); !ok || h.Cluster == c.cfg.ClusterID || c.workloadMoving(obj.GetNamespace(), kind, obj.GetName()) {
 			return chaincode.Home{}, false
 		}
-		return h, true
+		// As in restoreHomed: the listing may predate the completion of the migration that
+		// brought the copy here; the ledger's word now decides.
+		h, err := c.currentHome(ctx, origin)
+		if err != nil {
+			errs = append(errs, err)
+			return chaincode.Home{}, false
+		}
+		return h, h.Cluster != "" && h.Cluster != c.cfg.ClusterID
 	}
 	record := func(obj metav1.Object, h chaincode.Home, what string) {
 		c.metrics.superseded.Inc()
