@@ -260,3 +260,24 @@ func TestRehomeCrash(t *testing.T) {
 		t.Errorf("the re-home's scale-up was counted as a stray one (%v)", got)
 	}
 }
+
+// TestCannotRehome: a bare Pod whose kept bundle is gone cannot be recreated at its
+// source: the service is homed back there and a Warning Event on its Migration says, once,
+// that it cannot run and what to do.
+func TestCannotRehome(t *testing.T) {
+	w, a, b, origin := moveToB(t, v1alpha1.KindPod, []runtime.Object{barePod("svc")})
+	id := a.only(v1alpha1.RoleSource).Status.LedgerID
+	if err := a.kube.CoreV1().ConfigMaps(api.SystemNamespace).Delete(w.ctx, bundleConfigMapName(id), metav1.DeleteOptions{}); err != nil {
+		t.Fatalf("the completed Pod's bundle was not kept: %v", err)
+	}
+	w.silence(b)
+	w.silentUntil("edge-a re-homes the service", func() {}, func() bool { return w.home(origin).Cluster == "edge-a" })
+	w.reconcile()
+	if n := a.copies(v1alpha1.KindPod, "svc"); n != 0 {
+		t.Errorf("edge-a runs %d copies without a bundle", n)
+	}
+	events := eventsOf(a.events)
+	if n := count(events, "Warning "+api.EventCannotRehome+" the ledger homes service "+origin+" here again (it left edge-b), but nothing here can run it"); n != 1 {
+		t.Errorf("edge-a's events %q: want one CannotRehome", events)
+	}
+}
