@@ -397,7 +397,21 @@ func (c *Controller) recreatePod(ctx context.Context, h *chaincode.Home) error {
 		}
 		p := b.Workload.Pod.DeepCopy()
 		p.Namespace = m.Namespace
-		if _, err := c.kube.CoreV1().Pods(p.Namespace).Create(ctx, p, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		// The descheduler creates no workload as itself: as the host identity, held to the
+		// hosting rules, as a destination would (this cluster hosts its own service back).
+		kube, err := c.hostClient(ctx, c.cfg.ClusterID, p.Namespace)
+		if err != nil {
+			return fmt.Errorf("recreating Pod %s/%s of a service homed here again: %w", p.Namespace, p.Name, err)
+		}
+		_, err = kube.CoreV1().Pods(p.Namespace).Create(ctx, p, metav1.CreateOptions{})
+		if apierrors.IsForbidden(err) || apierrors.IsInvalid(err) {
+			if c.warnOnce(h.Origin) {
+				c.recorder.Eventf(m, corev1.EventTypeWarning, api.EventCannotRehome,
+					"the ledger homes the service here again (it left %s), but its Pod %s cannot be recreated: %v; recreate it by hand", h.RehomedFrom, p.Name, err)
+			}
+			return nil
+		}
+		if err != nil && !apierrors.IsAlreadyExists(err) {
 			return fmt.Errorf("recreating Pod %s/%s of a service homed here again: %w", p.Namespace, p.Name, err)
 		}
 		logger.Info("Recreated a bare Pod: the service is homed here again", "pod", klog.KObj(p), "from", h.RehomedFrom, "bundle", m.Status.LedgerID)
@@ -483,7 +497,11 @@ func (c *Controller) standDown(ctx context.Context) error {
 		if !ok {
 			continue
 		}
-		err := c.kube.CoreV1().Pods(p.Namespace).Delete(ctx, p.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: ptr.To(p.UID)}})
+		// As the host identity that created it: the descheduler deletes no pod as itself.
+		kube, err := c.hostClient(ctx, p.Annotations[api.AnnotationMigratedFrom], p.Namespace)
+		if err == nil {
+			err = kube.CoreV1().Pods(p.Namespace).Delete(ctx, p.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: ptr.To(p.UID)}})
+		}
 		if err != nil && !apierrors.IsNotFound(err) {
 			errs = append(errs, fmt.Errorf("standing down superseded Pod %s/%s: %w", p.Namespace, p.Name, err))
 			continue
