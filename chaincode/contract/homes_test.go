@@ -422,3 +422,13 @@ func TestMetadataMatchesDispatch(t *testing.T) {
 		t.Errorf("evaluate transactions %v, queries %v", evaluate, want)
 	}
 }
+
+// TestRehomeFromRemovedCluster: a home whose cluster left the ledger counts as dead.
+func TestRehomeFromRemovedCluster(t *testing.T) {
+	c := withHome(t)
+	c.mustInvoke(adminMSP, "RemoveCluster", "edge-b", "decommissioned")
+	var h chaincode.Home
+	if err := json.Unmarshal(c.mustInvoke("OrgA", "RehomeService", origin), &h); err != nil || h.Cluster != "edge-a" || h.RehomedFrom != "edge-b" {
+		t.Errorf("re-homed %+v (%v), want edge-a from edge-b", h, err)
+	}
+}

@@ -92,6 +92,9 @@ func Run(t *testing.T, open func(t *testing.T) *Backend) {
 		{"ClaimsChecked", testClaimsChecked},
 		{"NeverZeroCopies", testNeverZeroCopies},
 		{"EventsFromHead", testEventsFromHead},
+		{"DeadClusters", testDeadClusters},
+		{"HomesAndRehome", testHomes},
+		{"DeadlineInLedgerTime", testDeadlineInLedgerTime},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -116,6 +119,9 @@ func (i ids) migration(name string) string { return i.prefix + "-" + name }
 func (i ids) owns(ev ledger.Event) bool {
 	return strings.HasPrefix(ev.ClusterID, i.prefix+"-") || strings.HasPrefix(ev.MigrationID, i.prefix+"-")
 }
+
+// origin is the origin of a service of this test's source cluster.
+func (i ids) origin() string { return i.cluster("src") + "/edge/" + i.prefix + "-uid" }
 
 func ctxFor(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), StreamTimeout)
@@ -519,5 +525,190 @@ func testEventsFromHead(t *testing.T, b *Backend, id ids) {
 	got := collect(t, head, id, 1)
 	if got[0].Type != chaincode.EventBidSubmitted || got[0].TxID != placed.TxID {
 		t.Errorf("first event from the head: %s, want the bid %s (history: %s)", txs(got), placed.TxID, txs(all))
+	}
+}
+
+// maxRealWait bounds how long the suite waits out a ledger's dead-after window on a backend
+// whose clock it cannot advance (Fabric's is the clients' own).
+const maxRealWait = 2 * time.Minute
+
+// silence lets ledger time pass until a cluster that last reported now may be marked dead,
+// or skips, saying why, when that is longer than the suite waits in real time.
+func silence(t *testing.T, b *Backend) {
+	t.Helper()
+	cfg := must[*chaincode.LedgerConfig](t, "reading the ledger's configuration")(b.Orgs[0].GetLedgerConfig(ctxFor(t)))
+	d := cfg.DeadAfter() + chaincode.MaxClockSkew + time.Second
+	if b.Advance == nil && d > maxRealWait {
+		t.Skipf("SKIP: the ledger's dead-after window is %s: waiting it out (%s) in real time is more than the suite's %s; set the ledger up with a shorter one (network.sh: FABRIC_DEAD_AFTER_SECONDS)", cfg.DeadAfter(), d, maxRealWait)
+	}
+	b.wait(d)
+}
+
+// migrate carries migration name from the source to dest (Orgs[1]'s) and returns it.
+func migrate(t *testing.T, b *Backend, name string, p chaincode.Proposal, dest string, ready bool) *chaincode.Migration {
+	t.Helper()
+	ctx := ctxFor(t)
+	must[*chaincode.Migration](t, "proposing "+name)(b.Orgs[0].ProposeMigration(ctx, p))
+	must[*chaincode.Bid](t, "bidding on "+name)(b.Orgs[1].SubmitBid(ctx, p.ID, bid(dest, 1)))
+	m := must[*chaincode.Migration](t, "deciding "+name)(b.Orgs[0].Decide(ctx, p.ID))
+	if ready {
+		m = must[*chaincode.Migration](t, "ready "+name)(b.Orgs[1].ReportReady(ctx, p.ID, dest))
+	}
+	return m
+}
+
+// testDeadClusters: a cluster silent past the dead-after window is marked dead by another
+// member; the open migrations that counted on it move on without it (a Proposed one
+// excludes it, a Decided one is decided again, a Ready one is left to its source); a dead
+// cluster cannot bid; reporting again revives it. Each transition is one event.
+func testDeadClusters(t *testing.T, b *Backend, id ids) {
+	ctx := ctxFor(t)
+	events := must[<-chan ledger.Event](t, "subscribing")(b.Orgs[0].Events(ctx, ledger.Head))
+	join(t, b, 0, id.cluster("src"))
+	join(t, b, 1, id.cluster("b"))
+	join(t, b, 1, id.cluster("c"))
+	bc, cc := id.cluster("b"), id.cluster("c")
+	// p: Proposed, b bid, bids open for long. d: Decided to b, c next. r: Ready at b.
+	p := proposal(id.migration("p"), id.cluster("src"), later)
+	must[*chaincode.Migration](t, "proposing p")(b.Orgs[0].ProposeMigration(ctx, p))
+	must[*chaincode.Bid](t, "b bids on p")(b.Orgs[1].SubmitBid(ctx, p.ID, bid(bc, 1)))
+	d := proposal(id.migration("d"), id.cluster("src"), soon)
+	must[*chaincode.Migration](t, "proposing d")(b.Orgs[0].ProposeMigration(ctx, d))
+	must[*chaincode.Bid](t, "b bids on d")(b.Orgs[1].SubmitBid(ctx, d.ID, bid(bc, 0.9)))
+	must[*chaincode.Bid](t, "c bids on d")(b.Orgs[1].SubmitBid(ctx, d.ID, bid(cc, 0.1)))
+	if m := must[*chaincode.Migration](t, "deciding d")(b.Orgs[0].Decide(ctx, d.ID)); m.Decision.Destination != bc {
+		t.Fatalf("d decided to %s, want %s", m.Decision.Destination, bc)
+	}
+	r := migrate(t, b, "r", proposal(id.migration("r"), id.cluster("src"), soon), bc, true)
+	if _, err := b.Orgs[0].MarkClusterDead(ctx, bc); chaincode.CodeOf(err) != chaincode.CodeNotYet {
+		t.Fatalf("marking %s dead at once: %v, want %q", bc, err, chaincode.CodeNotYet)
+	}
+
+	silence(t, b)
+	must[*chaincode.Cluster](t, "c reports")(b.Orgs[1].ReportCapacity(ctx, cc, registration(cc).Capacity))
+	dead := must[*chaincode.Cluster](t, "marking b dead")(b.Orgs[0].MarkClusterDead(ctx, bc))
+	if !dead.Dead || dead.DeadSince == "" {
+		t.Errorf("marked cluster %+v, want dead", dead)
+	}
+	if _, err := b.Orgs[0].MarkClusterDead(ctx, bc); chaincode.CodeOf(err) != chaincode.CodeConflict {
+		t.Errorf("marking %s dead twice: %v, want %q", bc, err, chaincode.CodeConflict)
+	}
+	if got := must[*chaincode.Migration](t, "getting p")(b.Orgs[0].GetMigration(ctx, p.ID)); got.State != chaincode.StateProposed || !slices.Equal(got.Excluded, []string{bc}) {
+		t.Errorf("p after b died: %s, excluded %v; want Proposed excluding %s", got.State, got.Excluded, bc)
+	}
+	if got := must[*chaincode.Migration](t, "getting d")(b.Orgs[0].GetMigration(ctx, d.ID)); got.State != chaincode.StateDecided || got.Decision.Destination != cc {
+		t.Errorf("d after b died: %s to %+v; want decided again to %s", got.State, got.Decision, cc)
+	}
+	if got := must[*chaincode.Migration](t, "getting r")(b.Orgs[0].GetMigration(ctx, r.ID)); got.State != chaincode.StateReady || got.Decision.Destination != bc {
+		t.Errorf("r after b died: %s to %+v; want still Ready at %s, its source's to end", got.State, got.Decision, bc)
+	}
+	if _, err := b.Orgs[1].SubmitBid(ctx, p.ID, bid(bc, 1)); chaincode.CodeOf(err) != chaincode.CodeConflict || !strings.Contains(err.Error(), "dead") {
+		t.Errorf("a dead cluster bidding: %v, want a conflict saying it is dead", err)
+	}
+	// The source keeps its copy: it aborts the Ready migration to the dead destination.
+	must[*chaincode.Migration](t, "aborting r")(b.Orgs[0].Abort(ctx, r.ID, "destination dead"))
+	revived := must[*chaincode.Cluster](t, "b reports again")(b.Orgs[1].ReportCapacity(ctx, bc, registration(bc).Capacity))
+	if revived.Dead || revived.DeadSince != "" {
+		t.Errorf("cluster after reporting again %+v, want alive", revived)
+	}
+	want := []string{chaincode.EventCapacityReported, chaincode.EventClusterDead, chaincode.EventMigrationAborted, chaincode.EventClusterRevived}
+	evs := collect(t, events, id, 20) // 3 joins (6), p (2), d (4), r (4), then these
+	if got := types(evs[len(evs)-len(want):]); !slices.Equal(got, want) {
+		t.Errorf("last events %v, want %v", got, want)
+	}
+	if ev := evs[len(evs)-3]; ev.ClusterID != bc || ev.MSPID != b.MSPs[0] {
+		t.Errorf("ClusterDead event %+v, want %s marked by %s", ev, bc, b.MSPs[0])
+	}
+}
+
+// testHomes: a completed migration records its service's home; a copy elsewhere cannot
+// move on; when the home dies its migration's source takes the service back, and the
+// dead cluster, when it comes back, is superseded.
+func testHomes(t *testing.T, b *Backend, id ids) {
+	ctx := ctxFor(t)
+	join(t, b, 0, id.cluster("src"))
+	join(t, b, 1, id.cluster("b"))
+	src, bc, origin := id.cluster("src"), id.cluster("b"), id.origin()
+	if _, err := b.Orgs[0].GetHome(ctx, origin); chaincode.CodeOf(err) != chaincode.CodeNotFound {
+		t.Fatalf("home before any migration: %v, want %q", err, chaincode.CodeNotFound)
+	}
+	p := proposal(id.migration("m1"), src, soon)
+	p.Metadata.Origin = origin
+	migrate(t, b, "m1", p, bc, true)
+	done := must[*chaincode.Migration](t, "completing m1")(b.Orgs[0].Complete(ctx, p.ID))
+	h := must[*chaincode.Home](t, "getting the home")(b.Orgs[1].GetHome(ctx, origin))
+	if want := (chaincode.Home{Origin: origin, Cluster: bc, MigrationID: p.ID, Source: src, Since: done.History[len(done.History)-1].Time}); *h != want {
+		t.Errorf("home %+v, want %+v", *h, want)
+	}
+	homes := must[[]*chaincode.Home](t, "listing homes")(b.Orgs[0].ListHomes(ctx))
+	if !slices.ContainsFunc(homes, func(x *chaincode.Home) bool { return *x == *h }) || !slices.IsSortedFunc(homes, func(x, y *chaincode.Home) int { return strings.Compare(x.Origin, y.Origin) }) {
+		t.Errorf("homes %d, sorted %v, want %s's among them in origin order", len(homes), slices.IsSortedFunc(homes, func(x, y *chaincode.Home) int { return strings.Compare(x.Origin, y.Origin) }), origin)
+	}
+	again := proposal(id.migration("m2"), src, soon)
+	again.Metadata.Origin = origin
+	if _, err := b.Orgs[0].ProposeMigration(ctx, again); chaincode.CodeOf(err) != chaincode.CodeConflict || !strings.Contains(err.Error(), "homed at "+bc) {
+		t.Errorf("the old source moving the service again: %v, want a conflict naming its home", err)
+	}
+	if _, err := b.Orgs[0].RehomeService(ctx, origin); chaincode.CodeOf(err) != chaincode.CodeConflict {
+		t.Errorf("re-homing from a live cluster: %v, want %q", err, chaincode.CodeConflict)
+	}
+
+	events := must[<-chan ledger.Event](t, "subscribing")(b.Orgs[0].Events(ctx, ledger.Head))
+	silence(t, b)
+	must[*chaincode.Cluster](t, "marking b dead")(b.Orgs[0].MarkClusterDead(ctx, bc))
+	if _, err := b.Orgs[1].RehomeService(ctx, origin); chaincode.CodeOf(err) != chaincode.CodeForbidden {
+		t.Errorf("re-homing by another MSP than the source's: %v, want %q", err, chaincode.CodeForbidden)
+	}
+	h = must[*chaincode.Home](t, "re-homing")(b.Orgs[0].RehomeService(ctx, origin))
+	if h.Cluster != src || h.RehomedFrom != bc || h.Source != "" || h.MigrationID != "" {
+		t.Errorf("re-homed %+v, want at %s from %s", *h, src, bc)
+	}
+	evs := collect(t, events, id, 2)
+	if ev := evs[1]; ev.Type != chaincode.EventServiceRehomed || ev.ClusterID != src || ev.Origin != origin || ev.MigrationID != p.ID {
+		t.Errorf("event %+v, want ServiceRehomed of %s to %s, put on %s by %s", ev, origin, src, bc, p.ID)
+	}
+	// b comes back superseded: its copy cannot move on; the source's can.
+	must[*chaincode.Cluster](t, "b reports again")(b.Orgs[1].ReportCapacity(ctx, bc, registration(bc).Capacity))
+	from := proposal(id.migration("m3"), bc, soon)
+	from.Metadata.Origin = origin
+	if _, err := b.Orgs[1].ProposeMigration(ctx, from); chaincode.CodeOf(err) != chaincode.CodeConflict {
+		t.Errorf("the superseded copy moving on: %v, want %q", err, chaincode.CodeConflict)
+	}
+	must[*chaincode.Migration](t, "the source moving the service again")(b.Orgs[0].ProposeMigration(ctx, again))
+}
+
+// testDeadlineInLedgerTime: the ledger sets the deadline from the proposal's own timestamp
+// and window, whatever clock the source has; before it only every live cluster's bid lets
+// anyone decide, at it the source decides alone.
+func testDeadlineInLedgerTime(t *testing.T, b *Backend, id ids) {
+	ctx := ctxFor(t)
+	// Long enough for a loaded Fabric network to commit the proposal, a bid and a Decide in it.
+	const window = 5 * time.Second
+	m := setup(t, b, id, window, "b", "c")
+	got := must[*chaincode.Migration](t, "getting")(b.Orgs[0].GetMigration(ctx, m))
+	proposed, err := time.Parse(time.RFC3339Nano, got.History[0].Time)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := proposed.Add(window).UTC().Format(time.RFC3339Nano); got.Deadline != want {
+		t.Errorf("deadline %s, want the proposal's time %s plus %s: %s", got.Deadline, got.History[0].Time, window, want)
+	}
+	must[*chaincode.Bid](t, "bidding b")(b.Orgs[1].SubmitBid(ctx, m, bid(id.cluster("b"), 1)))
+	if _, err := b.Orgs[0].Decide(ctx, m); chaincode.CodeOf(err) != chaincode.CodeNotYet {
+		t.Fatalf("the source deciding before the deadline: %v, want %q", err, chaincode.CodeNotYet)
+	}
+	b.wait(window)
+	if _, err := b.Orgs[1].Decide(ctx, m); chaincode.CodeOf(err) != chaincode.CodeNotYet {
+		t.Errorf("a bidder deciding at the deadline with c silent: %v, want %q", err, chaincode.CodeNotYet)
+	}
+	if d := must[*chaincode.Migration](t, "the source deciding at the deadline")(b.Orgs[0].Decide(ctx, m)); d.Decision == nil || d.Decision.Destination != id.cluster("b") {
+		t.Errorf("decided %+v, want b", d.Decision)
+	}
+	for _, w := range []int64{0, chaincode.MaxBidTimeoutMillis + 1} {
+		p := proposal(id.migration("bad"), id.cluster("src"), 0)
+		p.BidTimeoutMillis = w
+		if _, err := b.Orgs[0].ProposeMigration(ctx, p); chaincode.CodeOf(err) != chaincode.CodeInvalid {
+			t.Errorf("a bid timeout of %d ms: %v, want %q", w, err, chaincode.CodeInvalid)
+		}
 	}
 }
