@@ -101,6 +101,7 @@ func TestOptionsValidate(t *testing.T) {
 		{"drain timeout", func(o *Options) { o.DrainTimeout = 0 }, "--drain-timeout must be positive"},
 		{"gateway timeout", func(o *Options) { o.GatewayRequestTimeout = -time.Second }, "--gateway-request-timeout must be positive"},
 		{"gateway body", func(o *Options) { o.GatewayMaxBodyBytes = 0 }, "--gateway-max-body-bytes must be positive"},
+		{"bid timeout beyond the ledger's bound", func(o *Options) { o.BidTimeout = 11 * time.Minute }, "--bid-timeout 11m0s: want 1ms to 10m0s"},
 		{"policy", func(o *Options) { o.Jetson.Policy = "random" }, "random"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -18,6 +18,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/edgemigrate/edgemigrate/api"
+	"github.com/edgemigrate/edgemigrate/chaincode"
 	"github.com/edgemigrate/edgemigrate/gateway"
 	"github.com/edgemigrate/edgemigrate/geo"
 	"github.com/edgemigrate/edgemigrate/jetson"
@@ -280,6 +281,9 @@ func (o *Options) Validate() error {
 		if d.value <= 0 {
 			add("%s must be positive", d.flag)
 		}
+	}
+	if max := chaincode.MaxBidTimeoutMillis * time.Millisecond; o.BidTimeout < time.Millisecond || o.BidTimeout > max {
+		add("--bid-timeout %s: want 1ms to %s (the ledger's bounds)", o.BidTimeout, max)
 	}
 	if o.GatewayMaxBodyBytes <= 0 {
 		add("--gateway-max-body-bytes must be positive")

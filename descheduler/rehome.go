@@ -215,9 +215,33 @@ func (c *Controller) syncDead(ctx context.Context) (time.Duration, error) {
 		}
 	}
 	c.homes.mu.Lock()
+	newlyDead := false
+	for id := range dead {
+		_, was := c.homes.dead[id]
+		newlyDead = newlyDead || !was
+	}
 	c.homes.dead, c.homes.known = dead, known
 	c.homes.mu.Unlock()
+	if newlyDead {
+		// MarkClusterDead re-decides the open migrations it touches with one event, its
+		// own: their sources and new destinations hear of it here, not at the next resync.
+		c.enqueueOpenMigrations(ctx)
+	}
 	return next, errors.Join(errs...)
+}
+
+// enqueueOpenMigrations queues every migration open on the ledger.
+func (c *Controller) enqueueOpenMigrations(ctx context.Context) {
+	start := c.clock.Now()
+	open, err := c.ledger.ListOpenMigrations(ctx)
+	c.metrics.ledgerCall("ListOpenMigrations", start, err)
+	if err != nil {
+		klog.FromContext(ctx).Error(err, "Listing open migrations on the ledger after a cluster died")
+		return
+	}
+	for _, m := range open {
+		c.queue.Add(queueKey{Kind: keyLedger, Name: m.ID})
+	}
 }
 
 // deadAfter is the ledger's dead-after window.

@@ -309,3 +309,39 @@ func TestDeadBeforeVerified(t *testing.T) {
 		t.Errorf("aborted %s after Ready: the timeout, not the death", since)
 	}
 }
+
+// TestSupersededCannotMove: a cluster cut off while its service was re-homed proposes the
+// copy it still runs before it hears of the home (a Manual Migration, as a car leaving it
+// would): the ledger refuses ("homed at edge-a") and the Migration fails MigratedAway at
+// once, instead of retrying a proposal that can never pass.
+func TestSupersededCannotMove(t *testing.T) {
+	w, a, b, origin := moveToB(t, v1alpha1.KindDeployment, []runtime.Object{deployment("svc", 2, "2Gi")})
+	w.clusters = []*cluster{a} // cut off
+	w.silentUntil("edge-a re-homes the service", func() {}, func() bool { return w.home(origin).Cluster == "edge-a" })
+	m := manual(v1alpha1.KindDeployment, "svc")
+	m.Name, m.UID = "move-svc-again", "7d9c7d2e-0000-4000-8000-000000000001"
+	if _, err := b.migs.EdgemigrateV1alpha1().Migrations(testNamespace).Create(w.ctx, m, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	key := migrationKey(m)
+	var got *v1alpha1.Migration
+	for range 10 {
+		if _, ok, _ := b.c.migrations.GetByKey(testNamespace + "/" + m.Name); !ok {
+			time.Sleep(10 * time.Millisecond)
+			continue
+		}
+		if _, err := b.c.sync(w.ctx, key); err != nil {
+			t.Fatalf("sync: %v", err)
+		}
+		var err error
+		if got, err = b.migs.EdgemigrateV1alpha1().Migrations(testNamespace).Get(w.ctx, m.Name, metav1.GetOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		if got.Final() {
+			break
+		}
+	}
+	if got == nil || got.Status.Phase != v1alpha1.PhaseFailed || got.Status.Reason != api.ReasonMigratedAway || !strings.Contains(got.Status.Message, "homed at") {
+		t.Fatalf("the superseded copy's Migration: %+v, want Failed %s saying where the service is homed", got.Status, api.ReasonMigratedAway)
+	}
+}

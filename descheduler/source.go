@@ -137,6 +137,15 @@ func (c *Controller) propose(ctx context.Context, logger klog.Logger, m *v1alpha
 	start := c.clock.Now()
 	_, err = c.ledger.ProposeMigration(ctx, p)
 	c.metrics.ledgerCall("ProposeMigration", start, err)
+	if chaincode.CodeOf(err) == chaincode.CodeConflict {
+		// Proposed already (a retry after a lost answer), or refused: the ledger homes
+		// this service elsewhere, so this copy is superseded and must not move on.
+		if _, gerr := c.ledger.GetMigration(ctx, p.ID); chaincode.CodeOf(gerr) == chaincode.CodeNotFound {
+			return 0, c.finish(ctx, m, v1alpha1.PhaseFailed, api.ReasonMigratedAway, "the ledger refused the proposal: "+err.Error())
+		} else if gerr != nil {
+			return 0, fmt.Errorf("reading %s after a conflicting proposal: %w", p.ID, gerr)
+		}
+	}
 	if err != nil && chaincode.CodeOf(err) != chaincode.CodeConflict {
 		if chaincode.CodeOf(err) == chaincode.CodeInvalid || chaincode.CodeOf(err) == chaincode.CodeForbidden {
 			return 0, c.finish(ctx, m, v1alpha1.PhaseFailed, "Refused", "the ledger refused the proposal: "+err.Error())
