@@ -183,9 +183,10 @@ func TestReport(t *testing.T) {
 	r := Report{
 		Seed: 17, Clusters: 3, Took: 150 * time.Second, Services: 4, Grace: 2 * time.Second,
 		Migrations: []Migration{
-			{Cluster: "edge-a", Name: "m1", Phase: v1alpha1.PhaseCompleted},
-			{Cluster: "edge-b", Name: "m2", Phase: v1alpha1.PhaseAborted, Why: "deadline"},
-			{Cluster: "edge-b", Name: "m3", Phase: v1alpha1.PhaseDecided},
+			{Cluster: "edge-a", Name: "m1", Role: v1alpha1.RoleSource, Phase: v1alpha1.PhaseCompleted},
+			{Cluster: "edge-b", Name: "m2", Role: v1alpha1.RoleSource, Phase: v1alpha1.PhaseAborted, Why: "deadline"},
+			{Cluster: "edge-b", Name: "m3", Role: v1alpha1.RoleSource, Phase: v1alpha1.PhaseDecided},
+			{Cluster: "edge-c", Name: "d1", Role: v1alpha1.RoleDestination, Phase: v1alpha1.PhaseCreating},
 		},
 		Kills:      []Target{{Kind: Ledger}, {Kind: Webhook, Cluster: "edge-a"}, {Kind: Webhook, Cluster: "edge-c"}},
 		Duplicated: []string{"ns/two (edge-a×1 edge-c×1)"},
@@ -204,7 +205,7 @@ func TestReport(t *testing.T) {
 		}
 	}
 	problems := strings.Join(r.Problems(), "\n")
-	for _, want := range []string{"service duplicated: ns/two", "car-1's request 7", "migration edge-b/m3", "stuck in Decided"} {
+	for _, want := range []string{"service duplicated: ns/two", "car-1's request 7", "migration edge-b/m3", "stuck in Decided", "edge-c/d1 (Destination", "stuck in Creating"} {
 		if !strings.Contains(problems, want) {
 			t.Errorf("problems lack %q:\n%s", want, problems)
 		}

@@ -76,9 +76,10 @@ type Failure struct {
 	car.Result
 }
 
-// Migration is the last state a watch saw of a source Migration.
+// Migration is the last state a watch saw of a Migration.
 type Migration struct {
 	Cluster, Name, Workload string
+	Role                    v1alpha1.MigrationRole
 	Reason                  v1alpha1.MigrationReason
 	Phase                   v1alpha1.MigrationPhase
 	// Why is Status.Reason and Status.Message.
@@ -86,7 +87,7 @@ type Migration struct {
 }
 
 func (m Migration) String() string {
-	return fmt.Sprintf("%s/%s (%s of %s) %s %q", m.Cluster, m.Name, m.Reason, m.Workload, m.Phase, m.Why)
+	return fmt.Sprintf("%s/%s (%s %s of %s) %s %q", m.Cluster, m.Name, m.Role, m.Reason, m.Workload, m.Phase, m.Why)
 }
 
 // Unfinished is why m did not end as the run demands ("" when it did): Completed, or
@@ -110,7 +111,8 @@ type Report struct {
 	Clusters int
 	// Took is the run from the first car move to the end of the settling wait.
 	Took time.Duration
-	// Migrations are the source Migrations the run's watches saw.
+	// Migrations are every Migration the run's watches saw, of both roles; the figures
+	// count the source ones.
 	Migrations []Migration
 	// Kills are the faults struck, by target.
 	Kills []Target
@@ -126,11 +128,24 @@ type Report struct {
 	Grace time.Duration
 }
 
-// Outcomes counts the migrations by phase.
+// Outcomes counts the source migrations by phase.
 func (r Report) Outcomes() map[v1alpha1.MigrationPhase]int {
 	n := map[v1alpha1.MigrationPhase]int{}
 	for _, m := range r.Migrations {
-		n[m.Phase]++
+		if m.Role == v1alpha1.RoleSource {
+			n[m.Phase]++
+		}
+	}
+	return n
+}
+
+// Sources counts the source migrations.
+func (r Report) Sources() int {
+	n := 0
+	for _, m := range r.Migrations {
+		if m.Role == v1alpha1.RoleSource {
+			n++
+		}
 	}
 	return n
 }
@@ -179,7 +194,7 @@ func (r Report) Lines() []string {
 	}
 	return []string{
 		fmt.Sprintf("chaos run: seed %d, %d clusters, %s", r.Seed, r.Clusters, r.Took.Round(time.Second)),
-		fmt.Sprintf("migrations: %d (%s)", len(r.Migrations), strings.Join(phases, ", ")),
+		fmt.Sprintf("migrations: %d (%s)", r.Sources(), strings.Join(phases, ", ")),
 		fmt.Sprintf("kills: %d (%s)", len(r.Kills), strings.Join(byKind, ", ")),
 		fmt.Sprintf("services lost: %d of %d (goal 0)", len(r.Lost), r.Services),
 		fmt.Sprintf("services duplicated: %d of %d (goal 0)", len(r.Duplicated), r.Services),
