@@ -92,6 +92,22 @@ func TestPlanCoversEveryKind(t *testing.T) {
 	}
 }
 
+func TestPlanEveryKindFirst(t *testing.T) {
+	for seed := range uint64(20) {
+		p, err := NewPlan(PlanOptions{Seed: seed, Clusters: clusters, Span: 10 * time.Minute, EveryKindFirst: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var kinds []Kind
+		for _, f := range p.Faults[:len(Kinds)] {
+			kinds = append(kinds, f.Target.Kind)
+		}
+		if got := slices.Sorted(slices.Values(kinds)); !slices.Equal(got, slices.Sorted(slices.Values(Kinds))) {
+			t.Errorf("seed %d: the first %d faults are %v, want one of each kind", seed, len(Kinds), kinds)
+		}
+	}
+}
+
 func TestPlanRejectsBadOptions(t *testing.T) {
 	for _, o := range []PlanOptions{
 		{Span: time.Minute},

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"time"
 )
 
@@ -87,12 +88,15 @@ type PlanOptions struct {
 	Down Range
 	// MaxConcurrent bounds the faults down at once (by the plan's times); default 2.
 	MaxConcurrent int
+	// EveryKindFirst draws the first faults' kinds as a shuffle of every kind, so that a
+	// short run meets each.
+	EveryKindFirst bool
 }
 
 // Defaults of PlanOptions.
 var (
 	DefaultWarmup = 5 * time.Second
-	DefaultGap    = Range{Min: 3 * time.Second, Max: 12 * time.Second}
+	DefaultGap    = Range{Min: 2 * time.Second, Max: 8 * time.Second}
 	DefaultDown   = Range{Min: 1 * time.Second, Max: 8 * time.Second}
 )
 
@@ -109,7 +113,8 @@ type Plan struct {
 const redraws = 8
 
 // NewPlan draws the faults of a run from o.Seed: moments Gap apart from Warmup until Span,
-// each a kind drawn uniformly (the cluster too, but one cluster's kube-apiserver only),
+// each a kind drawn uniformly (or every kind first, EveryKindFirst), the cluster too (but
+// one cluster's kube-apiserver only),
 // down for a Down drawn each time. A process is never killed again while the plan has it
 // down, and no more than MaxConcurrent faults are down at once: such a moment is skipped.
 func NewPlan(o PlanOptions) (Plan, error) {
@@ -137,6 +142,13 @@ func NewPlan(o PlanOptions) (Plan, error) {
 	// Two streams from the seed; the constant only keeps them apart.
 	rng := rand.New(rand.NewPCG(o.Seed, o.Seed^0x9e3779b97f4a7c15))
 	p := Plan{Seed: o.Seed, APIServerCluster: o.Clusters[rng.IntN(len(o.Clusters))]}
+	// first are the kinds still to come first (EveryKindFirst), in a seeded order.
+	var first []Kind
+	if o.EveryKindFirst {
+		for _, i := range rng.Perm(len(Kinds)) {
+			first = append(first, Kinds[i])
+		}
+	}
 	for at := o.Warmup; at < o.Span; at += o.Gap.draw(rng) {
 		var down []Fault
 		for _, f := range p.Faults {
@@ -147,8 +159,15 @@ func NewPlan(o PlanOptions) (Plan, error) {
 		if len(down) >= o.MaxConcurrent {
 			continue
 		}
-		for range redraws {
+		for try := range redraws {
 			t := Target{Kind: Kinds[rng.IntN(len(Kinds))]}
+			if len(first) > 0 {
+				// Until each has struck, the next in the order that does not clash.
+				if try >= len(first) {
+					break
+				}
+				t.Kind = first[try]
+			}
 			switch t.Kind {
 			case Ledger:
 			case APIServer:
@@ -160,6 +179,9 @@ func NewPlan(o PlanOptions) (Plan, error) {
 				continue
 			}
 			p.Faults = append(p.Faults, Fault{Target: t, At: at, Down: o.Down.draw(rng)})
+			if i := slices.Index(first, t.Kind); i >= 0 {
+				first = slices.Delete(first, i, i+1)
+			}
 			break
 		}
 	}

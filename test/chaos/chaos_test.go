@@ -91,7 +91,7 @@ func TestE2EChaos(t *testing.T) {
 	for _, e := range f.Edges {
 		ids = append(ids, e.ID)
 	}
-	plan, err := chaos.NewPlan(chaos.PlanOptions{Seed: cfg.seed, Clusters: ids, Span: cfg.duration})
+	plan, err := chaos.NewPlan(chaos.PlanOptions{Seed: cfg.seed, Clusters: ids, Span: cfg.duration, EveryKindFirst: true})
 	if err != nil {
 		t.Fatal(err)
 	}

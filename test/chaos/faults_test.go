@@ -142,31 +142,39 @@ func (x *faults) strike(ctx context.Context, fault chaos.Fault) {
 		back.Sub(killed).Round(time.Millisecond))
 }
 
-// answers waits until the cluster's public endpoint answers /readyz with 200: a
-// descheduler replica leads it and the edge front forwards to it.
+// answers waits until the cluster's public endpoint answers /readyz with 200.
 func (x *faults) answers(ctx context.Context, cluster string) error {
 	e, err := x.inj.edge(cluster)
 	if err != nil {
 		return err
 	}
-	client := x.f.CarClient(2*time.Second, true)
-	last := "no answer yet"
+	var last error
 	err = wait.PollUntilContextCancel(ctx, 200*time.Millisecond, true, func(ctx context.Context) (bool, error) {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, e.LocatorURL+"/readyz", nil)
-		if err != nil {
-			return false, err
-		}
-		resp, err := client.Do(req)
-		if err != nil {
-			last = err.Error()
-			return false, nil
-		}
-		resp.Body.Close()
-		last = resp.Status
-		return resp.StatusCode == http.StatusOK, nil
+		last = answering(ctx, x.f, e)
+		return last == nil, nil
 	})
 	if err != nil {
-		return fmt.Errorf("%w (last: %s)", err, last)
+		return fmt.Errorf("%w (last: %v)", err, last)
+	}
+	return nil
+}
+
+// answering is whether e's public endpoint answers /readyz with 200: a descheduler
+// replica leads the edge and its front forwards to it.
+func answering(ctx context.Context, f *localfleet.Fleet, e *localfleet.Edge) error {
+	client := f.CarClient(2*time.Second, true)
+	defer client.CloseIdleConnections()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, e.LocatorURL+"/readyz", nil)
+	if err != nil {
+		return err
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s /readyz: %s", e.ID, resp.Status)
 	}
 	return nil
 }

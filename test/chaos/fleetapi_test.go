@@ -50,9 +50,3 @@ func (x fleetInjector) kill(ctx context.Context, t chaos.Target) (restart func(c
 	}
 	return nil, "", errUnsupported
 }
-
-// running is whether t's processes all run, restarting (as a kubelet would) any
-// descheduler replica that exited by itself; it says what it restarted.
-func (x fleetInjector) supervise(ctx context.Context) ([]string, error) {
-	return nil, nil
-}

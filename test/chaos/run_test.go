@@ -380,20 +380,17 @@ func withGPU(l corev1.ResourceList) corev1.ResourceList {
 	return out
 }
 
-// settle waits until every migration has ended, every service has one serving copy and
-// every cluster answers, restarting any descheduler replica that exited by itself.
+// settle waits until every cluster answers, every migration has ended and every service
+// has one serving copy.
 func (r *run) settle() {
 	began := time.Now()
-	inj := fleetInjector{f: r.f}
 	pending := "nothing checked yet"
 	ok := r.waitFor("the fleet to settle", r.cfg.settle, func() bool {
-		restarted, err := inj.supervise(r.ctx)
-		for _, s := range restarted {
-			r.t.Logf("settle: restarted %s, which had exited", s)
-		}
-		if err != nil {
-			pending = err.Error()
-			return false
+		for _, e := range r.f.Edges {
+			if err := answering(r.ctx, r.f, e); err != nil {
+				pending = err.Error()
+				return false
+			}
 		}
 		if n := r.w.open(); n > 0 {
 			pending = fmt.Sprintf("%d migrations open", n)
