@@ -151,8 +151,14 @@ func TestSplitFailures(t *testing.T) {
 		}
 		return s
 	}
-	if got, want := seqs(in), []int{1, 3, 4, 7}; !slices.Equal(got, want) {
-		t.Errorf("in outage: %v, want %v", got, want)
+	if got, want := seqs(in[DeschedulerLeader]), []int{1, 3, 4}; !slices.Equal(got, want) {
+		t.Errorf("in edge-b's descheduler outage: %v, want %v", got, want)
+	}
+	if got, want := seqs(in[APIServer]), []int{7}; !slices.Equal(got, want) {
+		t.Errorf("in edge-c's kube-apiserver outage: %v, want %v", got, want)
+	}
+	if len(in) != 2 {
+		t.Errorf("outages of kinds %v, want two", in)
 	}
 	if got, want := seqs(out), []int{2, 5, 6, 8}; !slices.Equal(got, want) {
 		t.Errorf("outside: %v, want %v", got, want)
@@ -206,7 +212,7 @@ func TestReport(t *testing.T) {
 		},
 		Kills:      []Target{{Kind: Ledger}, {Kind: Webhook, Cluster: "edge-a"}, {Kind: Webhook, Cluster: "edge-c"}},
 		Duplicated: []string{"ns/two (edge-a×1 edge-c×1)"},
-		Sent:       1000, Failed: 3, FailedInOutage: 2,
+		Sent:       1000, Failed: 3, InOutage: map[Kind]int{DeschedulerLeader: 2},
 		Outside: []Failure{{Car: "car-1", Result: car.Result{Seq: 7, Via: []string{"edge-a"}, Reason: car.ReasonTransport, Err: "refused"}}},
 	}
 	block := strings.Join(r.Lines(), "\n")
@@ -214,7 +220,7 @@ func TestReport(t *testing.T) {
 		"seed 17", "migrations: 3 (1 completed, 1 aborted, 0 failed, 1 still Decided)",
 		"kills: 3 (descheduler-leader 0, descheduler-standby 0, extender 0, webhook 2, ledger 1, kube-apiserver 0)",
 		"services lost: 0 of 4", "services duplicated: 1 of 4",
-		"1000 sent, 3 failed (0.30%): 2 during the killed cluster's own outage (+2s), 1 outside (goal 0)",
+		"1000 sent, 3 failed (0.30%): 2 during the killed cluster's own outage (+2s: descheduler-leader 2), 1 outside (goal 0)",
 	} {
 		if !strings.Contains(block, want) {
 			t.Errorf("figures lack %q:\n%s", want, block)

@@ -28,24 +28,35 @@ func (o Outage) covers(cluster string, from, to time.Time, grace time.Duration) 
 }
 
 // SplitFailures returns the failed requests in the own outage of a cluster they went
-// through (Via: the gateway asked first, then each one redirected to) and the others. A
-// request that reached no gateway (Via empty: the car's own limit) is never in an outage.
-func SplitFailures(results []car.Result, outages []Outage, grace time.Duration) (inOutage, outside []car.Result) {
+// through (Via: the gateway asked first, then each one redirected to), by the kind of the
+// fault that made the outage, and the others. A request that reached no gateway (Via
+// empty: the car's own limit) is never in an outage.
+func SplitFailures(results []car.Result, outages []Outage, grace time.Duration) (inOutage map[Kind][]car.Result, outside []car.Result) {
+	inOutage = map[Kind][]car.Result{}
 	for _, r := range results {
 		if r.OK() {
 			continue
 		}
-		end := r.Start.Add(r.Latency)
-		in := slices.ContainsFunc(r.Via, func(cluster string) bool {
-			return slices.ContainsFunc(outages, func(o Outage) bool { return o.covers(cluster, r.Start, end, grace) })
-		})
-		if in {
-			inOutage = append(inOutage, r)
+		if o, ok := outageOf(r, outages, grace); ok {
+			inOutage[o.Target.Kind] = append(inOutage[o.Target.Kind], r)
 		} else {
 			outside = append(outside, r)
 		}
 	}
 	return inOutage, outside
+}
+
+// outageOf is the first outage a failed request falls in.
+func outageOf(r car.Result, outages []Outage, grace time.Duration) (Outage, bool) {
+	end := r.Start.Add(r.Latency)
+	for _, cluster := range r.Via {
+		for _, o := range outages {
+			if o.covers(cluster, r.Start, end, grace) {
+				return o, true
+			}
+		}
+	}
+	return Outage{}, false
 }
 
 // Copies checks the services' serving copies (service → cluster → pods Running, Ready and
@@ -120,10 +131,11 @@ type Report struct {
 	// serving copy or more than one.
 	Services         int
 	Lost, Duplicated []string
-	// Sent and Failed are the cars' requests; FailedInOutage those in the own outage of a
-	// cluster they went through; Outside the others.
-	Sent, Failed, FailedInOutage int
-	Outside                      []Failure
+	// Sent and Failed are the cars' requests; InOutage those in the own outage of a
+	// cluster they went through, by the kind of fault; Outside the others.
+	Sent, Failed int
+	InOutage     map[Kind]int
+	Outside      []Failure
 	// Grace is how long after a cluster's recovery its outage still counts.
 	Grace time.Duration
 }
@@ -186,6 +198,17 @@ func (r Report) Lines() []string {
 	for _, k := range Kinds {
 		byKind = append(byKind, fmt.Sprintf("%s %d", k, kills[k]))
 	}
+	in := 0
+	var inBy []string
+	for _, k := range Kinds {
+		if n := r.InOutage[k]; n > 0 {
+			in += n
+			inBy = append(inBy, fmt.Sprintf("%s %d", k, n))
+		}
+	}
+	if len(inBy) == 0 {
+		inBy = []string{"none"}
+	}
 	pct := func(n int) string {
 		if r.Sent == 0 {
 			return "-"
@@ -198,8 +221,8 @@ func (r Report) Lines() []string {
 		fmt.Sprintf("kills: %d (%s)", len(r.Kills), strings.Join(byKind, ", ")),
 		fmt.Sprintf("services lost: %d of %d (goal 0)", len(r.Lost), r.Services),
 		fmt.Sprintf("services duplicated: %d of %d (goal 0)", len(r.Duplicated), r.Services),
-		fmt.Sprintf("car requests: %d sent, %d failed (%s): %d during the killed cluster's own outage (+%s), %d outside (goal 0)",
-			r.Sent, r.Failed, pct(r.Failed), r.FailedInOutage, r.Grace, len(r.Outside)),
+		fmt.Sprintf("car requests: %d sent, %d failed (%s): %d during the killed cluster's own outage (+%s: %s), %d outside (goal 0)",
+			r.Sent, r.Failed, pct(r.Failed), in, r.Grace, strings.Join(inBy, ", "), len(r.Outside)),
 	}
 }
 

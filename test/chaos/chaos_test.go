@@ -112,12 +112,12 @@ func TestE2EChaos(t *testing.T) {
 	x := startFaults(ctx, t, f, plan)
 	r.drive()
 	x.finish()
-	r.settle()
+	settled := r.settle()
 	results := r.stopCars()
 	kills, outages, faultProblems := x.results()
 
 	rep := chaos.Report{Seed: cfg.seed, Clusters: len(f.Edges), Took: time.Since(began), Migrations: r.w.all(),
-		Kills: kills, Grace: grace}
+		Kills: kills, Grace: grace, InOutage: map[chaos.Kind]int{}}
 	serving, err := r.copies()
 	if err != nil {
 		t.Fatalf("counting the services' copies: %v", err)
@@ -127,14 +127,17 @@ func TestE2EChaos(t *testing.T) {
 	for id, res := range results {
 		in, out := chaos.SplitFailures(res, outages, grace)
 		rep.Sent += len(res)
-		rep.Failed += len(in) + len(out)
-		rep.FailedInOutage += len(in)
+		rep.Failed += len(out)
+		for kind, rs := range in {
+			rep.InOutage[kind] += len(rs)
+			rep.Failed += len(rs)
+		}
 		for _, o := range out {
 			rep.Outside = append(rep.Outside, chaos.Failure{Car: id, Result: o})
 		}
 	}
 	lines := rep.Lines()
-	lines = append(lines, r.movesLine(), outageLine(outages, began))
+	lines = append(lines, r.movesLine(), outageLine(outages, began), settled)
 	t.Logf("chaos figures:\n%s", strings.Join(lines, "\n"))
 
 	problems := append(rep.Problems(), faultProblems...)

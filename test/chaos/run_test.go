@@ -381,8 +381,8 @@ func withGPU(l corev1.ResourceList) corev1.ResourceList {
 }
 
 // settle waits until every cluster answers, every migration has ended and every service
-// has one serving copy.
-func (r *run) settle() {
+// has one serving copy, and says how long that took.
+func (r *run) settle() string {
 	began := time.Now()
 	pending := "nothing checked yet"
 	ok := r.waitFor("the fleet to settle", r.cfg.settle, func() bool {
@@ -414,10 +414,9 @@ func (r *run) settle() {
 		return true
 	})
 	if ok {
-		r.t.Logf("settled %s after the faults stopped", time.Since(began).Round(time.Millisecond))
-	} else {
-		r.t.Logf("not settled within %s: %s", r.cfg.settle, pending)
+		return fmt.Sprintf("settled %s after the faults stopped", time.Since(began).Round(100*time.Millisecond))
 	}
+	return fmt.Sprintf("not settled within %s after the faults stopped: %s", r.cfg.settle, pending)
 }
 
 // stopCars stops every car and returns its results.
