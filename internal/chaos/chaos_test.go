@@ -128,6 +128,7 @@ func TestSplitFailures(t *testing.T) {
 		{Target: Target{Kind: DeschedulerLeader, Cluster: "edge-b"}, From: at(10), To: at(20)},
 		{Target: Target{Kind: Ledger}, From: at(30), To: at(40)},
 		{Target: Target{Kind: APIServer, Cluster: "edge-c"}, From: at(50)}, // still down
+		{Target: Target{Kind: Extender, Cluster: "edge-a"}, From: at(58), To: at(62)},
 	}
 	fail := func(seq int, start, took float64, via ...string) car.Result {
 		return car.Result{Seq: seq, Start: at(start), Latency: time.Duration(took * float64(time.Second)), Via: via, Reason: car.ReasonTransport}
@@ -142,6 +143,7 @@ func TestSplitFailures(t *testing.T) {
 		fail(6, 35, 0.1, "edge-a"),                       // the ledger's outage is no cluster's
 		fail(7, 90, 0.1, "edge-c"),                       // edge-c still down
 		fail(8, 12, 0),                                   // never sent
+		fail(9, 60, 0.1, "edge-a", "edge-c"),             // the last cluster reached failed it
 	}
 	in, out := SplitFailures(results, outages, 2*time.Second)
 	seqs := func(rs []car.Result) []int {
@@ -154,7 +156,7 @@ func TestSplitFailures(t *testing.T) {
 	if got, want := seqs(in[DeschedulerLeader]), []int{1, 3, 4}; !slices.Equal(got, want) {
 		t.Errorf("in edge-b's descheduler outage: %v, want %v", got, want)
 	}
-	if got, want := seqs(in[APIServer]), []int{7}; !slices.Equal(got, want) {
+	if got, want := seqs(in[APIServer]), []int{7, 9}; !slices.Equal(got, want) {
 		t.Errorf("in edge-c's kube-apiserver outage: %v, want %v", got, want)
 	}
 	if len(in) != 2 {

@@ -46,10 +46,11 @@ func SplitFailures(results []car.Result, outages []Outage, grace time.Duration) 
 	return inOutage, outside
 }
 
-// outageOf is the first outage a failed request falls in.
+// outageOf is the outage a failed request falls in, of the last cluster it reached first:
+// the one that failed it.
 func outageOf(r car.Result, outages []Outage, grace time.Duration) (Outage, bool) {
 	end := r.Start.Add(r.Latency)
-	for _, cluster := range r.Via {
+	for _, cluster := range slices.Backward(r.Via) {
 		for _, o := range outages {
 			if o.covers(cluster, r.Start, end, grace) {
 				return o, true

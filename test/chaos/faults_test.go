@@ -119,7 +119,7 @@ func (x *faults) strike(ctx context.Context, fault chaos.Fault) {
 	var last error
 	err = wait.PollUntilContextCancel(rctx, time.Second, true, func(ctx context.Context) (bool, error) {
 		// A start that failed its wait leaves the process to the fleet's supervisor.
-		if last = restart(ctx); last != nil && !strings.Contains(last.Error(), "already running") {
+		if last = restart(ctx); last != nil && !strings.Contains(last.Error(), "already run") {
 			x.t.Logf("chaos: restarting %s: %v (again in 1s)", fault.Target, last)
 			return false, nil
 		}

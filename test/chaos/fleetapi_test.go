@@ -67,6 +67,9 @@ func (x fleetInjector) kill(ctx context.Context, t chaos.Target) (restart func(c
 			chaos.APIServer: localfleet.ProcessAPIServer}[t.Kind]
 		target = localfleet.Target{Edge: e.ID, Name: name}
 		what = fmt.Sprintf("pid %d", e.PID(name))
+		if t.Kind == chaos.APIServer {
+			what = "its only instance" // the cluster keeps its components' pids to itself
+		}
 	default:
 		return nil, "", errUnsupported
 	}

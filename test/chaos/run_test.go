@@ -161,8 +161,12 @@ func (r *run) newCar(id, svc string, i int) *driver {
 	}
 	d := &driver{id: id, svc: svc, car: c, rng: rand.New(rand.NewPCG(r.cfg.seed, uint64(len(r.cars))+1))}
 	d.at.Store(int64(i))
-	if err := c.MoveTo(r.ctx, r.f.Edges[i].Point()); err != nil {
-		r.t.Fatalf("placing %s at %s: %v", id, r.f.Edges[i].ID, err)
+	var err2 error
+	if !r.waitFor(id+" placed at "+r.f.Edges[i].ID, setupTimeout, func() bool {
+		err2 = c.MoveTo(r.ctx, r.f.Edges[i].Point())
+		return err2 == nil
+	}) {
+		r.t.Fatalf("placing %s at %s: %v", id, r.f.Edges[i].ID, err2)
 	}
 	r.mu.Lock()
 	r.cars = append(r.cars, d)
@@ -195,6 +199,12 @@ func (r *run) start(d *driver) {
 // the GPU filler of the offloads' edge, and starts the cars once their services serve.
 func (r *run) setup() {
 	r.t.Helper()
+	for _, e := range r.f.Edges {
+		var err error
+		if !r.waitFor(e.ID+" answering", setupTimeout, func() bool { err = answering(r.ctx, r.f, e); return err == nil }) {
+			r.t.Fatalf("%s's public endpoint never answered: %v", e.ID, err)
+		}
+	}
 	var drivers []*driver
 	for i := range r.cfg.mobilityCars {
 		id := mobilityCar(i)
