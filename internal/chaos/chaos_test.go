@@ -220,7 +220,7 @@ func TestReport(t *testing.T) {
 	block := strings.Join(r.Lines(), "\n")
 	for _, want := range []string{
 		"seed 17", "migrations: 3 (1 completed, 1 aborted, 0 failed, 1 still Decided)",
-		"kills: 3 (descheduler-leader 0, descheduler-standby 0, extender 0, webhook 2, ledger 1, kube-apiserver 0)",
+		"kills: 3 (descheduler-leader 0, descheduler-standby 0, extender 0, webhook 2 [edge-a 1, edge-c 1], ledger 1, kube-apiserver 0)",
 		"services lost: 0 of 4", "services duplicated: 1 of 4",
 		"1000 sent, 3 failed (0.30%): 2 during the killed cluster's own outage (+2s: descheduler-leader 2), 1 outside (goal 0)",
 	} {

@@ -197,7 +197,21 @@ func (r Report) Lines() []string {
 	kills := r.KillCounts()
 	var byKind []string
 	for _, k := range Kinds {
-		byKind = append(byKind, fmt.Sprintf("%s %d", k, kills[k]))
+		where := map[string]int{}
+		for _, t := range r.Kills {
+			if t.Kind == k && t.Cluster != "" {
+				where[t.Cluster]++
+			}
+		}
+		var parts []string
+		for _, c := range slices.Sorted(maps.Keys(where)) {
+			parts = append(parts, fmt.Sprintf("%s %d", c, where[c]))
+		}
+		detail := ""
+		if len(parts) > 0 {
+			detail = " [" + strings.Join(parts, ", ") + "]"
+		}
+		byKind = append(byKind, fmt.Sprintf("%s %d%s", k, kills[k], detail))
 	}
 	in := 0
 	var inBy []string
