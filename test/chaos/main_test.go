@@ -43,10 +43,10 @@ func offloadCar(i int) string  { return fmt.Sprintf("off-%d", i+1) }
 var tokens = func() map[string]string {
 	m := map[string]string{}
 	for i := range maxMobilityCars {
-		m[mobilityCar(i)] = "token-of-" + mobilityCar(i)
+		m[mobilityCar(i)] = "chaos-token-of-" + mobilityCar(i)
 	}
 	for i := range maxOffloads {
-		m[offloadCar(i)] = "token-of-" + offloadCar(i)
+		m[offloadCar(i)] = "chaos-token-of-" + offloadCar(i)
 	}
 	return m
 }()
