@@ -105,6 +105,20 @@ func TestPlanEveryKindFirst(t *testing.T) {
 		if got := slices.Sorted(slices.Values(kinds)); !slices.Equal(got, slices.Sorted(slices.Values(Kinds))) {
 			t.Errorf("seed %d: the first %d faults are %v, want one of each kind", seed, len(Kinds), kinds)
 		}
+		var end time.Duration
+		for _, f := range p.Faults[:len(Kinds)] {
+			end = max(end, f.At+f.Down)
+		}
+		if got := p.Covered(); got != end {
+			t.Errorf("seed %d: covered at %s, want %s, the end of its first %d faults", seed, got, end, len(Kinds))
+		}
+	}
+}
+
+func TestPlanCoveredNever(t *testing.T) {
+	p := Plan{Faults: []Fault{{Target: Target{Kind: Ledger}, At: time.Second, Down: time.Second}}}
+	if got := p.Covered(); got != 0 {
+		t.Errorf("a plan of one ledger fault is covered at %s, want 0 (never)", got)
 	}
 }
 

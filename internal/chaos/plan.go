@@ -197,6 +197,24 @@ func clashes(t Target, down []Fault) bool {
 	return false
 }
 
+// Covered is when every kind of fault has struck and been restarted, by the plan's times:
+// the end of its first faults, one of each kind, with EveryKindFirst. Zero when some kind
+// never strikes.
+func (p Plan) Covered() time.Duration {
+	seen := map[Kind]bool{}
+	var end time.Duration
+	for _, f := range p.Faults {
+		if !seen[f.Target.Kind] {
+			seen[f.Target.Kind] = true
+			end = max(end, f.At+f.Down)
+		}
+		if len(seen) == len(Kinds) {
+			return end
+		}
+	}
+	return 0
+}
+
 // Counts are the plan's faults by kind.
 func (p Plan) Counts() map[Kind]int {
 	n := map[Kind]int{}

@@ -110,7 +110,7 @@ func TestE2EChaos(t *testing.T) {
 
 	began := time.Now()
 	x := startFaults(ctx, t, f, plan)
-	r.drive()
+	r.drive(plan.Covered() + 5*time.Second)
 	x.finish()
 	settled := r.settle()
 	results := r.stopCars()

@@ -37,8 +37,7 @@ type faults struct {
 	kills    []chaos.Target
 	outages  []chaos.Outage
 	problems []string
-	// busy serialises the faults of one process (the plan keeps them apart; a slow restart
-	// may not).
+	// busy is held while a process is down or restarting.
 	busy map[chaos.Target]*sync.Mutex
 }
 
@@ -83,8 +82,13 @@ func (x *faults) lock(t chaos.Target) *sync.Mutex {
 }
 
 func (x *faults) strike(ctx context.Context, fault chaos.Fault) {
+	// A process still down, or still coming back, from an earlier fault (the plan keeps
+	// them apart by its times; a slow restart may not) is not struck again.
 	l := x.lock(fault.Target)
-	l.Lock()
+	if !l.TryLock() {
+		x.t.Logf("chaos: skipped %s: still down or restarting from an earlier fault", fault)
+		return
+	}
 	defer l.Unlock()
 	select {
 	case <-x.stop:

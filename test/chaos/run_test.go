@@ -57,9 +57,10 @@ type run struct {
 	ns  string
 	w   *watch
 	img string
-	// deadline ends the driving.
-	deadline time.Time
-	moves    atomic.Int64
+	// began and deadline bound the driving; the k-th move starts k paces after began.
+	began, deadline time.Time
+	pace            time.Duration
+	moves           atomic.Int64
 
 	mu       sync.Mutex
 	cars     []*driver
@@ -254,15 +255,30 @@ func (r *run) fillGPU() {
 }
 
 // claim takes one of the run's moves, false once they are all taken or the driving is
-// over.
+// over. The k-th move waits until k paces after the start: a short run's moves spread over
+// the faults it must meet.
 func (r *run) claim() bool {
-	return time.Now().Before(r.deadline) && r.ctx.Err() == nil && r.moves.Add(1) <= int64(r.cfg.migrations)
+	if time.Now().After(r.deadline) || r.ctx.Err() != nil {
+		return false
+	}
+	k := r.moves.Add(1)
+	if k > int64(r.cfg.migrations) {
+		return false
+	}
+	select {
+	case <-time.After(time.Until(r.began.Add(time.Duration(k-1) * r.pace))):
+	case <-r.ctx.Done():
+		return false
+	}
+	return true
 }
 
 // drive moves the cars, and creates the offloads, until the run's migrations are all
-// triggered and ended or its duration is over.
-func (r *run) drive() {
-	r.deadline = time.Now().Add(r.cfg.duration)
+// triggered and ended or its duration is over; the moves spread over span at least.
+func (r *run) drive(span time.Duration) {
+	r.began = time.Now()
+	r.deadline = r.began.Add(r.cfg.duration)
+	r.pace = span / time.Duration(r.cfg.migrations)
 	var wg sync.WaitGroup
 	r.mu.Lock()
 	cars := slices.Clone(r.cars)
