@@ -118,7 +118,7 @@ func TestE2EChaos(t *testing.T) {
 
 	rep := chaos.Report{Seed: cfg.seed, Clusters: len(f.Edges), Took: time.Since(began), Migrations: r.w.all(),
 		Kills: kills, Grace: grace, InOutage: map[chaos.Kind]int{}}
-	serving, err := r.copies()
+	serving, unmarked, err := r.census()
 	if err != nil {
 		t.Fatalf("counting the services' copies: %v", err)
 	}
@@ -137,7 +137,8 @@ func TestE2EChaos(t *testing.T) {
 		}
 	}
 	lines := rep.Lines()
-	lines = append(lines, r.movesLine(), outageLine(outages, began), settled)
+	lines = append(lines, r.movesLine(), outageLine(outages, began), settled,
+		fmt.Sprintf("copies serving without the webhook's marks (admitted while it was down; no trigger moves them): %d %v", len(unmarked), unmarked))
 	t.Logf("chaos figures:\n%s", strings.Join(lines, "\n"))
 
 	problems := append(rep.Problems(), faultProblems...)

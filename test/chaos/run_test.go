@@ -463,6 +463,14 @@ func (r *run) stopCars() map[string][]car.Result {
 
 // copies counts, by listing every cluster's pods, each service's serving pods by cluster.
 func (r *run) copies() (map[string]map[string]int, error) {
+	serving, _, err := r.census()
+	return serving, err
+}
+
+// census counts each service's serving pods by cluster, and names those serving without
+// the webhook's marks (admitted while it was down: failurePolicy Ignore), which no trigger
+// can move.
+func (r *run) census() (copies map[string]map[string]int, unmarked []string, err error) {
 	r.mu.Lock()
 	services := slices.Clone(r.services)
 	r.mu.Unlock()
@@ -473,16 +481,19 @@ func (r *run) copies() (map[string]map[string]int, error) {
 	for _, e := range r.f.Edges {
 		pods, err := e.Client.CoreV1().Pods(r.ns).List(r.ctx, metav1.ListOptions{})
 		if err != nil {
-			return nil, fmt.Errorf("listing pods in %s: %w", e.ID, err)
+			return nil, nil, fmt.Errorf("listing pods in %s: %w", e.ID, err)
 		}
 		for i := range pods.Items {
 			p := &pods.Items[i]
 			if where, ok := out[r.ns+"/"+p.Labels["app"]]; ok && serving(p) {
 				where[e.ID]++
+				if p.Annotations[api.AnnotationWorkload] == "" {
+					unmarked = append(unmarked, e.ID+"/"+p.Name)
+				}
 			}
 		}
 	}
-	return out, nil
+	return out, unmarked, nil
 }
 
 // movesLine says how the moves ended.
