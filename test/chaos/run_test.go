@@ -39,8 +39,10 @@ const (
 	// reportEvery is how often a car reports its position again, as it does to the road
 	// side units it passes: a report lost to a fault is made good.
 	reportEvery = 2 * time.Second
-	// moveTimeout bounds the wait for the migration a move triggers to end.
-	moveTimeout = 90 * time.Second
+	// appearTimeout bounds the wait for the migration a move triggers, moveTimeout the
+	// wait for it to end.
+	appearTimeout = 45 * time.Second
+	moveTimeout   = 90 * time.Second
 	// setupTimeout bounds each wait of the setup.
 	setupTimeout = 3 * time.Minute
 )
@@ -319,14 +321,16 @@ func (r *run) driveCar(d *driver) {
 }
 
 // awaitMigration waits until a source migration of svc seen since trigger has ended and
-// none is open, and returns its phase; or says none came.
+// none is open, and returns its phase; or says none came. A move's migration comes within
+// the trigger's retry after a failure (30 s) and a resync; it ends within
+// --migration-timeout.
 func (r *run) awaitMigration(svc string, trigger time.Time) string {
+	if !r.waitFor("a migration of "+svc, appearTimeout, func() bool { return len(r.w.since(svc, trigger)) > 0 }) {
+		return "no migration"
+	}
 	var last chaos.Migration
-	ok := r.waitFor("a migration of "+svc, moveTimeout, func() bool {
+	if !r.waitFor("the migration of "+svc+" to end", moveTimeout, func() bool {
 		ms := r.w.since(svc, trigger)
-		if len(ms) == 0 {
-			return false
-		}
 		for _, m := range ms {
 			if !final(m.Phase) {
 				return false
@@ -334,11 +338,7 @@ func (r *run) awaitMigration(svc string, trigger time.Time) string {
 		}
 		last = ms[len(ms)-1]
 		return true
-	})
-	if !ok {
-		if len(r.w.since(svc, trigger)) == 0 {
-			return "no migration"
-		}
+	}) {
 		return "migration not ended"
 	}
 	return strings.ToLower(string(last.Phase))

@@ -103,15 +103,21 @@ func (w *watch) all() []chaos.Migration {
 	return out
 }
 
-// since returns the source Migrations of workload first seen at or after t.
+// since returns the source Migrations of workload first seen at or after t, in the order
+// first seen.
 func (w *watch) since(workload string, t time.Time) []chaos.Migration {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	var out []chaos.Migration
+	var found []*seen
 	for _, s := range w.migrations {
 		if s.Workload == workload && s.Role == v1alpha1.RoleSource && !s.first.Before(t) {
-			out = append(out, s.Migration)
+			found = append(found, s)
 		}
+	}
+	slices.SortFunc(found, func(a, b *seen) int { return a.first.Compare(b.first) })
+	out := make([]chaos.Migration, len(found))
+	for i, s := range found {
+		out[i] = s.Migration
 	}
 	return out
 }
