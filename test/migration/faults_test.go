@@ -346,12 +346,21 @@ func TestE2ELedgerOutage(t *testing.T) {
 	if err := a.Client.PolicyV1().PodDisruptionBudgets(s.ns).Delete(s.ctx, held, metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	// A descheduler that starts during the outage: it serves, and cannot register yet.
+	// A descheduler that starts during the outage, and takes the Lease in it (once the
+	// killed one's expires): it cannot register until the ledger is back. (A SIGTERM is no
+	// quicker: with the ledger down, the old one took its whole 10 s grace to exit.)
+	holder, _ := s.leaseHolder(b)
 	b.KillDescheduler()
 	if err := b.StartReplica(s.ctx, 0); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(time.Until(down.Add(10 * time.Second))) // the outage lasts ten seconds
+	s.waitFor("edge-b's restarted descheduler to take the Lease", func() (bool, error) {
+		h, _ := s.leaseHolder(b)
+		return h != "" && h != holder, nil
+	})
+	led := time.Since(down)
+	// Ten seconds at least, and a few after the new leader's first registration attempt.
+	time.Sleep(time.Until(latest(down.Add(10*time.Second), time.Now().Add(3*time.Second))))
 	var during strings.Builder
 	for _, name := range []string{afterReady.Name, beforeReady.Name} {
 		if m, err := s.migs[0].Migrations(s.ns).Get(s.ctx, name, metav1.GetOptions{}); err == nil {
@@ -380,9 +389,16 @@ func TestE2ELedgerOutage(t *testing.T) {
 		t.Logf("%s (%s when the ledger stopped): %s, one copy in %s %s after the ledger returned",
 			m.Spec.Workload.Name, m.Status.Phase, end.Status.Phase, at, time.Since(up).Round(100*time.Millisecond))
 	}
-	t.Logf("ledger down %s; during it:%s; edge-b's restarted descheduler ready %s after the ledger returned",
-		up.Sub(down).Round(100*time.Millisecond), during.String(), bReady.Round(100*time.Millisecond))
+	t.Logf("ledger down %s; during it:%s; edge-b's restarted descheduler led %s into the outage, ready %s after the ledger returned (restarted by the supervisor %d times)",
+		up.Sub(down).Round(100*time.Millisecond), during.String(), led.Round(100*time.Millisecond), bReady.Round(100*time.Millisecond), b.Restarts(localfleet.ReplicaName(0)))
 	copies.check(t)
+}
+
+func latest(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }
 
 // TestE2EDeadDestination: after a migration edge-a → edge-b completes, edge-b's descheduler
