@@ -1,6 +1,10 @@
 package chaincode
 
-import "fmt"
+import (
+	"fmt"
+	"maps"
+	"slices"
+)
 
 // Queries are the functions that read only; clients evaluate rather than submit them.
 var Queries = []string{"GetCluster", "ListClusters", "GetMigration", "ListOpenMigrations",
@@ -100,6 +104,9 @@ func Dispatch(st State, fn string, args []string) ([]byte, error) {
 	}
 	return marshal(out)
 }
+
+// Functions are the names of every transaction and query, sorted.
+func Functions() []string { return slices.Sorted(maps.Keys(arity)) }
 
 var arity = map[string]int{
 	"RegisterCluster": 1, "ReportCapacity": 2, "ProposeMigration": 1, "SubmitBid": 2, "Decide": 1,

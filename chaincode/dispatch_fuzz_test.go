@@ -81,26 +81,38 @@ func FuzzDispatch(f *testing.F) {
 
 var epochForFuzz = time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
 
-// fuzzWorld builds, admitted by OrgAdmin, edge-a (OrgA), edge-b and edge-c (OrgB), migration m1 from edge-a
-// Proposed with a bid from edge-b, and m2 Decided to edge-b.
+// fuzzWorld builds, admitted by OrgAdmin (dead-after 1 s), edge-a (OrgA), edge-b and edge-c
+// (OrgB), migration m1 from edge-a Proposed with a bid from edge-b, m2 Decided to edge-b,
+// and m3 of origin edge-a/default/u1 Completed to edge-c, which OrgA then marked dead: the
+// fuzzer may re-home that service, revive edge-c, or mark edge-b dead.
 func fuzzWorld(t *testing.T) map[string][]byte {
 	world := map[string][]byte{}
+	at := epochForFuzz
 	run := func(msp, fn string, args ...string) {
-		st := &memState{world: world, writes: map[string][]byte{}, msp: msp, ts: epochForFuzz}
+		st := &memState{world: world, writes: map[string][]byte{}, msp: msp, ts: at}
 		if _, err := Dispatch(st, fn, args); err != nil {
 			t.Fatalf("building the world: %s: %v", fn, err)
 		}
 		st.commit()
 	}
-	run("OrgAdmin", "InitLedger", `{"adminMsp":"OrgAdmin"}`)
+	run("OrgAdmin", "InitLedger", `{"adminMsp":"OrgAdmin","deadAfterSeconds":1}`)
 	for _, c := range []struct{ msp, id string }{{"OrgA", "edge-a"}, {"OrgB", "edge-b"}, {"OrgB", "edge-c"}} {
 		run("OrgAdmin", "AdmitCluster", `{"clusterId":"`+c.id+`","mspId":"`+c.msp+`"}`)
 		run(c.msp, "RegisterCluster", `{"id":"`+c.id+`","location":{"lat":1,"lon":2},"coverageRadiusM":100}`)
 	}
-	for _, m := range []string{"m1", "m2"} {
-		run("OrgA", "ProposeMigration", strings.ReplaceAll(`{"id":"M","source":"edge-a","workload":"Deployment/default/x","metadata":{"image":"x"},"reason":"Manual","deadline":"2026-11-27T10:00:00Z"}`, `"M"`, `"`+m+`"`))
+	for _, m := range []string{"m1", "m2", "m3"} {
+		run("OrgA", "ProposeMigration", strings.ReplaceAll(`{"id":"M","source":"edge-a","workload":"Deployment/default/x","metadata":{"image":"x","origin":"edge-a/default/u1"},"reason":"Manual","bidTimeoutMillis":1}`, `"M"`, `"`+m+`"`))
 		run("OrgB", "SubmitBid", m, `{"clusterId":"edge-b","canHost":true,"score":1}`)
 	}
+	at = at.Add(time.Millisecond)
+	run("OrgB", "SubmitBid", "m3", `{"clusterId":"edge-c","canHost":true,"score":2}`)
 	run("OrgA", "Decide", "m2")
+	run("OrgA", "Decide", "m3")
+	run("OrgB", "ReportReady", "m3", "edge-c")
+	run("OrgA", "Complete", "m3")
+	at = at.Add(MaxClockSkew + 2*time.Second)
+	run("OrgA", "ReportCapacity", "edge-a", `{}`)
+	run("OrgB", "ReportCapacity", "edge-b", `{}`)
+	run("OrgA", "MarkClusterDead", "edge-c")
 	return world
 }

@@ -37,7 +37,9 @@ const (
 	closedPrefix    = "closed/"
 	bidPrefix       = "bid/"
 	admissionPrefix = "admission/"
-	configKey       = "config/ledger"
+	// homePrefix keys each service's Home by its origin.
+	homePrefix = "home/"
+	configKey  = "config/ledger"
 )
 
 func prefixEnd(prefix string) string { return strings.TrimSuffix(prefix, "/") + "0" }
@@ -204,10 +206,15 @@ func RegisterCluster(st State, r ClusterRegistration) (*Cluster, error) {
 	default:
 		c.RegisteredAt, c.Free = old.RegisteredAt, old.Free
 	}
+	event := EventClusterRegistered
+	if old != nil && old.Dead {
+		// c is built afresh, so Dead and DeadSince are cleared.
+		event = EventClusterRevived
+	}
 	if err := putJSON(st, clusterPrefix+c.ID, c); err != nil {
 		return nil, err
 	}
-	return c, emit(st, Event{Type: EventClusterRegistered, ClusterID: c.ID, MSPID: tx.msp, TxID: tx.id, Time: now})
+	return c, emit(st, Event{Type: event, ClusterID: c.ID, MSPID: tx.msp, TxID: tx.id, Time: now})
 }
 
 // ReportCapacity records a cluster's free resources; it also keeps the cluster live.
@@ -224,13 +231,22 @@ func ReportCapacity(st State, clusterID string, free Resources) (*Cluster, error
 		return nil, err
 	}
 	c.Free, c.LastReportAt = free, formatTime(tx.time)
+	event := EventCapacityReported
+	if c.Dead {
+		// Reporting again is the cluster's word that it is back: one event for the transition.
+		c.Dead, c.DeadSince, event = false, "", EventClusterRevived
+	}
 	if err := putJSON(st, clusterPrefix+c.ID, c); err != nil {
 		return nil, err
 	}
-	return c, emit(st, Event{Type: EventCapacityReported, ClusterID: c.ID, MSPID: tx.msp, TxID: tx.id, Time: c.LastReportAt})
+	return c, emit(st, Event{Type: event, ClusterID: c.ID, MSPID: tx.msp, TxID: tx.id, Time: c.LastReportAt})
 }
 
-// ProposeMigration records a migration request; only the source cluster's MSP may.
+// ProposeMigration records a migration request; only the source cluster's MSP may. Its
+// deadline is the proposal's timestamp plus its bid timeout: the source stamps both it and
+// its early Decide, so no other clock enters. A service homed at another cluster than the
+// source (re-homed away from it while it was cut off) is refused: a superseded copy never
+// moves on.
 func ProposeMigration(st State, p Proposal) (*Migration, error) {
 	if err := p.Validate(); err != nil {
 		return nil, err
@@ -249,14 +265,31 @@ func ProposeMigration(st State, p Proposal) (*Migration, error) {
 	if existing != nil {
 		return nil, refuse(CodeConflict, "migration %q already exists", p.ID)
 	}
+	if err := checkHomedAt(st, p.Metadata.Origin, p.Source, "propose its migration"); err != nil {
+		return nil, err
+	}
+	deadline := tx.time.Add(time.Duration(p.BidTimeoutMillis) * time.Millisecond)
 	m := &Migration{ID: p.ID, Source: p.Source, Workload: p.Workload, Metadata: p.Metadata, BundleDigest: p.BundleDigest,
-		Reason: p.Reason, ClientLocation: p.ClientLocation, Deadline: p.Deadline, State: StateProposed}
+		Reason: p.Reason, ClientLocation: p.ClientLocation, Deadline: formatTime(deadline), State: StateProposed}
 	return m, commitMigration(st, tx, m, EventMigrationProposed, "")
 }
 
 // commitMigration appends the transition to the history, writes the migration and its open
 // index entry, and emits the event.
 func commitMigration(st State, tx txInfo, m *Migration, event, note string) error {
+	if err := writeMigration(st, tx, m, event, note); err != nil {
+		return err
+	}
+	ev := Event{Type: event, MigrationID: m.ID, State: m.State, MSPID: tx.msp, TxID: tx.id, Time: formatTime(tx.time)}
+	if m.Decision != nil {
+		ev.Destination = m.Decision.Destination
+	}
+	return emit(st, ev)
+}
+
+// writeMigration is commitMigration without the event: a transaction that changes several
+// migrations (MarkClusterDead) has one event of its own, as Fabric allows one per transaction.
+func writeMigration(st State, tx txInfo, m *Migration, event, note string) error {
 	now := formatTime(tx.time)
 	m.History = append(m.History, HistoryEntry{Event: event, State: m.State, MSPID: tx.msp, TxID: tx.id, Time: now, Note: note})
 	if err := putJSON(st, migrationPrefix+m.ID, m); err != nil {
@@ -274,11 +307,7 @@ func commitMigration(st State, tx txInfo, m *Migration, event, note string) erro
 	if err != nil {
 		return fmt.Errorf("indexing migration %s: %w", m.ID, err)
 	}
-	ev := Event{Type: event, MigrationID: m.ID, State: m.State, MSPID: tx.msp, TxID: tx.id, Time: now}
-	if m.Decision != nil {
-		ev.Destination = m.Decision.Destination
-	}
-	return emit(st, ev)
+	return nil
 }
 
 func migrationInState(st State, id, action string, states ...string) (*Migration, error) {
@@ -310,6 +339,9 @@ func SubmitBid(st State, migrationID string, b BidInput) (*Bid, error) {
 	bidder, err := ownedCluster(st, tx, b.ClusterID, "bid")
 	if err != nil {
 		return nil, err
+	}
+	if bidder.Dead {
+		return nil, refuse(CodeConflict, "cluster %q is marked dead (since %s); report capacity first", bidder.ID, bidder.DeadSince)
 	}
 	if !live(bidder, tx.time) {
 		return nil, refuse(CodeConflict, "cluster %q is not live (last report %s, more than %s before this bid); report capacity first", bidder.ID, bidder.LastReportAt, LiveWindow+MaxClockSkew)
@@ -397,12 +429,13 @@ func loadBids(st State, m *Migration) error {
 }
 
 // Decide picks the destination of a Proposed migration once every cluster that was live
-// when it was proposed (other than the source) has bid, which any MSP with a registered
-// cluster may establish; or, before that, once its deadline has passed by the source's
-// clock: only the source may decide early. The set waited for is fixed by the proposal's
-// time, so no member can shrink it by stamping its own transaction late, and the deadline
-// is the source's to choose anyway, so no other member can end the bidding by stamping
-// its transaction past it.
+// when it was proposed (other than the source, and not marked dead since) has bid, which
+// any MSP with a registered cluster may establish; or, before that, once its deadline has
+// passed: only the source may decide early. The set waited for is fixed by the proposal's
+// time, so no member can shrink it by stamping its own transaction late; the deadline is
+// the source's proposal timestamp plus its bid timeout, and the source stamps its own
+// Decide, so the comparison is in one clock, and no other member can end the bidding by
+// stamping its transaction past it.
 func Decide(st State, migrationID string) (*Migration, error) {
 	if err := validateID("migration id", migrationID); err != nil {
 		return nil, err
@@ -453,10 +486,11 @@ func Decide(st State, migrationID string) (*Migration, error) {
 }
 
 // live reports whether a cluster registered or reported within LiveWindow (and
-// MaxClockSkew, since its clock stamped the report) before now.
+// MaxClockSkew, since its clock stamped the report) before now. A cluster marked dead is
+// not live until it registers or reports again.
 func live(c *Cluster, now time.Time) bool {
 	t, err := time.Parse(time.RFC3339Nano, c.LastReportAt)
-	return err == nil && !t.Before(now.Add(-LiveWindow-MaxClockSkew))
+	return err == nil && !c.Dead && !t.Before(now.Add(-LiveWindow-MaxClockSkew))
 }
 
 // choose sets the decision: among the bids that can host, cover the client when the client
@@ -558,6 +592,8 @@ func sourceAction(st State, tx txInfo, migrationID, action string, states ...str
 }
 
 // Complete records that the source has handed the service over; only the source's MSP may.
+// The service's home becomes the destination. A source whose service was re-homed away
+// from it meanwhile (it was cut off, and another copy serves now) is refused: it aborts.
 func Complete(st State, migrationID string) (*Migration, error) {
 	tx, err := begin(st)
 	if err != nil {
@@ -567,14 +603,25 @@ func Complete(st State, migrationID string) (*Migration, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := checkHomedAt(st, m.Metadata.Origin, m.Source, "complete its migration"); err != nil {
+		return nil, err
+	}
 	m.State = StateCompleted
+	if o := m.Metadata.Origin; o != "" {
+		h := &Home{Origin: o, Cluster: m.Decision.Destination, MigrationID: m.ID, Source: m.Source, Since: formatTime(tx.time)}
+		if err := putJSON(st, homePrefix+o, h); err != nil {
+			return nil, err
+		}
+	}
 	return m, commitMigration(st, tx, m, EventMigrationCompleted, "")
 }
 
 // Abort ends a migration that is not final; only the source's MSP may. A destination that
 // already started the service removes it on the event. After Ready the source aborts only
 // while its own copy still serves (it has not started removing it): that is the source's
-// rule to keep, as the ledger cannot see its copy.
+// rule to keep, as the ledger cannot see its copy. That includes a Ready migration whose
+// destination was marked dead: the source verifies the destination before removing its
+// copy, and keeps it when it cannot.
 func Abort(st State, migrationID, reason string) (*Migration, error) {
 	if err := validateText("abort reason", reason, MaxTextLength); err != nil {
 		return nil, err

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 )
 
 // Membership: a cluster id is granted to an MSP before that MSP may register it. The
@@ -33,7 +34,7 @@ func InitLedger(st State, cfg LedgerConfig) (*LedgerConfig, error) {
 	case err != nil:
 		return nil, err
 	case *old != cfg:
-		return nil, refuse(CodeConflict, "the ledger is already set up with admin MSP %q", old.AdminMSP)
+		return nil, refuse(CodeConflict, "the ledger is already set up with admin MSP %q and dead-after %d s", old.AdminMSP, old.DeadAfterSeconds)
 	}
 	if err := putJSON(st, configKey, &cfg); err != nil {
 		return nil, err
@@ -201,7 +202,30 @@ func RemoveCluster(st State, clusterID, reason string) (*Admission, error) {
 }
 
 // Validate checks a ledger configuration.
-func (c LedgerConfig) Validate() error { return validateMSPID("admin MSP", c.AdminMSP) }
+func (c LedgerConfig) Validate() error {
+	if c.DeadAfterSeconds < 0 || c.DeadAfterSeconds > MaxDeadAfterSeconds {
+		return refuse(CodeInvalid, "dead-after %d s is outside [1, %d] (0 for the default, %s)", c.DeadAfterSeconds, MaxDeadAfterSeconds, DefaultDeadAfter)
+	}
+	return validateMSPID("admin MSP", c.AdminMSP)
+}
+
+// DeadAfterSeconds converts a dead-after window as flags give it to
+// LedgerConfig.DeadAfterSeconds: 0 stays 0 (the default), anything else must be whole
+// seconds from 1 s to MaxDeadAfterSeconds.
+func DeadAfterSeconds(d time.Duration) (int64, error) {
+	if d != 0 && (d%time.Second != 0 || d < time.Second || d > MaxDeadAfterSeconds*time.Second) {
+		return 0, refuse(CodeInvalid, "dead-after %s must be whole seconds from 1s to %s (0 for the default, %s)", d, MaxDeadAfterSeconds*time.Second, DefaultDeadAfter)
+	}
+	return int64(d / time.Second), nil
+}
+
+// DeadAfter is the configured dead-after window, DefaultDeadAfter when unset.
+func (c LedgerConfig) DeadAfter() time.Duration {
+	if c.DeadAfterSeconds == 0 {
+		return DefaultDeadAfter
+	}
+	return time.Duration(c.DeadAfterSeconds) * time.Second
+}
 
 // Validate checks an admission.
 func (a AdmissionInput) Validate() error {

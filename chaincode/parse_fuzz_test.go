@@ -3,6 +3,7 @@ package chaincode
 import (
 	"encoding/json"
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -31,7 +32,7 @@ func checkParse[T any](t *testing.T, arg string, parse func(string) (T, error)) 
 }
 
 func FuzzParseProposal(f *testing.F) {
-	f.Add(`{"id":"m1","source":"edge-a","workload":"Deployment/default/detector","metadata":{"image":"detector:1"},"reason":"Manual","deadline":"2026-11-27T10:00:00Z"}`)
+	f.Add(`{"id":"m1","source":"edge-a","workload":"Deployment/default/detector","metadata":{"image":"detector:1"},"reason":"Manual","bidTimeoutMillis":2000}`)
 	f.Fuzz(func(t *testing.T, arg string) { checkParse(t, arg, ParseProposal) })
 }
 
@@ -48,4 +49,32 @@ func FuzzParseClusterRegistration(f *testing.F) {
 func FuzzParseResources(f *testing.F) {
 	f.Add(`{"cpuMilli":8000,"memoryBytes":34359738368,"gpuSlots":1,"gpuMemoryBytes":0}`)
 	f.Fuzz(func(t *testing.T, arg string) { checkParse(t, arg, ParseResources) })
+}
+
+func FuzzParseLedgerConfig(f *testing.F) {
+	f.Add(`{"adminMsp":"Org1MSP","deadAfterSeconds":30}`)
+	f.Add(`{"adminMsp":"Org1MSP"}`)
+	f.Fuzz(func(t *testing.T, arg string) { checkParse(t, arg, ParseLedgerConfig) })
+}
+
+// FuzzValidateOrigin: an origin names a state key, so whatever is accepted has the
+// cluster/namespace/uid shape, is bounded and has no byte that could forge another key.
+func FuzzValidateOrigin(f *testing.F) {
+	f.Add("edge-a/default/6f1c0a52-1b7e-4d0e-9a51-3c2a9d1e7b40")
+	f.Add("edge-a/default/uid/extra")
+	f.Fuzz(func(t *testing.T, origin string) {
+		err := ValidateOrigin(origin)
+		if err != nil {
+			if CodeOf(err) != CodeInvalid {
+				t.Fatalf("error %q has code %q, want %q", err, CodeOf(err), CodeInvalid)
+			}
+			return
+		}
+		if len(origin) > MaxOriginLength || strings.Count(origin, "/") != 2 || strings.ContainsFunc(origin, func(r rune) bool { return r <= ' ' || r > '~' }) {
+			t.Fatalf("accepted origin %q", origin)
+		}
+		if _, err := GetHome(&memState{world: map[string][]byte{}}, origin); CodeOf(err) != CodeNotFound {
+			t.Fatalf("GetHome(%q) on an empty ledger: %v, want not found", origin, err)
+		}
+	})
 }

@@ -78,6 +78,10 @@ const (
 	RetentionWindow = 24 * time.Hour
 	// DefaultDeadAfter is the dead-after window of a ledger configured without one.
 	DefaultDeadAfter = LiveWindow
+	// MaxDeadAfterSeconds bounds LedgerConfig.DeadAfterSeconds (a day).
+	MaxDeadAfterSeconds = 86400
+	// MaxBidTimeoutMillis bounds Proposal.BidTimeoutMillis (10 minutes).
+	MaxBidTimeoutMillis = 600_000
 )
 
 // Location is a point on Earth in decimal degrees.
@@ -228,8 +232,10 @@ type Proposal struct {
 	BundleDigest   string    `json:"bundleDigest,omitempty" metadata:",optional"`
 	Reason         string    `json:"reason"`
 	ClientLocation *Location `json:"clientLocation,omitempty" metadata:",optional"`
-	// Deadline (RFC 3339) after which Decide need not wait for every live cluster.
-	Deadline string `json:"deadline"`
+	// BidTimeoutMillis is how long bids are awaited, 1 to MaxBidTimeoutMillis: the ledger
+	// sets the migration's Deadline to the proposal's own timestamp plus this, so that
+	// every deadline is in ledger time rather than in one cluster's clock.
+	BidTimeoutMillis int64 `json:"bidTimeoutMillis"`
 }
 
 // BidInput is SubmitBid's argument: a cluster's self-evaluation for a migration.
@@ -280,8 +286,10 @@ type Migration struct {
 	BundleDigest   string           `json:"bundleDigest,omitempty" metadata:",optional"`
 	Reason         string           `json:"reason"`
 	ClientLocation *Location        `json:"clientLocation,omitempty" metadata:",optional"`
-	Deadline       string           `json:"deadline"`
-	State          string           `json:"state"`
+	// Deadline (RFC 3339) is the proposal's timestamp plus its BidTimeoutMillis: after it
+	// the source may decide without waiting for every live cluster.
+	Deadline string `json:"deadline"`
+	State    string `json:"state"`
 	// StateReason says why a migration was rejected or aborted.
 	StateReason string `json:"stateReason,omitempty" metadata:",optional"`
 	// Bids are kept sorted by cluster id, one per cluster.

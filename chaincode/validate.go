@@ -119,10 +119,30 @@ func (p Proposal) Validate() error {
 			return err
 		}
 	}
-	if _, err := parseTime("deadline", p.Deadline); err != nil {
-		return err
+	if p.BidTimeoutMillis < 1 || p.BidTimeoutMillis > MaxBidTimeoutMillis {
+		return refuse(CodeInvalid, "bid timeout %d ms is outside [1, %d]", p.BidTimeoutMillis, MaxBidTimeoutMillis)
 	}
 	return nil
+}
+
+// MaxOriginLength bounds an origin: two DNS labels, a UID and the separators fit well within.
+const MaxOriginLength = 256
+
+// uidPattern is what a UID may hold (Kubernetes' are UUIDs): no separator, space or
+// control character, so that an origin is one unambiguous state key.
+var uidPattern = regexp.MustCompile(`^[A-Za-z0-9._-]+$`)
+
+// ValidateOrigin checks an origin, "<cluster>/<namespace>/<uid>": it names a key of the
+// ledger's state (the service's home), so it is bounded and has exactly that shape.
+func ValidateOrigin(origin string) error {
+	if origin == "" || len(origin) > MaxOriginLength {
+		return refuse(CodeInvalid, "origin must be cluster/namespace/uid of 1 to %d bytes", MaxOriginLength)
+	}
+	parts := strings.Split(origin, "/")
+	if len(parts) != 3 || len(parts[1]) > MaxIDLength || !idPattern.MatchString(parts[1]) || !uidPattern.MatchString(parts[2]) {
+		return refuse(CodeInvalid, "origin %q is not cluster/namespace/uid (DNS labels and a UID of letters, digits, '.', '_' and '-')", truncate(origin))
+	}
+	return validateID("origin cluster id", parts[0])
 }
 
 // validateEndpoint accepts an empty endpoint (a cluster that serves no clients) or an absolute
@@ -166,6 +186,11 @@ func (m WorkloadMetadata) validate() error {
 	}
 	if err := validateText("image", m.Image, MaxWorkloadLength); err != nil {
 		return err
+	}
+	if m.Origin != "" {
+		if err := ValidateOrigin(m.Origin); err != nil {
+			return err
+		}
 	}
 	if m.ImageSizeBytes < 0 {
 		return refuse(CodeInvalid, "image size is negative (%d)", m.ImageSizeBytes)

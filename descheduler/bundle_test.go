@@ -291,7 +291,7 @@ func TestMaliciousPeer(t *testing.T) {
 				name = honest.Workload.Deployment.Name
 			}
 			_, err = a.ledger.ProposeMigration(w.ctx, chaincode.Proposal{ID: id, Source: "edge-a", Workload: "Deployment/apps/" + name, Metadata: meta,
-				BundleDigest: digest, Reason: chaincode.ReasonManual, Deadline: time.Now().Add(time.Minute).UTC().Format(time.RFC3339Nano)})
+				BundleDigest: digest, Reason: chaincode.ReasonManual, BidTimeoutMillis: 60_000})
 			if err != nil {
 				t.Fatal(err)
 			}

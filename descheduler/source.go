@@ -129,8 +129,8 @@ func (c *Controller) propose(ctx context.Context, logger klog.Logger, m *v1alpha
 	now := metav1.NewTime(c.clock.Now())
 	m.Status.ProposedTime, m.Status.Replicas = &now, replicas
 	c.metrics.phase(m, "proposed")
-	logger.Info("Proposed", "workload", p.Workload, "reason", p.Reason, "replicas", replicas, "deadline", p.Deadline)
-	c.recorder.Eventf(m, corev1.EventTypeNormal, "Proposed", "Proposed %s on the ledger as %s; bids close at %s", p.Workload, p.ID, p.Deadline)
+	logger.Info("Proposed", "workload", p.Workload, "reason", p.Reason, "replicas", replicas, "bidTimeout", c.cfg.BidTimeout)
+	c.recorder.Eventf(m, corev1.EventTypeNormal, "Proposed", "Proposed %s on the ledger as %s; bids close %s after it (ledger time)", p.Workload, p.ID, c.cfg.BidTimeout)
 	return c.cfg.BidTimeout, c.setPhase(ctx, m, v1alpha1.PhaseProposed, "WaitingForBids", "waiting for bids")
 }
 

@@ -145,7 +145,7 @@ func TestOverdueMigrationExpires(t *testing.T) {
 	id := "edge-a-000000000001"
 	if _, err := src.ProposeMigration(w.ctx, chaincode.Proposal{ID: id, Source: "edge-a", Workload: "Deployment/apps/svc",
 		Metadata: chaincode.WorkloadMetadata{Image: "x", CPUMilli: 1}, Reason: chaincode.ReasonManual,
-		Deadline: w.clock.Now().Add(2 * time.Second).UTC().Format(time.RFC3339Nano)}); err != nil {
+		BidTimeoutMillis: 2000}); err != nil {
 		t.Fatal(err)
 	}
 	b.c.resync(w.ctx)

@@ -150,7 +150,7 @@ func (c *Controller) proposal(ctx context.Context, m *v1alpha1.Migration, id str
 	}
 	p := chaincode.Proposal{ID: id, Source: c.cfg.ClusterID, Workload: workloadKey(m.Namespace, m.Spec.Workload.Kind, m.Spec.Workload.Name),
 		Metadata: meta, BundleDigest: digestOf(data), Reason: string(m.Spec.Reason),
-		Deadline: c.clock.Now().Add(c.cfg.BidTimeout).UTC().Format(time.RFC3339Nano)}
+		BidTimeoutMillis: c.cfg.BidTimeout.Milliseconds()}
 	if l := m.Spec.ClientLocation; l != nil {
 		p.ClientLocation = &chaincode.Location{Lat: l.Lat, Lon: l.Lon}
 	}

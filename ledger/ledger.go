@@ -12,9 +12,34 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"time"
+
+	"k8s.io/apimachinery/pkg/util/wait"
 
 	"github.com/edgemigrate/edgemigrate/chaincode"
 )
+
+// Event streams reconnect by themselves, waiting RetryInterval before the first attempt,
+// doubling the wait after each failed one up to MaxRetryInterval, and starting again from
+// RetryInterval once a reconnection succeeds: a ledger down for long is not hammered, and
+// one back is noticed within MaxRetryInterval.
+const (
+	DefaultRetryInterval    = time.Second
+	DefaultMaxRetryInterval = 30 * time.Second
+)
+
+// RetryBackoff is an event stream's reconnection backoff: initial (DefaultRetryInterval
+// when not positive), doubling, capped at limit (DefaultMaxRetryInterval when not
+// positive, and never below initial). Take a fresh one after each successful reconnection.
+func RetryBackoff(initial, limit time.Duration) wait.Backoff {
+	if initial <= 0 {
+		initial = DefaultRetryInterval
+	}
+	if limit <= 0 {
+		limit = DefaultMaxRetryInterval
+	}
+	return wait.Backoff{Duration: initial, Factor: 2, Steps: math.MaxInt32, Cap: max(initial, limit)}
+}
 
 // Ledger records clusters, migrations and bids, and streams what happens to them. Refusals
 // by the contract carry a chaincode.Code (see chaincode.CodeOf) whatever the backend.

@@ -133,6 +133,26 @@ func (c *Contract) CompactMigration(ctx contractapi.TransactionContextInterface,
 	return chaincode.CompactMigration(fabricState{ctx}, migrationID)
 }
 
+// MarkClusterDead marks a cluster silent past the ledger's dead-after window dead.
+func (c *Contract) MarkClusterDead(ctx contractapi.TransactionContextInterface, clusterID string) (*chaincode.Cluster, error) {
+	return chaincode.MarkClusterDead(fabricState{ctx}, clusterID)
+}
+
+// RehomeService moves a service homed at a dead cluster back to its migration's source.
+func (c *Contract) RehomeService(ctx contractapi.TransactionContextInterface, origin string) (*chaincode.Home, error) {
+	return chaincode.RehomeService(fabricState{ctx}, origin)
+}
+
+// GetHome returns where the service of an origin runs.
+func (c *Contract) GetHome(ctx contractapi.TransactionContextInterface, origin string) (*chaincode.Home, error) {
+	return chaincode.GetHome(fabricState{ctx}, origin)
+}
+
+// ListHomes returns every service's home, by origin.
+func (c *Contract) ListHomes(ctx contractapi.TransactionContextInterface) ([]*chaincode.Home, error) {
+	return chaincode.ListHomes(fabricState{ctx})
+}
+
 // GetLedgerConfig returns the ledger's configuration.
 func (c *Contract) GetLedgerConfig(ctx contractapi.TransactionContextInterface) (*chaincode.LedgerConfig, error) {
 	return chaincode.GetLedgerConfig(fabricState{ctx})

@@ -7,7 +7,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/edgemigrate/edgemigrate/chaincode"
 )
@@ -30,7 +29,7 @@ func proposal(id string) chaincode.Proposal {
 	return chaincode.Proposal{ID: id, Source: "edge-a", Workload: "Deployment/default/detector", BundleDigest: "sha256:" + strings.Repeat("ab", 32),
 		Metadata: chaincode.WorkloadMetadata{SourceIP: "10.0.0.7", ContainerID: "containerd://abc", Image: "nvcr.io/detector:1",
 			ImageSizeBytes: 4 << 30, CPUMilli: 2000, MemoryBytes: 4 << 30, GPUSlots: 1, GPUMemoryBytes: 2 << 30},
-		Reason: chaincode.ReasonClientMobility, ClientLocation: &chaincode.Location{Lat: 37.51, Lon: 127.01}, Deadline: epoch.Add(time.Hour).Format(time.RFC3339)}
+		Reason: chaincode.ReasonClientMobility, ClientLocation: &chaincode.Location{Lat: 37.51, Lon: 127.01}, BidTimeoutMillis: chaincode.MaxBidTimeoutMillis}
 }
 
 func bid(cluster string, score float64) chaincode.BidInput {
@@ -267,8 +266,14 @@ func TestRefusals(t *testing.T) {
 	negGPU.Metadata.GPUMemoryBytes = -1
 	badReason := proposal("m9")
 	badReason.Reason = "Boredom"
-	badDeadline := proposal("m9")
-	badDeadline.Deadline = "tomorrow"
+	noBidTimeout := proposal("m9")
+	noBidTimeout.BidTimeoutMillis = 0
+	longBidTimeout := proposal("m9")
+	longBidTimeout.BidTimeoutMillis = chaincode.MaxBidTimeoutMillis + 1
+	// oldDeadline is a proposal of before #17, carrying its own clock's deadline.
+	oldDeadline := strings.Replace(toJSON(t, proposal("m9")), `"bidTimeoutMillis":600000`, `"deadline":"2026-11-27T11:00:00Z"`, 1)
+	badOrigin := proposal("m9")
+	badOrigin.Metadata.Origin = "edge-a/default/uid\nforged"
 	badWorkload := proposal("m9")
 	badWorkload.Workload = "detector"
 	badClientLat := proposal("m9")
@@ -300,7 +305,7 @@ func TestRefusals(t *testing.T) {
 	withPastDeadline := func(t testing.TB) *chain {
 		c := withClusters(t)
 		p := proposal("m1")
-		p.Deadline = c.now.Format(time.RFC3339Nano)
+		p.BidTimeoutMillis = 1
 		c.mustInvoke("OrgA", "ProposeMigration", toJSON(t, p))
 		c.mustInvoke("OrgB", "SubmitBid", "m1", toJSON(t, bid("edge-b", 1)))
 		return c
@@ -349,7 +354,10 @@ func TestRefusals(t *testing.T) {
 		{"negative image size", withClusters, "OrgA", "ProposeMigration", []string{toJSON(t, negImage)}, chaincode.CodeInvalid, "image size is negative"},
 		{"negative GPU memory", withClusters, "OrgA", "ProposeMigration", []string{toJSON(t, negGPU)}, chaincode.CodeInvalid, "gpuMemoryBytes is negative"},
 		{"unknown reason", withClusters, "OrgA", "ProposeMigration", []string{toJSON(t, badReason)}, chaincode.CodeInvalid, `reason "Boredom"`},
-		{"bad deadline", withClusters, "OrgA", "ProposeMigration", []string{toJSON(t, badDeadline)}, chaincode.CodeInvalid, "not an RFC 3339 time"},
+		{"no bid timeout", withClusters, "OrgA", "ProposeMigration", []string{toJSON(t, noBidTimeout)}, chaincode.CodeInvalid, "bid timeout 0 ms is outside [1, 600000]"},
+		{"bid timeout too long", withClusters, "OrgA", "ProposeMigration", []string{toJSON(t, longBidTimeout)}, chaincode.CodeInvalid, "bid timeout 600001 ms"},
+		{"a deadline of the source's clock", withClusters, "OrgA", "ProposeMigration", []string{oldDeadline}, chaincode.CodeInvalid, `unknown field "deadline"`},
+		{"origin with a control character", withClusters, "OrgA", "ProposeMigration", []string{toJSON(t, badOrigin)}, chaincode.CodeInvalid, "is not cluster/namespace/uid"},
 		{"bad workload reference", withClusters, "OrgA", "ProposeMigration", []string{toJSON(t, badWorkload)}, chaincode.CodeInvalid, "not kind/namespace/name"},
 		{"unknown source", withClusters, "OrgA", "ProposeMigration", []string{toJSON(t, unknownSource)}, chaincode.CodeNotFound, `cluster "edge-z"`},
 		{"bad migration id", withProposal, "OrgB", "SubmitBid", []string{"M_1", toJSON(t, bid("edge-b", 1))}, chaincode.CodeInvalid, "migration id"},
@@ -473,7 +481,8 @@ func TestDecideWaitsForLiveClustersOrDeadline(t *testing.T) {
 	t.Run("deadline passed", func(t *testing.T) {
 		c := withClusters(t)
 		p := proposal("m1")
-		p.Deadline = c.now.Add(4 * time.Second).Format(time.RFC3339Nano)
+		// Proposed at c.now+1s: the deadline is the fourth transaction's time.
+		p.BidTimeoutMillis = 3000
 		c.mustInvoke("OrgA", "ProposeMigration", toJSON(t, p))
 		c.mustInvoke("OrgB", "SubmitBid", "m1", toJSON(t, bid("edge-b", 1)))
 		if _, err := c.invoke("OrgA", "Decide", "m1"); chaincode.CodeOf(err) != chaincode.CodeNotYet {
@@ -488,7 +497,7 @@ func TestDecideWaitsForLiveClustersOrDeadline(t *testing.T) {
 	t.Run("only the source decides at the deadline", func(t *testing.T) {
 		c := withClusters(t)
 		p := proposal("m1")
-		p.Deadline = c.now.Format(time.RFC3339Nano)
+		p.BidTimeoutMillis = 1
 		c.mustInvoke("OrgA", "ProposeMigration", toJSON(t, p))
 		c.mustInvoke("OrgB", "SubmitBid", "m1", toJSON(t, bid("edge-b", 1)))
 		// edge-b's MSP stamps its Decide past the deadline: edge-c still has not bid.
@@ -645,7 +654,7 @@ func decodeAdmission(t testing.TB, payload []byte) *chaincode.Admission {
 func TestExpiryAndCompactionKeepOpenMigrations(t *testing.T) {
 	c := withReady(t) // m1 Ready: open
 	p := proposal("m2")
-	p.Deadline = c.now.Format(time.RFC3339Nano)
+	p.BidTimeoutMillis = 1
 	c.mustInvoke("OrgA", "ProposeMigration", toJSON(t, p))
 	c.mustInvoke("OrgB", "SubmitBid", "m2", toJSON(t, bid("edge-b", 1)))
 	c.now = c.now.Add(chaincode.ExpiryGrace + chaincode.MaxClockSkew)

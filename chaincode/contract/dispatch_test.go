@@ -1,6 +1,7 @@
 package contract
 
 import (
+	"encoding/json"
 	"fmt"
 	"maps"
 	"testing"
@@ -29,6 +30,8 @@ func TestDispatchMatchesContract(t *testing.T) {
 	fabric := newChain(t)
 	world := map[string][]byte{}
 	now, seq := epoch, 0
+	m1 := proposal("m1")
+	m1.Metadata.Origin = origin
 	steps := []struct {
 		msp, fn string
 		args    []string
@@ -41,7 +44,7 @@ func TestDispatchMatchesContract(t *testing.T) {
 		{"OrgB", "RegisterCluster", []string{toJSON(t, registration("edge-b"))}},
 		{"OrgC", "RegisterCluster", []string{toJSON(t, registration("edge-c"))}},
 		{"OrgC", "ReportCapacity", []string{"edge-c", `{"cpuMilli":100}`}},
-		{"OrgA", "ProposeMigration", []string{toJSON(t, proposal("m1"))}},
+		{"OrgA", "ProposeMigration", []string{toJSON(t, m1)}},
 		{"OrgB", "SubmitBid", []string{"m1", toJSON(t, bid("edge-b", 1))}},
 		{"OrgC", "SubmitBid", []string{"m1", toJSON(t, bid("edge-c", 2))}},
 		{"OrgB", "GetMigration", []string{"m1"}},
@@ -51,6 +54,7 @@ func TestDispatchMatchesContract(t *testing.T) {
 		{"OrgB", "ReportReady", []string{"m1", "edge-b"}},
 		{"OrgA", "ListOpenMigrations", nil},
 		{"OrgA", "Complete", []string{"m1"}},
+		{"OrgC", "GetHome", []string{origin}},
 		{"OrgA", "ListClusters", nil},
 		{"OrgA", "Abort", []string{"m1", "late"}}, // refused: Completed
 		{"OrgB", "AdmitCluster", []string{`{"clusterId":"edge-d","mspId":"OrgD"}`}},
@@ -59,10 +63,27 @@ func TestDispatchMatchesContract(t *testing.T) {
 		{"OrgA", "GetAdmission", []string{"edge-d"}},
 		{"OrgA", "GetLedgerConfig", nil},
 		{"OrgA", "ListFinishedMigrations", nil},
-		{"OrgB", "CompactMigration", []string{"m1"}}, // refused: within the retention window
+		{"OrgB", "CompactMigration", []string{"m1"}},    // refused: within the retention window
+		{"OrgA", "MarkClusterDead", []string{"edge-b"}}, // refused: not silent long enough
+		{"", "wait", []string{(chaincode.DefaultDeadAfter + chaincode.MaxClockSkew).String()}},
+		{"OrgA", "ReportCapacity", []string{"edge-a", `{}`}},
+		{"OrgC", "ReportCapacity", []string{"edge-c", `{}`}},
+		{"OrgC", "MarkClusterDead", []string{"edge-b"}},
+		{"OrgB", "RehomeService", []string{origin}}, // refused: not the source's MSP
+		{"OrgA", "RehomeService", []string{origin}},
+		{"OrgB", "ListHomes", nil},
+		{"OrgB", "ReportCapacity", []string{"edge-b", `{}`}}, // revived
 		{"OrgC", "RemoveCluster", []string{"edge-c", "leaving"}},
 	}
 	for _, s := range steps {
+		if s.fn == "wait" {
+			d, err := time.ParseDuration(s.args[0])
+			if err != nil {
+				t.Fatal(err)
+			}
+			now, fabric.now = now.Add(d), fabric.now.Add(d)
+			continue
+		}
 		want, wantErr := fabric.invoke(s.msp, s.fn, s.args...)
 		seq++
 		now = now.Add(time.Second)
@@ -90,6 +111,11 @@ func TestDispatchMatchesContract(t *testing.T) {
 	}
 	if !maps.EqualFunc(world, fabric.world, func(a, b []byte) bool { return string(a) == string(b) }) {
 		t.Errorf("world states differ:\n%q\n%q", world, fabric.world)
+	}
+	// The steps did what they say: edge-b died and m1's source took its service back.
+	var h chaincode.Home
+	if err := json.Unmarshal(world["home/"+origin], &h); err != nil || h.Cluster != "edge-a" || h.RehomedFrom != "edge-b" {
+		t.Errorf("home of %s at the end: %+v (%v), want re-homed to edge-a from edge-b", origin, h, err)
 	}
 }
 

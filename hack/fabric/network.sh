@@ -25,6 +25,9 @@ ORDERER_PORT="${FABRIC_ORDERER_PORT:-7050}"
 ADMIN_PORT=$((ORDERER_PORT + 3))
 # The organisation whose MSP the init transaction names the ledger's admin (it admits clusters).
 ADMIN_ORG="${FABRIC_ADMIN_ORG:-1}"
+# The ledger's dead-after window in seconds (chaincode.LedgerConfig.DeadAfterSeconds): how
+# long a cluster may stay silent before another member may mark it dead; 0: the default.
+DEAD_AFTER="${FABRIC_DEAD_AFTER_SECONDS:-0}"
 PEER1_PORT="${FABRIC_PEER1_PORT:-7051}"
 PEER2_PORT="${FABRIC_PEER2_PORT:-9051}"
 CC_PORT="${FABRIC_CHAINCODE_PORT:-9999}"
@@ -203,14 +206,14 @@ deploy() {
   for org in 1 2; do
     wait_for 120 "discovery on peer $org to list every organisation's endorser" endorsers_known $org
   done
-  log "deployed $CC_NAME ($id) on channel $CHANNEL, endorsed by MAJORITY, admin Org${ADMIN_ORG}MSP"
+  log "deployed $CC_NAME ($id) on channel $CHANNEL, endorsed by MAJORITY, admin Org${ADMIN_ORG}MSP, dead-after ${DEAD_AFTER}s"
 }
 
 # init_ledger PEER-FLAGS...: run the init transaction, or find it done (a retry after an
 # attempt that committed but did not say so).
 init_ledger() {
   local args
-  args=$(printf '{"Args":["InitLedger","{\\"adminMsp\\":\\"Org%sMSP\\"}"]}' "$ADMIN_ORG")
+  args=$(printf '{"Args":["InitLedger","{\\"adminMsp\\":\\"Org%sMSP\\",\\"deadAfterSeconds\\":%d}"]}' "$ADMIN_ORG" "$DEAD_AFTER")
   "$FABRIC_BIN/peer" chaincode invoke -o "127.0.0.1:$ORDERER_PORT" --tls --cafile "$ORDERER_CA" \
     -C "$CHANNEL" -n "$CC_NAME" --isInit "$@" --waitForEvent -c "$args" 2>>"$WORK/logs/cli.log" ||
     "$FABRIC_BIN/peer" chaincode query -C "$CHANNEL" -n "$CC_NAME" -c '{"Args":["GetLedgerConfig"]}' 2>>"$WORK/logs/cli.log" |

@@ -42,7 +42,7 @@ func benchLedger(b *testing.B, opts Options) (src, bidders ledger.Ledger) {
 func benchProposal(id string) chaincode.Proposal {
 	return chaincode.Proposal{ID: id, Source: "edge-a", Workload: "Deployment/edge/detector",
 		Metadata: chaincode.WorkloadMetadata{Image: "detector:1", CPUMilli: 2000, MemoryBytes: 4 << 30, GPUMemoryBytes: 2 << 30},
-		Reason:   chaincode.ReasonInsufficientResources, Deadline: time.Now().Add(time.Hour).Format(time.RFC3339)}
+		Reason:   chaincode.ReasonInsufficientResources, BidTimeoutMillis: chaincode.MaxBidTimeoutMillis}
 }
 
 // durability runs a benchmark with a disk sync at every commit (the default) and without.

@@ -82,6 +82,10 @@ type Options struct {
 	// is created; a file set up with another admin is refused. Without it the ledger is
 	// set up by an InitLedger transaction, and until then nobody can be admitted.
 	AdminMSP string
+	// DeadAfter is the dead-after window written with AdminMSP (whole seconds, see
+	// chaincode.DeadAfterSeconds; 0 means chaincode.DefaultDeadAfter). Like the admin, it
+	// is fixed when the file is created: reopening with another is refused.
+	DeadAfter time.Duration
 	// Now stamps transactions, as a Fabric client's clock does; nil means time.Now. Tests
 	// share their fake clock with it.
 	Now func() time.Time
@@ -152,7 +156,11 @@ func Open(path string, opts Options) (*Store, error) {
 	go s.order()
 	s.admin = opts.AdminMSP
 	if opts.AdminMSP != "" {
-		if err := s.setUp(opts.AdminMSP); err != nil {
+		deadAfter, err := chaincode.DeadAfterSeconds(opts.DeadAfter)
+		if err == nil {
+			err = s.setUp(chaincode.LedgerConfig{AdminMSP: opts.AdminMSP, DeadAfterSeconds: deadAfter})
+		}
+		if err != nil {
 			s.Close()
 			return nil, fmt.Errorf("setting up ledger %s with admin MSP %s: %w", path, opts.AdminMSP, err)
 		}
@@ -236,17 +244,19 @@ func (s *Store) prune(ctx context.Context) error {
 	return nil
 }
 
-// setUp names the admin MSP unless the file already does (a restart).
-func (s *Store) setUp(admin string) error {
+// setUp writes the ledger's configuration unless the file already holds it (a restart);
+// a file set up otherwise is refused, as InitLedger refuses it.
+func (s *Store) setUp(want chaincode.LedgerConfig) error {
 	ctx := context.Background()
-	cfg, err := s.Client(admin).GetLedgerConfig(ctx)
+	l := s.Client(want.AdminMSP)
+	cfg, err := l.GetLedgerConfig(ctx)
 	switch {
-	case err == nil && cfg.AdminMSP == admin:
+	case err == nil && *cfg == want:
 		return nil
 	case err != nil && chaincode.CodeOf(err) != chaincode.CodeNotFound:
 		return err
 	}
-	_, err = s.Client(admin).InitLedger(ctx, chaincode.LedgerConfig{AdminMSP: admin})
+	_, err = l.InitLedger(ctx, want)
 	return err
 }
 

@@ -13,9 +13,11 @@ import (
 	"github.com/edgemigrate/edgemigrate/ledger/ledgertest"
 )
 
-func open(t *testing.T, path string) *Store {
+func open(t *testing.T, path string) *Store { return openWith(t, path, Options{AdminMSP: "Org1MSP"}) }
+
+func openWith(t *testing.T, path string, o Options) *Store {
 	t.Helper()
-	s, err := Open(path, Options{AdminMSP: "Org1MSP"})
+	s, err := Open(path, o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -26,7 +28,9 @@ func open(t *testing.T, path string) *Store {
 func TestBehaviour(t *testing.T) {
 	ledgertest.Run(t, func(t *testing.T) *ledgertest.Backend {
 		path := filepath.Join(t.TempDir(), "ledger.db")
-		s := open(t, path)
+		clock := ledgertest.NewClock()
+		opts := Options{AdminMSP: "Org1MSP", DeadAfter: 5 * time.Second, Now: clock.Now}
+		s := openWith(t, path, opts)
 		return &ledgertest.Backend{
 			Orgs: [2]ledger.Ledger{s.Client("Org1MSP"), s.Client("Org2MSP")},
 			MSPs: [2]string{"Org1MSP", "Org2MSP"},
@@ -34,9 +38,10 @@ func TestBehaviour(t *testing.T) {
 				if err := s.Close(); err != nil {
 					t.Fatalf("closing: %v", err)
 				}
-				s = open(t, path)
+				s = openWith(t, path, opts)
 				return [2]ledger.Ledger{s.Client("Org1MSP"), s.Client("Org2MSP")}
 			},
+			Advance: clock.Advance,
 		}
 	})
 }
@@ -108,7 +113,8 @@ func TestMetrics(t *testing.T) {
 	}
 }
 
-// TestAdminMSPIsKept: reopening with the same admin is a restart; with another, a clear error.
+// TestAdminMSPIsKept: reopening with the same admin is a restart; with another admin or
+// dead-after window, a clear error.
 func TestAdminMSPIsKept(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "ledger.db")
 	s := open(t, path)
@@ -118,6 +124,12 @@ func TestAdminMSPIsKept(t *testing.T) {
 	s = open(t, path)
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
+	}
+	if _, err := Open(path, Options{AdminMSP: "Org1MSP", DeadAfter: time.Minute}); chaincode.CodeOf(err) != chaincode.CodeConflict {
+		t.Errorf("reopening with another dead-after window: %v, want a conflict", err)
+	}
+	if _, err := Open(filepath.Join(t.TempDir(), "other.db"), Options{AdminMSP: "Org1MSP", DeadAfter: 1500 * time.Millisecond}); chaincode.CodeOf(err) != chaincode.CodeInvalid {
+		t.Errorf("a dead-after window of 1.5 s: %v, want invalid", err)
 	}
 	if _, err := Open(path, Options{AdminMSP: "Org2MSP"}); chaincode.CodeOf(err) != chaincode.CodeConflict {
 		t.Errorf("reopening with another admin: %v, want a conflict", err)
@@ -144,7 +156,7 @@ func TestPruneKeepsOpenMigrations(t *testing.T) {
 	propose := func(id string) {
 		t.Helper()
 		p := chaincode.Proposal{ID: id, Source: "edge-a", Workload: "Deployment/edge/x", Metadata: chaincode.WorkloadMetadata{Image: "x", CPUMilli: 1},
-			Reason: chaincode.ReasonManual, Deadline: start.Add(time.Hour).Format(time.RFC3339)}
+			Reason: chaincode.ReasonManual, BidTimeoutMillis: chaincode.MaxBidTimeoutMillis}
 		if _, err := admin.ProposeMigration(ctx, p); err != nil {
 			t.Fatal(err)
 		}

@@ -46,8 +46,13 @@ type Config struct {
 	Channel  string
 	// Chaincode is the chaincode's name on the channel.
 	Chaincode string
-	// RetryInterval is how long the event stream waits before reconnecting; 0 means 1 s.
-	RetryInterval time.Duration
+	// RetryInterval is how long the event stream waits before its first attempt to
+	// reconnect, doubling after each failed one up to MaxRetryInterval and starting again
+	// after a successful one (ledger.RetryBackoff); 0 means ledger.DefaultRetryInterval
+	// and ledger.DefaultMaxRetryInterval.
+	RetryInterval, MaxRetryInterval time.Duration
+	// OnRetry, when set, hears of each wait before an attempt to reconnect (tests).
+	OnRetry func(wait time.Duration, err error)
 }
 
 // Transactor is a ledger.Transactor over a Fabric Gateway connection.
@@ -72,9 +77,6 @@ func Dial(cfg Config) (ledger.Ledger, error) {
 func NewTransactor(cfg Config) (*Transactor, error) {
 	if cfg.PeerEndpoint == "" || cfg.MSPID == "" || cfg.Channel == "" || cfg.Chaincode == "" {
 		return nil, errors.New("fabric ledger needs a peer endpoint, an MSP id, a channel and a chaincode name")
-	}
-	if cfg.RetryInterval == 0 {
-		cfg.RetryInterval = time.Second
 	}
 	id, sign, err := loadIdentity(cfg)
 	if err != nil {
@@ -192,28 +194,53 @@ func (t *Transactor) Events(ctx context.Context, after ledger.Checkpoint) (<-cha
 		return nil, err
 	}
 	out := make(chan ledger.Event, 64)
-	go func() {
-		defer close(out)
-		for {
-			after = t.readStream(ctx, events, after, out)
-			cancel()
-			if ctx.Err() != nil {
-				return
-			}
-			klog.V(2).InfoS("Fabric chaincode event stream ended; reconnecting", "block", after.Block, "tx", after.TxID)
-			select {
-			case <-time.After(t.cfg.RetryInterval):
-			case <-ctx.Done():
-				return
-			}
-			streamCtx, cancel = context.WithCancel(ctx)
-			if events, err = t.openStream(streamCtx, after); err != nil {
-				klog.V(2).InfoS("Reopening the Fabric chaincode event stream failed", "err", err)
-				events = nil
-			}
-		}
-	}()
+	go follow(ctx, t.cfg, events, cancel, after, t.openStream, out)
 	return out, nil
+}
+
+// opener opens the chaincode event stream after a checkpoint (Transactor.openStream).
+type opener func(ctx context.Context, after ledger.Checkpoint) (<-chan *client.ChaincodeEvent, error)
+
+// follow delivers the events of stream (cancelled by cancel) and, each time it ends, of a
+// stream reopened after the last event delivered, backing off between attempts, until ctx
+// ends; then it closes out.
+func follow(ctx context.Context, cfg Config, events <-chan *client.ChaincodeEvent, cancel context.CancelFunc, after ledger.Checkpoint, open opener, out chan<- ledger.Event) {
+	defer close(out)
+	logger := klog.FromContext(ctx)
+	backoff := ledger.RetryBackoff(cfg.RetryInterval, cfg.MaxRetryInterval)
+	var err error
+	for {
+		opened := time.Now()
+		var delivered bool
+		after, delivered = readStream(ctx, events, after, out)
+		cancel()
+		if ctx.Err() != nil {
+			return
+		}
+		// The gateway's stream opens lazily: an open that fails shows as a stream that
+		// ends at once with nothing delivered. One that delivered, or stayed open for
+		// longer than the longest wait, was a successful reconnection.
+		if delivered || time.Since(opened) >= backoff.Cap {
+			backoff = ledger.RetryBackoff(cfg.RetryInterval, cfg.MaxRetryInterval)
+		}
+		wait := backoff.Step()
+		logger.V(2).Info("Fabric chaincode event stream ended; reconnecting", "block", after.Block, "tx", after.TxID, "err", err, "retryIn", wait)
+		if cfg.OnRetry != nil {
+			cfg.OnRetry(wait, err)
+		}
+		timer := time.NewTimer(wait)
+		select {
+		case <-timer.C:
+		case <-ctx.Done():
+			timer.Stop()
+			return
+		}
+		var streamCtx context.Context
+		streamCtx, cancel = context.WithCancel(ctx)
+		if events, err = open(streamCtx, after); err != nil {
+			events = nil
+		}
+	}
 }
 
 type checkpoint ledger.Checkpoint
@@ -239,12 +266,14 @@ func (t *Transactor) openStream(ctx context.Context, after ledger.Checkpoint) (<
 }
 
 // readStream delivers events until the stream ends (a nil stream ends at once) and returns
-// the checkpoint of the last one sent.
-func (t *Transactor) readStream(ctx context.Context, events <-chan *client.ChaincodeEvent, after ledger.Checkpoint, out chan<- ledger.Event) ledger.Checkpoint {
+// the checkpoint of the last one sent, and whether it received any.
+func readStream(ctx context.Context, events <-chan *client.ChaincodeEvent, after ledger.Checkpoint, out chan<- ledger.Event) (ledger.Checkpoint, bool) {
+	received := false
 	if events == nil {
-		return after
+		return after, received
 	}
 	for ev := range events {
+		received = true
 		cp := ledger.Checkpoint{Block: ev.BlockNumber, TxID: ev.TransactionID}
 		var payload chaincode.Event
 		if err := json.Unmarshal(ev.Payload, &payload); err != nil {
@@ -257,10 +286,10 @@ func (t *Transactor) readStream(ctx context.Context, events <-chan *client.Chain
 		case out <- ledger.Event{Event: payload, Checkpoint: cp}:
 			after = cp
 		case <-ctx.Done():
-			return after
+			return after, received
 		}
 	}
-	return after
+	return after, received
 }
 
 // Close closes the gateway and its connection.

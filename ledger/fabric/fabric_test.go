@@ -2,11 +2,14 @@ package fabric
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/hyperledger/fabric-gateway/pkg/client"
 
 	"github.com/edgemigrate/edgemigrate/chaincode"
 	"github.com/edgemigrate/edgemigrate/ledger"
@@ -92,4 +95,52 @@ func BenchmarkSubmitToCommit(b *testing.B) {
 	slices.Sort(lat)
 	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
 	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
+}
+
+// TestFollowBacksOff runs the event stream's reconnection logic over streams that fail
+// (they end at once, as the gateway's do when the peer is unreachable) and streams that
+// deliver: each reopening starts after the last event delivered, the waits double while
+// reopening fails, and a stream that delivered resets them.
+func TestFollowBacksOff(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), ledgertest.StreamTimeout)
+	defer cancel()
+	stream := func(blocks ...uint64) <-chan *client.ChaincodeEvent {
+		ch := make(chan *client.ChaincodeEvent, len(blocks))
+		for _, b := range blocks {
+			ch <- &client.ChaincodeEvent{BlockNumber: b, TransactionID: fmt.Sprintf("tx%d", b), EventName: "E",
+				Payload: []byte(fmt.Sprintf(`{"type":"E","clusterId":"c%d"}`, b))}
+		}
+		close(ch)
+		return ch
+	}
+	// After the first stream: three failed reopenings, one that delivers, then failures.
+	plan := []<-chan *client.ChaincodeEvent{stream(), stream(), stream(), stream(3), stream(), stream()}
+	var opens []ledger.Checkpoint
+	open := func(_ context.Context, after ledger.Checkpoint) (<-chan *client.ChaincodeEvent, error) {
+		opens = append(opens, after)
+		if len(opens) > len(plan) {
+			cancel()
+			return nil, errors.New("done")
+		}
+		return plan[len(opens)-1], nil
+	}
+	var waits []time.Duration
+	cfg := Config{RetryInterval: time.Millisecond, MaxRetryInterval: time.Hour, OnRetry: func(d time.Duration, _ error) { waits = append(waits, d) }}
+	out := make(chan ledger.Event, 16)
+	follow(ctx, cfg, stream(1, 2), func() {}, ledger.Checkpoint{}, open, out)
+	var got []uint64
+	for ev := range out {
+		got = append(got, ev.Checkpoint.Block)
+	}
+	if !slices.Equal(got, []uint64{1, 2, 3}) {
+		t.Errorf("delivered blocks %v, want 1 2 3 once each", got)
+	}
+	at := func(b uint64) ledger.Checkpoint { return ledger.Checkpoint{Block: b, TxID: fmt.Sprintf("tx%d", b)} }
+	if want := []ledger.Checkpoint{at(2), at(2), at(2), at(2), at(3), at(3), at(3)}; !slices.Equal(opens, want) {
+		t.Errorf("reopened after %v, want %v", opens, want)
+	}
+	ms := time.Millisecond
+	if want := []time.Duration{1 * ms, 2 * ms, 4 * ms, 8 * ms, 1 * ms, 2 * ms, 4 * ms}; !slices.Equal(waits, want) {
+		t.Errorf("waits %v, want %v (doubling while reopening fails, reset by a stream that delivered)", waits, want)
+	}
 }

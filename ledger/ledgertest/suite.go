@@ -28,6 +28,44 @@ type Backend struct {
 	// Restart, when set, closes the ledger and opens it again from what it persisted,
 	// returning new clients. Backends that cannot restart leave it nil.
 	Restart func(t *testing.T) [2]ledger.Ledger
+	// Advance, when set, moves the clock that stamps the ledger's transactions forward
+	// (a Clock's); without it the suite waits the time out.
+	Advance func(d time.Duration)
+}
+
+// Clock stamps a ledger's transactions in tests: each reading is a millisecond after the
+// last, so consecutive transactions are always apart (a bid window of 1 ms has passed by
+// the next), and Advance jumps ahead. Safe for concurrent use.
+type Clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+// NewClock returns a clock starting now.
+func NewClock() *Clock { return &Clock{t: time.Now()} }
+
+// Now is the next reading.
+func (c *Clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(time.Millisecond)
+	return c.t
+}
+
+// Advance moves the clock d ahead.
+func (c *Clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+// wait lets d of ledger time pass.
+func (b *Backend) wait(d time.Duration) {
+	if b.Advance != nil {
+		b.Advance(d)
+		return
+	}
+	time.Sleep(d)
 }
 
 // StreamTimeout bounds how long the suite waits for an event before failing: a guard
@@ -54,6 +92,9 @@ func Run(t *testing.T, open func(t *testing.T) *Backend) {
 		{"ClaimsChecked", testClaimsChecked},
 		{"NeverZeroCopies", testNeverZeroCopies},
 		{"EventsFromHead", testEventsFromHead},
+		{"DeadClusters", testDeadClusters},
+		{"HomesAndRehome", testHomes},
+		{"DeadlineInLedgerTime", testDeadlineInLedgerTime},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -79,6 +120,9 @@ func (i ids) owns(ev ledger.Event) bool {
 	return strings.HasPrefix(ev.ClusterID, i.prefix+"-") || strings.HasPrefix(ev.MigrationID, i.prefix+"-")
 }
 
+// origin is the origin of a service of this test's source cluster.
+func (i ids) origin() string { return i.cluster("src") + "/edge/" + i.prefix + "-uid" }
+
 func ctxFor(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), StreamTimeout)
 	t.Cleanup(cancel)
@@ -100,11 +144,12 @@ func registration(id string) chaincode.ClusterRegistration {
 		CoverageRadiusM: 3000, Capacity: chaincode.Resources{CPUMilli: 8000, MemoryBytes: 32 << 30, GPUSlots: 4, GPUMemoryBytes: 32 << 30}}
 }
 
-func proposal(id, source string, deadline time.Time) chaincode.Proposal {
+// proposal proposes a migration whose bids close after window, in ledger time.
+func proposal(id, source string, window time.Duration) chaincode.Proposal {
 	return chaincode.Proposal{ID: id, Source: source, Workload: "Deployment/edge/detector", BundleDigest: "sha256:" + strings.Repeat("0f", 32),
 		Metadata: chaincode.WorkloadMetadata{SourceIP: "10.1.2.3", ContainerID: "containerd://1234", Image: "nvcr.io/nvidia/detector:1",
 			ImageSizeBytes: 3 << 30, CPUMilli: 2000, MemoryBytes: 4 << 30, GPUSlots: 1, GPUMemoryBytes: 2 << 30},
-		Reason: chaincode.ReasonClientMobility, ClientLocation: &chaincode.Location{Lat: 37.57, Lon: 126.98}, Deadline: deadline.UTC().Format(time.RFC3339Nano)}
+		Reason: chaincode.ReasonClientMobility, ClientLocation: &chaincode.Location{Lat: 37.57, Lon: 126.98}, BidTimeoutMillis: window.Milliseconds()}
 }
 
 func bid(cluster string, score float64) chaincode.BidInput {
@@ -120,21 +165,24 @@ func join(t *testing.T, b *Backend, org int, id string) {
 }
 
 // setup registers a source cluster for Orgs[0] and destinations for Orgs[1], and proposes
-// migration "m" from the source. A past deadline lets Decide go ahead without waiting for
-// clusters of other tests that share the ledger.
-func setup(t *testing.T, b *Backend, id ids, deadline time.Time, destinations ...string) string {
+// migration "m" from the source, its bids closing after window. A short window lets the
+// source decide without waiting for clusters of other tests that share the ledger.
+func setup(t *testing.T, b *Backend, id ids, window time.Duration, destinations ...string) string {
 	ctx := ctxFor(t)
 	join(t, b, 0, id.cluster("src"))
 	for _, d := range destinations {
 		join(t, b, 1, id.cluster(d))
 	}
 	m := id.migration("m")
-	must[*chaincode.Migration](t, "proposing")(b.Orgs[0].ProposeMigration(ctx, proposal(m, id.cluster("src"), deadline)))
+	must[*chaincode.Migration](t, "proposing")(b.Orgs[0].ProposeMigration(ctx, proposal(m, id.cluster("src"), window)))
 	return m
 }
 
-func past() time.Time   { return time.Now().Add(-time.Minute) }
-func future() time.Time { return time.Now().Add(time.Hour) }
+// soon closes the bidding at once (the shortest window), later only after the suite is over.
+const (
+	soon  = time.Millisecond
+	later = chaincode.MaxBidTimeoutMillis * time.Millisecond
+)
 
 // collect reads events of this test until n arrived.
 func collect(t *testing.T, ch <-chan ledger.Event, id ids, n int) []ledger.Event {
@@ -168,7 +216,7 @@ func types(evs []ledger.Event) []string {
 func testLifecycle(t *testing.T, b *Backend, id ids) {
 	ctx := ctxFor(t)
 	events := must[<-chan ledger.Event](t, "subscribing")(b.Orgs[0].Events(ctx, ledger.Checkpoint{}))
-	m := setup(t, b, id, past(), "b", "c")
+	m := setup(t, b, id, soon, "b", "c")
 	must[*chaincode.Cluster](t, "reporting capacity")(b.Orgs[1].ReportCapacity(ctx, id.cluster("b"), chaincode.Resources{CPUMilli: 6000, MemoryBytes: 20 << 30}))
 	must[*chaincode.Bid](t, "bidding b")(b.Orgs[1].SubmitBid(ctx, m, bid(id.cluster("b"), 0.4)))
 	must[*chaincode.Bid](t, "bidding c")(b.Orgs[1].SubmitBid(ctx, m, bid(id.cluster("c"), 0.6)))
@@ -186,7 +234,7 @@ func testLifecycle(t *testing.T, b *Backend, id ids) {
 		t.Errorf("state %s after Complete", done.State)
 	}
 	got := must[*chaincode.Migration](t, "getting")(b.Orgs[1].GetMigration(ctx, m))
-	if got.State != chaincode.StateCompleted || got.BundleDigest != proposal(m, "", past()).BundleDigest || len(got.History) != 4 {
+	if got.State != chaincode.StateCompleted || got.BundleDigest != proposal(m, "", soon).BundleDigest || len(got.History) != 4 {
 		t.Errorf("stored migration: state %s, %d history entries", got.State, len(got.History))
 	}
 	c := must[*chaincode.Cluster](t, "getting cluster")(b.Orgs[0].GetCluster(ctx, id.cluster("b")))
@@ -216,7 +264,7 @@ func testLifecycle(t *testing.T, b *Backend, id ids) {
 
 func testDecideWaits(t *testing.T, b *Backend, id ids) {
 	ctx := ctxFor(t)
-	m := setup(t, b, id, future(), "b", "c")
+	m := setup(t, b, id, later, "b", "c")
 	must[*chaincode.Bid](t, "bidding b")(b.Orgs[1].SubmitBid(ctx, m, bid(id.cluster("b"), 1)))
 	_, err := b.Orgs[0].Decide(ctx, m)
 	if chaincode.CodeOf(err) != chaincode.CodeNotYet || !strings.Contains(err.Error(), id.cluster("c")) {
@@ -229,7 +277,7 @@ func testDecideWaits(t *testing.T, b *Backend, id ids) {
 
 func testAccessControl(t *testing.T, b *Backend, id ids) {
 	ctx := ctxFor(t)
-	m := setup(t, b, id, past(), "b")
+	m := setup(t, b, id, soon, "b")
 	refusals := []struct {
 		name string
 		call func() error
@@ -241,7 +289,7 @@ func testAccessControl(t *testing.T, b *Backend, id ids) {
 			return err
 		}},
 		{"other MSP proposes from the source", func() error {
-			_, err := b.Orgs[1].ProposeMigration(ctx, proposal(id.migration("m2"), id.cluster("src"), past()))
+			_, err := b.Orgs[1].ProposeMigration(ctx, proposal(id.migration("m2"), id.cluster("src"), soon))
 			return err
 		}},
 		{"other MSP aborts", func() error { _, err := b.Orgs[1].Abort(ctx, m, "mine now"); return err }},
@@ -266,7 +314,7 @@ func testAccessControl(t *testing.T, b *Backend, id ids) {
 
 func testWrongState(t *testing.T, b *Backend, id ids) {
 	ctx := ctxFor(t)
-	m := setup(t, b, id, past(), "b", "c")
+	m := setup(t, b, id, soon, "b", "c")
 	must[*chaincode.Bid](t, "bidding")(b.Orgs[1].SubmitBid(ctx, m, bid(id.cluster("b"), 1)))
 	must[*chaincode.Migration](t, "deciding")(b.Orgs[0].Decide(ctx, m))
 	if _, err := b.Orgs[1].SubmitBid(ctx, m, bid(id.cluster("c"), 9)); chaincode.CodeOf(err) != chaincode.CodeConflict || !strings.Contains(err.Error(), "in state Decided") {
@@ -275,7 +323,7 @@ func testWrongState(t *testing.T, b *Backend, id ids) {
 	if _, err := b.Orgs[0].Complete(ctx, m); chaincode.CodeOf(err) != chaincode.CodeConflict || !strings.Contains(err.Error(), "in state Decided") {
 		t.Errorf("Complete before Ready: %v, want a conflict naming state Decided", err)
 	}
-	if _, err := b.Orgs[0].ProposeMigration(ctx, proposal(m, id.cluster("src"), past())); chaincode.CodeOf(err) != chaincode.CodeConflict {
+	if _, err := b.Orgs[0].ProposeMigration(ctx, proposal(m, id.cluster("src"), soon)); chaincode.CodeOf(err) != chaincode.CodeConflict {
 		t.Errorf("proposing %s again: %v, want a conflict", m, err)
 	}
 	got := must[*chaincode.Migration](t, "getting")(b.Orgs[0].GetMigration(ctx, m))
@@ -286,8 +334,8 @@ func testWrongState(t *testing.T, b *Backend, id ids) {
 
 func testInvalidInput(t *testing.T, b *Backend, id ids) {
 	ctx := ctxFor(t)
-	m := setup(t, b, id, past(), "b")
-	badLocation := proposal(id.migration("bad"), id.cluster("src"), past())
+	m := setup(t, b, id, soon, "b")
+	badLocation := proposal(id.migration("bad"), id.cluster("src"), soon)
 	badLocation.ClientLocation.Lat = 123
 	cases := []struct {
 		name string
@@ -310,7 +358,7 @@ func testInvalidInput(t *testing.T, b *Backend, id ids) {
 
 func testFailover(t *testing.T, b *Backend, id ids) {
 	ctx := ctxFor(t)
-	m := setup(t, b, id, past(), "b", "c")
+	m := setup(t, b, id, soon, "b", "c")
 	must[*chaincode.Bid](t, "bidding b")(b.Orgs[1].SubmitBid(ctx, m, bid(id.cluster("b"), 0.9)))
 	must[*chaincode.Bid](t, "bidding c")(b.Orgs[1].SubmitBid(ctx, m, bid(id.cluster("c"), 0.3)))
 	must[*chaincode.Migration](t, "deciding")(b.Orgs[0].Decide(ctx, m))
@@ -327,7 +375,7 @@ func testFailover(t *testing.T, b *Backend, id ids) {
 func testConcurrentBids(t *testing.T, b *Backend, id ids) {
 	ctx := ctxFor(t)
 	names := []string{"b", "c", "d", "e", "f", "g"}
-	m := setup(t, b, id, past(), names...)
+	m := setup(t, b, id, soon, names...)
 	var wg sync.WaitGroup
 	errs := make([]error, len(names))
 	for i, n := range names {
@@ -352,7 +400,7 @@ func testConcurrentBids(t *testing.T, b *Backend, id ids) {
 func testEventsResume(t *testing.T, b *Backend, id ids) {
 	ctx := ctxFor(t)
 	first := must[<-chan ledger.Event](t, "subscribing")(b.Orgs[0].Events(ctx, ledger.Checkpoint{}))
-	m := setup(t, b, id, past(), "b", "c")
+	m := setup(t, b, id, soon, "b", "c")
 	must[*chaincode.Bid](t, "bidding")(b.Orgs[1].SubmitBid(ctx, m, bid(id.cluster("b"), 1)))
 	must[*chaincode.Migration](t, "deciding")(b.Orgs[0].Decide(ctx, m))
 	all := collect(t, first, id, 9)
@@ -383,7 +431,7 @@ func testRestart(t *testing.T, b *Backend, id ids) {
 	ctx := ctxFor(t)
 	subCtx, cancel := context.WithCancel(ctx)
 	events := must[<-chan ledger.Event](t, "subscribing")(b.Orgs[0].Events(subCtx, ledger.Checkpoint{}))
-	m := setup(t, b, id, past(), "b")
+	m := setup(t, b, id, soon, "b")
 	before := collect(t, events, id, 5)
 	cancel()
 	saved := before[3].Checkpoint // the consumer handled four events before the restart
@@ -428,7 +476,7 @@ func testMembership(t *testing.T, b *Backend, id ids) {
 // from the bidder's site, and canHost false when the reported free capacity is short.
 func testClaimsChecked(t *testing.T, b *Backend, id ids) {
 	ctx := ctxFor(t)
-	m := setup(t, b, id, past(), "b", "c")
+	m := setup(t, b, id, soon, "b", "c")
 	must[*chaincode.Cluster](t, "reporting")(b.Orgs[1].ReportCapacity(ctx, id.cluster("c"), chaincode.Resources{CPUMilli: 8000, MemoryBytes: 1 << 30, GPUSlots: 4, GPUMemoryBytes: 32 << 30}))
 	must[*chaincode.Bid](t, "bidding b")(b.Orgs[1].SubmitBid(ctx, m, chaincode.BidInput{ClusterID: id.cluster("b"), CanHost: true, Score: 1e300}))
 	must[*chaincode.Bid](t, "bidding c")(b.Orgs[1].SubmitBid(ctx, m, chaincode.BidInput{ClusterID: id.cluster("c"), CanHost: true, CoversClient: true, Score: 100}))
@@ -451,7 +499,7 @@ func testClaimsChecked(t *testing.T, b *Backend, id ids) {
 // back; it stays Ready for its source to complete.
 func testNeverZeroCopies(t *testing.T, b *Backend, id ids) {
 	ctx := ctxFor(t)
-	m := setup(t, b, id, past(), "b", "c")
+	m := setup(t, b, id, soon, "b", "c")
 	must[*chaincode.Bid](t, "bidding b")(b.Orgs[1].SubmitBid(ctx, m, bid(id.cluster("b"), 9)))
 	must[*chaincode.Bid](t, "bidding c")(b.Orgs[1].SubmitBid(ctx, m, bid(id.cluster("c"), 1)))
 	must[*chaincode.Migration](t, "deciding")(b.Orgs[0].Decide(ctx, m))
@@ -468,7 +516,7 @@ func testNeverZeroCopies(t *testing.T, b *Backend, id ids) {
 // none of the history before (a new cluster lists what is open instead).
 func testEventsFromHead(t *testing.T, b *Backend, id ids) {
 	ctx := ctxFor(t)
-	m := setup(t, b, id, past(), "b")
+	m := setup(t, b, id, soon, "b")
 	// Let the stream catch up with the history first: events of this test before Head would
 	// be a replay.
 	all := collect(t, must[<-chan ledger.Event](t, "subscribing")(b.Orgs[0].Events(ctx, ledger.Checkpoint{})), id, 5)
@@ -477,5 +525,190 @@ func testEventsFromHead(t *testing.T, b *Backend, id ids) {
 	got := collect(t, head, id, 1)
 	if got[0].Type != chaincode.EventBidSubmitted || got[0].TxID != placed.TxID {
 		t.Errorf("first event from the head: %s, want the bid %s (history: %s)", txs(got), placed.TxID, txs(all))
+	}
+}
+
+// maxRealWait bounds how long the suite waits out a ledger's dead-after window on a backend
+// whose clock it cannot advance (Fabric's is the clients' own).
+const maxRealWait = 2 * time.Minute
+
+// silence lets ledger time pass until a cluster that last reported now may be marked dead,
+// or skips, saying why, when that is longer than the suite waits in real time.
+func silence(t *testing.T, b *Backend) {
+	t.Helper()
+	cfg := must[*chaincode.LedgerConfig](t, "reading the ledger's configuration")(b.Orgs[0].GetLedgerConfig(ctxFor(t)))
+	d := cfg.DeadAfter() + chaincode.MaxClockSkew + time.Second
+	if b.Advance == nil && d > maxRealWait {
+		t.Skipf("SKIP: the ledger's dead-after window is %s: waiting it out (%s) in real time is more than the suite's %s; set the ledger up with a shorter one (network.sh: FABRIC_DEAD_AFTER_SECONDS)", cfg.DeadAfter(), d, maxRealWait)
+	}
+	b.wait(d)
+}
+
+// migrate carries migration name from the source to dest (Orgs[1]'s) and returns it.
+func migrate(t *testing.T, b *Backend, name string, p chaincode.Proposal, dest string, ready bool) *chaincode.Migration {
+	t.Helper()
+	ctx := ctxFor(t)
+	must[*chaincode.Migration](t, "proposing "+name)(b.Orgs[0].ProposeMigration(ctx, p))
+	must[*chaincode.Bid](t, "bidding on "+name)(b.Orgs[1].SubmitBid(ctx, p.ID, bid(dest, 1)))
+	m := must[*chaincode.Migration](t, "deciding "+name)(b.Orgs[0].Decide(ctx, p.ID))
+	if ready {
+		m = must[*chaincode.Migration](t, "ready "+name)(b.Orgs[1].ReportReady(ctx, p.ID, dest))
+	}
+	return m
+}
+
+// testDeadClusters: a cluster silent past the dead-after window is marked dead by another
+// member; the open migrations that counted on it move on without it (a Proposed one
+// excludes it, a Decided one is decided again, a Ready one is left to its source); a dead
+// cluster cannot bid; reporting again revives it. Each transition is one event.
+func testDeadClusters(t *testing.T, b *Backend, id ids) {
+	ctx := ctxFor(t)
+	events := must[<-chan ledger.Event](t, "subscribing")(b.Orgs[0].Events(ctx, ledger.Head))
+	join(t, b, 0, id.cluster("src"))
+	join(t, b, 1, id.cluster("b"))
+	join(t, b, 1, id.cluster("c"))
+	bc, cc := id.cluster("b"), id.cluster("c")
+	// p: Proposed, b bid, bids open for long. d: Decided to b, c next. r: Ready at b.
+	p := proposal(id.migration("p"), id.cluster("src"), later)
+	must[*chaincode.Migration](t, "proposing p")(b.Orgs[0].ProposeMigration(ctx, p))
+	must[*chaincode.Bid](t, "b bids on p")(b.Orgs[1].SubmitBid(ctx, p.ID, bid(bc, 1)))
+	d := proposal(id.migration("d"), id.cluster("src"), soon)
+	must[*chaincode.Migration](t, "proposing d")(b.Orgs[0].ProposeMigration(ctx, d))
+	must[*chaincode.Bid](t, "b bids on d")(b.Orgs[1].SubmitBid(ctx, d.ID, bid(bc, 0.9)))
+	must[*chaincode.Bid](t, "c bids on d")(b.Orgs[1].SubmitBid(ctx, d.ID, bid(cc, 0.1)))
+	if m := must[*chaincode.Migration](t, "deciding d")(b.Orgs[0].Decide(ctx, d.ID)); m.Decision.Destination != bc {
+		t.Fatalf("d decided to %s, want %s", m.Decision.Destination, bc)
+	}
+	r := migrate(t, b, "r", proposal(id.migration("r"), id.cluster("src"), soon), bc, true)
+	if _, err := b.Orgs[0].MarkClusterDead(ctx, bc); chaincode.CodeOf(err) != chaincode.CodeNotYet {
+		t.Fatalf("marking %s dead at once: %v, want %q", bc, err, chaincode.CodeNotYet)
+	}
+
+	silence(t, b)
+	must[*chaincode.Cluster](t, "c reports")(b.Orgs[1].ReportCapacity(ctx, cc, registration(cc).Capacity))
+	dead := must[*chaincode.Cluster](t, "marking b dead")(b.Orgs[0].MarkClusterDead(ctx, bc))
+	if !dead.Dead || dead.DeadSince == "" {
+		t.Errorf("marked cluster %+v, want dead", dead)
+	}
+	if _, err := b.Orgs[0].MarkClusterDead(ctx, bc); chaincode.CodeOf(err) != chaincode.CodeConflict {
+		t.Errorf("marking %s dead twice: %v, want %q", bc, err, chaincode.CodeConflict)
+	}
+	if got := must[*chaincode.Migration](t, "getting p")(b.Orgs[0].GetMigration(ctx, p.ID)); got.State != chaincode.StateProposed || !slices.Equal(got.Excluded, []string{bc}) {
+		t.Errorf("p after b died: %s, excluded %v; want Proposed excluding %s", got.State, got.Excluded, bc)
+	}
+	if got := must[*chaincode.Migration](t, "getting d")(b.Orgs[0].GetMigration(ctx, d.ID)); got.State != chaincode.StateDecided || got.Decision.Destination != cc {
+		t.Errorf("d after b died: %s to %+v; want decided again to %s", got.State, got.Decision, cc)
+	}
+	if got := must[*chaincode.Migration](t, "getting r")(b.Orgs[0].GetMigration(ctx, r.ID)); got.State != chaincode.StateReady || got.Decision.Destination != bc {
+		t.Errorf("r after b died: %s to %+v; want still Ready at %s, its source's to end", got.State, got.Decision, bc)
+	}
+	if _, err := b.Orgs[1].SubmitBid(ctx, p.ID, bid(bc, 1)); chaincode.CodeOf(err) != chaincode.CodeConflict || !strings.Contains(err.Error(), "dead") {
+		t.Errorf("a dead cluster bidding: %v, want a conflict saying it is dead", err)
+	}
+	// The source keeps its copy: it aborts the Ready migration to the dead destination.
+	must[*chaincode.Migration](t, "aborting r")(b.Orgs[0].Abort(ctx, r.ID, "destination dead"))
+	revived := must[*chaincode.Cluster](t, "b reports again")(b.Orgs[1].ReportCapacity(ctx, bc, registration(bc).Capacity))
+	if revived.Dead || revived.DeadSince != "" {
+		t.Errorf("cluster after reporting again %+v, want alive", revived)
+	}
+	want := []string{chaincode.EventCapacityReported, chaincode.EventClusterDead, chaincode.EventMigrationAborted, chaincode.EventClusterRevived}
+	evs := collect(t, events, id, 20) // 3 joins (6), p (2), d (4), r (4), then these
+	if got := types(evs[len(evs)-len(want):]); !slices.Equal(got, want) {
+		t.Errorf("last events %v, want %v", got, want)
+	}
+	if ev := evs[len(evs)-3]; ev.ClusterID != bc || ev.MSPID != b.MSPs[0] {
+		t.Errorf("ClusterDead event %+v, want %s marked by %s", ev, bc, b.MSPs[0])
+	}
+}
+
+// testHomes: a completed migration records its service's home; a copy elsewhere cannot
+// move on; when the home dies its migration's source takes the service back, and the
+// dead cluster, when it comes back, is superseded.
+func testHomes(t *testing.T, b *Backend, id ids) {
+	ctx := ctxFor(t)
+	join(t, b, 0, id.cluster("src"))
+	join(t, b, 1, id.cluster("b"))
+	src, bc, origin := id.cluster("src"), id.cluster("b"), id.origin()
+	if _, err := b.Orgs[0].GetHome(ctx, origin); chaincode.CodeOf(err) != chaincode.CodeNotFound {
+		t.Fatalf("home before any migration: %v, want %q", err, chaincode.CodeNotFound)
+	}
+	p := proposal(id.migration("m1"), src, soon)
+	p.Metadata.Origin = origin
+	migrate(t, b, "m1", p, bc, true)
+	done := must[*chaincode.Migration](t, "completing m1")(b.Orgs[0].Complete(ctx, p.ID))
+	h := must[*chaincode.Home](t, "getting the home")(b.Orgs[1].GetHome(ctx, origin))
+	if want := (chaincode.Home{Origin: origin, Cluster: bc, MigrationID: p.ID, Source: src, Since: done.History[len(done.History)-1].Time}); *h != want {
+		t.Errorf("home %+v, want %+v", *h, want)
+	}
+	homes := must[[]*chaincode.Home](t, "listing homes")(b.Orgs[0].ListHomes(ctx))
+	if !slices.ContainsFunc(homes, func(x *chaincode.Home) bool { return *x == *h }) || !slices.IsSortedFunc(homes, func(x, y *chaincode.Home) int { return strings.Compare(x.Origin, y.Origin) }) {
+		t.Errorf("homes %d, sorted %v, want %s's among them in origin order", len(homes), slices.IsSortedFunc(homes, func(x, y *chaincode.Home) int { return strings.Compare(x.Origin, y.Origin) }), origin)
+	}
+	again := proposal(id.migration("m2"), src, soon)
+	again.Metadata.Origin = origin
+	if _, err := b.Orgs[0].ProposeMigration(ctx, again); chaincode.CodeOf(err) != chaincode.CodeConflict || !strings.Contains(err.Error(), "homed at "+bc) {
+		t.Errorf("the old source moving the service again: %v, want a conflict naming its home", err)
+	}
+	if _, err := b.Orgs[0].RehomeService(ctx, origin); chaincode.CodeOf(err) != chaincode.CodeConflict {
+		t.Errorf("re-homing from a live cluster: %v, want %q", err, chaincode.CodeConflict)
+	}
+
+	events := must[<-chan ledger.Event](t, "subscribing")(b.Orgs[0].Events(ctx, ledger.Head))
+	silence(t, b)
+	must[*chaincode.Cluster](t, "marking b dead")(b.Orgs[0].MarkClusterDead(ctx, bc))
+	if _, err := b.Orgs[1].RehomeService(ctx, origin); chaincode.CodeOf(err) != chaincode.CodeForbidden {
+		t.Errorf("re-homing by another MSP than the source's: %v, want %q", err, chaincode.CodeForbidden)
+	}
+	h = must[*chaincode.Home](t, "re-homing")(b.Orgs[0].RehomeService(ctx, origin))
+	if h.Cluster != src || h.RehomedFrom != bc || h.Source != "" || h.MigrationID != "" {
+		t.Errorf("re-homed %+v, want at %s from %s", *h, src, bc)
+	}
+	evs := collect(t, events, id, 2)
+	if ev := evs[1]; ev.Type != chaincode.EventServiceRehomed || ev.ClusterID != src || ev.Origin != origin || ev.MigrationID != p.ID {
+		t.Errorf("event %+v, want ServiceRehomed of %s to %s, put on %s by %s", ev, origin, src, bc, p.ID)
+	}
+	// b comes back superseded: its copy cannot move on; the source's can.
+	must[*chaincode.Cluster](t, "b reports again")(b.Orgs[1].ReportCapacity(ctx, bc, registration(bc).Capacity))
+	from := proposal(id.migration("m3"), bc, soon)
+	from.Metadata.Origin = origin
+	if _, err := b.Orgs[1].ProposeMigration(ctx, from); chaincode.CodeOf(err) != chaincode.CodeConflict {
+		t.Errorf("the superseded copy moving on: %v, want %q", err, chaincode.CodeConflict)
+	}
+	must[*chaincode.Migration](t, "the source moving the service again")(b.Orgs[0].ProposeMigration(ctx, again))
+}
+
+// testDeadlineInLedgerTime: the ledger sets the deadline from the proposal's own timestamp
+// and window, whatever clock the source has; before it only every live cluster's bid lets
+// anyone decide, at it the source decides alone.
+func testDeadlineInLedgerTime(t *testing.T, b *Backend, id ids) {
+	ctx := ctxFor(t)
+	// Long enough for a loaded Fabric network to commit the proposal, a bid and a Decide in it.
+	const window = 5 * time.Second
+	m := setup(t, b, id, window, "b", "c")
+	got := must[*chaincode.Migration](t, "getting")(b.Orgs[0].GetMigration(ctx, m))
+	proposed, err := time.Parse(time.RFC3339Nano, got.History[0].Time)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := proposed.Add(window).UTC().Format(time.RFC3339Nano); got.Deadline != want {
+		t.Errorf("deadline %s, want the proposal's time %s plus %s: %s", got.Deadline, got.History[0].Time, window, want)
+	}
+	must[*chaincode.Bid](t, "bidding b")(b.Orgs[1].SubmitBid(ctx, m, bid(id.cluster("b"), 1)))
+	if _, err := b.Orgs[0].Decide(ctx, m); chaincode.CodeOf(err) != chaincode.CodeNotYet {
+		t.Fatalf("the source deciding before the deadline: %v, want %q", err, chaincode.CodeNotYet)
+	}
+	b.wait(window)
+	if _, err := b.Orgs[1].Decide(ctx, m); chaincode.CodeOf(err) != chaincode.CodeNotYet {
+		t.Errorf("a bidder deciding at the deadline with c silent: %v, want %q", err, chaincode.CodeNotYet)
+	}
+	if d := must[*chaincode.Migration](t, "the source deciding at the deadline")(b.Orgs[0].Decide(ctx, m)); d.Decision == nil || d.Decision.Destination != id.cluster("b") {
+		t.Errorf("decided %+v, want b", d.Decision)
+	}
+	for _, w := range []int64{0, chaincode.MaxBidTimeoutMillis + 1} {
+		p := proposal(id.migration("bad"), id.cluster("src"), 0)
+		p.BidTimeoutMillis = w
+		if _, err := b.Orgs[0].ProposeMigration(ctx, p); chaincode.CodeOf(err) != chaincode.CodeInvalid {
+			t.Errorf("a bid timeout of %d ms: %v, want %q", w, err, chaincode.CodeInvalid)
+		}
 	}
 }

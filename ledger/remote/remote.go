@@ -287,8 +287,12 @@ func (h *handler) closeStream(msp string) {
 type Client struct {
 	base *url.URL
 	http *http.Client
-	// RetryInterval is how long the event stream waits before reconnecting.
-	RetryInterval time.Duration
+	// RetryInterval is how long the event stream waits before its first attempt to
+	// reconnect; each failed attempt doubles the wait up to MaxRetryInterval, and a
+	// successful one starts again from RetryInterval (ledger.RetryBackoff).
+	RetryInterval, MaxRetryInterval time.Duration
+	// OnRetry, when set, hears of each wait before an attempt to reconnect, and why (tests).
+	OnRetry func(wait time.Duration, err error)
 	// MaxRateLimitWait is the longest Retry-After the client waits out before retrying a
 	// rate-limited call; beyond it (or after maxRateLimitRetries) the 429 is the answer.
 	MaxRateLimitWait time.Duration
@@ -320,7 +324,8 @@ func NewClient(baseURL string, httpClient *http.Client) (*Client, error) {
 	if httpClient == nil {
 		return nil, errors.New("the remote ledger client needs an HTTP client presenting a certificate")
 	}
-	return &Client{base: u, http: httpClient, RetryInterval: time.Second, MaxRateLimitWait: 5 * time.Second}, nil
+	return &Client{base: u, http: httpClient, RetryInterval: ledger.DefaultRetryInterval, MaxRetryInterval: ledger.DefaultMaxRetryInterval,
+		MaxRateLimitWait: 5 * time.Second}, nil
 }
 
 func (c *Client) Submit(ctx context.Context, fn string, args ...string) ([]byte, error) {
@@ -399,13 +404,16 @@ func answer(data []byte, status int) ([]byte, error) {
 }
 
 // Events follows the server's stream, reconnecting from the last event received, so that a
-// dropped connection neither loses nor repeats an event. The first connection is made before
-// Events returns, so that a wrong URL or certificate is an error here rather than silence.
+// dropped connection or a restarted server neither loses nor repeats an event; attempts
+// back off (RetryInterval, doubling, up to MaxRetryInterval). The first connection is made
+// before Events returns, so that a wrong URL or certificate is an error here rather than
+// silence.
 func (c *Client) Events(ctx context.Context, after ledger.Checkpoint) (<-chan ledger.Event, error) {
 	body, err := c.openStream(ctx, after)
 	if err != nil {
 		return nil, err
 	}
+	logger := klog.FromContext(ctx)
 	out := make(chan ledger.Event, 64)
 	go func() {
 		defer close(out)
@@ -413,13 +421,15 @@ func (c *Client) Events(ctx context.Context, after ledger.Checkpoint) (<-chan le
 			var err error
 			after, err = c.readStream(ctx, body, after, out)
 			body.Close()
+			// A fresh backoff for each outage: the last reconnection succeeded.
+			backoff := ledger.RetryBackoff(c.RetryInterval, c.MaxRetryInterval)
 			for ctx.Err() == nil {
-				klog.V(2).InfoS("Ledger event stream ended; reconnecting", "err", err, "block", after.Block)
-				select {
-				case <-time.After(c.RetryInterval):
-				case <-ctx.Done():
+				wait := backoff.Step()
+				logger.V(2).Info("Ledger event stream ended; reconnecting", "err", err, "block", after.Block, "retryIn", wait)
+				if c.OnRetry != nil {
+					c.OnRetry(wait, err)
 				}
-				if ctx.Err() != nil {
+				if !sleep(ctx, wait) {
 					break
 				}
 				if body, err = c.openStream(ctx, after); err == nil {
@@ -432,6 +442,18 @@ func (c *Client) Events(ctx context.Context, after ledger.Checkpoint) (<-chan le
 		}
 	}()
 	return out, nil
+}
+
+// sleep waits d, or less when ctx ends first (then it returns false).
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
 }
 
 func (c *Client) openStream(ctx context.Context, after ledger.Checkpoint) (io.ReadCloser, error) {

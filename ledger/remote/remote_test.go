@@ -5,9 +5,11 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -49,7 +51,13 @@ func identity(t *testing.T, ca *mtls.CA, cluster, msp string) *mtls.Identity {
 // store end with the test or when the returned stop is called.
 func (p *pki) serveLedger(t *testing.T, path string, o HandlerOptions) (url string, stop func()) {
 	t.Helper()
-	store, err := embedded.Open(path, embedded.Options{NoSync: true, AdminMSP: "Org1MSP"})
+	return p.serveStore(t, path, o, embedded.Options{NoSync: true, AdminMSP: "Org1MSP"})
+}
+
+// serveStore is serveLedger with the store's options.
+func (p *pki) serveStore(t *testing.T, path string, o HandlerOptions, so embedded.Options) (url string, stop func()) {
+	t.Helper()
+	store, err := embedded.Open(path, so)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,7 +97,9 @@ func TestBehaviour(t *testing.T) {
 		p := newPKI(t)
 		one, two := identity(t, p.ca, "edge-1", "Org1MSP"), identity(t, p.ca, "edge-2", "Org2MSP")
 		path := filepath.Join(t.TempDir(), "ledger.db")
-		url, stop := p.serveLedger(t, path, HandlerOptions{})
+		clock := ledgertest.NewClock()
+		so := embedded.Options{NoSync: true, AdminMSP: "Org1MSP", DeadAfter: 5 * time.Second, Now: clock.Now}
+		url, stop := p.serveStore(t, path, HandlerOptions{}, so)
 		orgs := func() [2]ledger.Ledger {
 			_, a := p.dial(t, url, one)
 			_, b := p.dial(t, url, two)
@@ -100,9 +110,10 @@ func TestBehaviour(t *testing.T) {
 			MSPs: [2]string{"Org1MSP", "Org2MSP"},
 			Restart: func(t *testing.T) [2]ledger.Ledger {
 				stop()
-				url, stop = p.serveLedger(t, path, HandlerOptions{})
+				url, stop = p.serveStore(t, path, HandlerOptions{}, so)
 				return orgs()
 			},
+			Advance: clock.Advance,
 		}
 	})
 }
@@ -374,7 +385,7 @@ func proposal(id, source string) chaincode.Proposal {
 	return chaincode.Proposal{ID: id, Source: source, Workload: "Deployment/edge/detector",
 		Metadata: chaincode.WorkloadMetadata{SourceIP: "10.1.2.3", ContainerID: "containerd://1234", Image: "nvcr.io/nvidia/detector:1",
 			ImageSizeBytes: 3 << 30, CPUMilli: 2000, MemoryBytes: 4 << 30, GPUSlots: 1, GPUMemoryBytes: 2 << 30},
-		Reason: chaincode.ReasonInsufficientResources, Deadline: time.Now().Add(time.Hour).UTC().Format(time.RFC3339Nano)}
+		Reason: chaincode.ReasonInsufficientResources, BidTimeoutMillis: chaincode.MaxBidTimeoutMillis}
 }
 
 // TestSpamIsRateLimited sends 10,000 proposals from one identity as fast as it can while
@@ -484,4 +495,164 @@ func TestSpamIsRateLimited(t *testing.T) {
 		baseline, during, after, float64(during)/float64(baseline))
 	t.Logf("a new cluster's join and resync: %v during the spam (%d open migrations), %v after it (%d open; during/after %.2f)",
 		resync.Round(time.Microsecond), open, resyncAfter.Round(time.Microsecond), openAfter, float64(resync)/float64(resyncAfter))
+}
+
+// TestEventStreamSurvivesServerRestart stops the server, commits events while it is down,
+// and starts it again on the same address: the stream resumes from the last event it
+// delivered, with nothing lost or repeated; while the server was down the client's waits
+// doubled up to MaxRetryInterval, and after a successful reconnection they start again
+// from RetryInterval.
+func TestEventStreamSurvivesServerRestart(t *testing.T) {
+	p := newPKI(t)
+	path := filepath.Join(t.TempDir(), "ledger.db")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	var store *embedded.Store
+	var srv *http.Server
+	open := func() {
+		t.Helper()
+		if store, err = embedded.Open(path, embedded.Options{NoSync: true, AdminMSP: "Org1MSP"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	serve := func() {
+		t.Helper()
+		if ln == nil {
+			if ln, err = net.Listen("tcp", addr); err != nil {
+				t.Fatalf("listening again on %s: %v", addr, err)
+			}
+		}
+		h, err := NewHandler(store, HandlerOptions{Limits: DefaultLimits()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv = &http.Server{Handler: h, TLSConfig: p.server.ServerConfig(tls.VerifyClientCertIfGiven)}
+		go srv.ServeTLS(ln, "", "")
+		ln = nil
+	}
+	stop := func() {
+		t.Helper()
+		srv.Close() // the listener and every connection
+		if err := store.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	open()
+	serve()
+	t.Cleanup(func() { stop() })
+
+	var mu sync.Mutex
+	var waits []time.Duration
+	retried := make(chan struct{}, 1000)
+	client, err := NewClient("https://"+addr, identity(t, p.ca, "edge-1", "Org1MSP").HTTPClient(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	client.RetryInterval, client.MaxRetryInterval = 10*time.Millisecond, 80*time.Millisecond
+	client.OnRetry = func(wait time.Duration, _ error) {
+		mu.Lock()
+		waits = append(waits, wait)
+		mu.Unlock()
+		select {
+		case retried <- struct{}{}:
+		default: // retries reads waits itself
+		}
+	}
+	remote := ledger.FromTransactor(client)
+	defer remote.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), ledgertest.StreamTimeout)
+	defer cancel()
+	events, err := remote.Events(ctx, ledger.Checkpoint{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	next := 0 // clusters admitted so far: edge-0, edge-1, ...
+	admit := func(n int) {
+		t.Helper()
+		for range n {
+			if _, err := store.Client("Org1MSP").AdmitCluster(ctx, chaincode.AdmissionInput{ClusterID: fmt.Sprintf("edge-%d", next), MSPID: "Org1MSP"}); err != nil {
+				t.Fatal(err)
+			}
+			next++
+		}
+	}
+	seen := 0
+	receive := func() {
+		t.Helper()
+		for ; seen < next; seen++ {
+			select {
+			case ev := <-events:
+				if ev.Type == chaincode.EventLedgerInitialised {
+					seen--
+					continue
+				}
+				if want := fmt.Sprintf("edge-%d", seen); ev.ClusterID != want {
+					t.Fatalf("event %+v, want the admission of %s", ev, want)
+				}
+			case <-ctx.Done():
+				t.Fatalf("no event after %d of %d", seen, next)
+			}
+		}
+	}
+	// retries waits until the client has waited n times in all and returns the waits.
+	retries := func(n int) []time.Duration {
+		t.Helper()
+		for {
+			mu.Lock()
+			got := slices.Clone(waits)
+			mu.Unlock()
+			if len(got) >= n {
+				return got
+			}
+			select {
+			case <-retried:
+			case <-ctx.Done():
+				t.Fatalf("the client stopped trying to reconnect after %v", got)
+			}
+		}
+	}
+
+	admit(3)
+	receive()
+	stop()
+	got := retries(6)
+	if want := []time.Duration{10, 20, 40, 80, 80, 80}; !slices.Equal(got[:6], scale(want, time.Millisecond)) {
+		t.Errorf("waits while the server was down %v, want %v", got[:6], scale(want, time.Millisecond))
+	}
+	// Committed while nobody serves: the client must fetch them once it is back.
+	open()
+	admit(3)
+	serve()
+	receive()
+	admit(2)
+	receive()
+	// Down again: the backoff starts over.
+	mu.Lock()
+	before := len(waits)
+	mu.Unlock()
+	stop()
+	got = retries(before + 2)
+	if got[before] != 10*time.Millisecond || got[before+1] != 20*time.Millisecond {
+		t.Errorf("waits after a successful reconnection and a new outage %v, want 10ms then 20ms", got[before:])
+	}
+	open()
+	serve()
+	admit(1)
+	receive()
+	select {
+	case ev := <-events:
+		t.Errorf("unexpected extra event %+v", ev)
+	default:
+	}
+}
+
+func scale(ds []time.Duration, unit time.Duration) []time.Duration {
+	out := make([]time.Duration, len(ds))
+	for i, d := range ds {
+		out[i] = d * unit
+	}
+	return out
 }

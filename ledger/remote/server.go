@@ -6,11 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"time"
 
 	"github.com/gin-gonic/gin"
 	"github.com/spf13/pflag"
 	"k8s.io/klog/v2"
 
+	"github.com/edgemigrate/edgemigrate/chaincode"
 	"github.com/edgemigrate/edgemigrate/internal/serve"
 	"github.com/edgemigrate/edgemigrate/ledger/embedded"
 	"github.com/edgemigrate/edgemigrate/mtls"
@@ -35,6 +37,10 @@ type ServerOptions struct {
 	// AdminMSP is the ledger's admin, named when the file is created: it admits
 	// clusters (chaincode.AdmitCluster). Empty: the first client sets the ledger up (InitLedger).
 	AdminMSP string
+	// DeadAfter is how long a cluster may stay silent before any member may mark it dead
+	// (chaincode.MarkClusterDead), written with AdminMSP when the file is created; 0 means
+	// chaincode.DefaultDeadAfter.
+	DeadAfter time.Duration
 }
 
 // NewServerOptions returns the defaults.
@@ -56,6 +62,8 @@ func (o *ServerOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.IntVar(&o.Limits.MaxStreams, "max-event-streams", o.Limits.MaxStreams, "event streams each MSP may hold open at once")
 	fs.BoolVar(&o.NoSync, "no-sync", o.NoSync, "skip the disk sync at each commit (tests and demos)")
 	fs.StringVar(&o.AdminMSP, "admin-msp", o.AdminMSP, "MSP id of the ledger's admin, which admits clusters (set when the ledger file is created; without it the first client's InitLedger names one)")
+	fs.DurationVar(&o.DeadAfter, "dead-after", o.DeadAfter, fmt.Sprintf(
+		"how long a cluster may stay silent (no registration or capacity report) before any other member may mark it dead, whole seconds up to 24h; written with --admin-msp when the ledger file is created and fixed after (0: %s)", chaincode.DefaultDeadAfter))
 }
 
 // Validate reports every missing or invalid option.
@@ -72,6 +80,12 @@ func (o *ServerOptions) Validate() error {
 	}
 	if err := o.Limits.Validate(); err != nil {
 		errs = append(errs, err)
+	}
+	if _, err := chaincode.DeadAfterSeconds(o.DeadAfter); err != nil {
+		errs = append(errs, fmt.Errorf("--dead-after: %w", err))
+	}
+	if o.DeadAfter != 0 && o.AdminMSP == "" {
+		errs = append(errs, errors.New("--dead-after is written with --admin-msp when the ledger is set up; without --admin-msp, pass it to `edgemigrate ledger init`"))
 	}
 	return errors.Join(errs...)
 }
@@ -102,7 +116,7 @@ func Serve(ctx context.Context, o *ServerOptions, ln net.Listener) error {
 		return err
 	}
 	reg := serve.NewRegistry()
-	store, err := embedded.Open(o.DBPath, embedded.Options{NoSync: o.NoSync, Registerer: reg, AdminMSP: o.AdminMSP})
+	store, err := embedded.Open(o.DBPath, embedded.Options{NoSync: o.NoSync, Registerer: reg, AdminMSP: o.AdminMSP, DeadAfter: o.DeadAfter})
 	if err != nil {
 		ln.Close()
 		return fmt.Errorf("opening ledger %s: %w", o.DBPath, err)
@@ -119,6 +133,6 @@ func Serve(ctx context.Context, o *ServerOptions, ln net.Listener) error {
 	engine := serve.NewEngine(reg, func() error { return nil })
 	engine.Any("/v1/*path", gin.WrapH(h))
 	klog.FromContext(ctx).Info("Serving the embedded ledger over mutual TLS", "address", ln.Addr().String(), "db", o.DBPath,
-		"allowedMSPs", o.AllowedMSPs, "perSecond", o.Limits.PerSecond, "burst", o.Limits.Burst)
+		"allowedMSPs", o.AllowedMSPs, "deadAfter", o.DeadAfter, "perSecond", o.Limits.PerSecond, "burst", o.Limits.Burst)
 	return serve.Serve(ctx, ln, engine, id.ServerConfig(tls.VerifyClientCertIfGiven))
 }

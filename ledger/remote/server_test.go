@@ -28,6 +28,10 @@ func TestServerOptionsValidate(t *testing.T) {
 		{"no address", func(o *ServerOptions) { o.TLS = files; o.Listen = "" }, "--listen is required"},
 		{"no rate", func(o *ServerOptions) { o.TLS = files; o.Limits.PerSecond = 0 }, "rate limits must be positive"},
 		{"no burst", func(o *ServerOptions) { o.TLS = files; o.Limits.Burst = 0 }, "rate limits must be positive"},
+		{"dead-after not whole seconds", func(o *ServerOptions) { o.TLS, o.AdminMSP, o.DeadAfter = files, "Org1MSP", 1500*time.Millisecond }, "--dead-after: invalid: dead-after 1.5s must be whole seconds"},
+		{"dead-after over a day", func(o *ServerOptions) { o.TLS, o.AdminMSP, o.DeadAfter = files, "Org1MSP", 25*time.Hour }, "from 1s to 24h0m0s"},
+		{"dead-after without the admin", func(o *ServerOptions) { o.TLS, o.DeadAfter = files, time.Minute }, "`edgemigrate ledger init`"},
+		{"dead-after", func(o *ServerOptions) { o.TLS, o.AdminMSP, o.DeadAfter = files, "Org1MSP", 45*time.Second }, ""},
 		{"complete", func(o *ServerOptions) { o.TLS = files }, ""},
 	}
 	for _, tt := range tests {
@@ -54,7 +58,7 @@ func TestServe(t *testing.T) {
 		t.Fatal(err)
 	}
 	o := NewServerOptions()
-	o.DBPath, o.TLS, o.NoSync, o.AdminMSP = filepath.Join(dir, "ledger.db"), serverFiles, true, "Org1MSP"
+	o.DBPath, o.TLS, o.NoSync, o.AdminMSP, o.DeadAfter = filepath.Join(dir, "ledger.db"), serverFiles, true, "Org1MSP", 45*time.Second
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -67,6 +71,9 @@ func TestServe(t *testing.T) {
 	client, err := Dial(base, identity(t, ca, "edge-a", "Org1MSP"))
 	if err != nil {
 		t.Fatal(err)
+	}
+	if cfg, err := client.GetLedgerConfig(ctx); err != nil || *cfg != (chaincode.LedgerConfig{AdminMSP: "Org1MSP", DeadAfterSeconds: 45}) {
+		t.Errorf("ledger set up as %+v (%v), want admin Org1MSP and dead-after 45 s from the options", cfg, err)
 	}
 	if _, err := client.AdmitCluster(ctx, chaincode.AdmissionInput{ClusterID: "edge-a", MSPID: "Org1MSP"}); err != nil {
 		t.Fatalf("admitting through the server: %v", err)

@@ -8,7 +8,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
@@ -242,7 +241,7 @@ func TestE2EMaliciousPeer(t *testing.T) {
 				t.Fatal(err)
 			}
 			if _, err := attacker.ProposeMigration(s.ctx, chaincode.Proposal{ID: id, Source: "edge-a", Workload: "Deployment/" + s.ns + "/" + tc.workload,
-				Metadata: meta, BundleDigest: digest, Reason: chaincode.ReasonManual, Deadline: time.Now().Add(time.Minute).UTC().Format(time.RFC3339Nano)}); err != nil {
+				Metadata: meta, BundleDigest: digest, Reason: chaincode.ReasonManual, BidTimeoutMillis: 60_000}); err != nil {
 				t.Fatal(err)
 			}
 			var lm *chaincode.Migration

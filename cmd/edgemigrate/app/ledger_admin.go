@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -61,6 +62,7 @@ func newLedgerMembershipCommands() []*cobra.Command {
 	var (
 		o              ledgerClientOptions
 		admin          string
+		deadAfter      time.Duration
 		cluster, msp   string
 		removalCluster string
 		reason         string
@@ -70,12 +72,18 @@ func newLedgerMembershipCommands() []*cobra.Command {
 		Short: "Set a new ledger up: name its admin MSP, which admits clusters (once; servers started with --admin-msp are set up already)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			seconds, err := chaincode.DeadAfterSeconds(deadAfter)
+			if err != nil {
+				return fmt.Errorf("--dead-after: %w", err)
+			}
 			return o.do(cmd, func(ctx context.Context, l ledger.Ledger) (any, error) {
-				return l.InitLedger(ctx, chaincode.LedgerConfig{AdminMSP: admin})
+				return l.InitLedger(ctx, chaincode.LedgerConfig{AdminMSP: admin, DeadAfterSeconds: seconds})
 			})
 		},
 	}
 	initCmd.Flags().StringVar(&admin, "admin-msp", "", "MSP id of the ledger's admin")
+	initCmd.Flags().DurationVar(&deadAfter, "dead-after", 0, fmt.Sprintf(
+		"how long a cluster may stay silent before any other member may mark it dead, whole seconds up to 24h; fixed once set up (0: %s)", chaincode.DefaultDeadAfter))
 	admit := &cobra.Command{
 		Use:   "admit",
 		Short: "Admit a cluster id for an MSP: as the admin at once, as a member by vote (a majority of member MSPs admits)",

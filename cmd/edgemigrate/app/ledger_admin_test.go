@@ -9,13 +9,15 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/spf13/cobra"
+
 	"github.com/edgemigrate/edgemigrate/chaincode"
 	"github.com/edgemigrate/edgemigrate/ledger/remote"
 	"github.com/edgemigrate/edgemigrate/mtls"
 )
 
 // TestLedgerMembershipCommands: on a real ledger server, the operator's certificate sets
-// the ledger up as its admin and admits a cluster, which may then register; the cluster's
+// the ledger up as its admin, with its dead-after window, and admits a cluster, which may then register; the cluster's
 // own MSP may not admit another.
 func TestLedgerMembershipCommands(t *testing.T) {
 	dir := t.TempDir()
@@ -56,8 +58,11 @@ func TestLedgerMembershipCommands(t *testing.T) {
 		return out.String(), err
 	}
 	operator, edge := files("operator", "OperatorMSP"), files("edge-a", "EdgeAMSP")
-	if _, err := run(operator, "init", "--admin-msp=OperatorMSP"); err != nil {
-		t.Fatal(err)
+	if _, err := run(operator, "init", "--admin-msp=OperatorMSP", "--dead-after=1500ms"); err == nil || !strings.Contains(err.Error(), "whole seconds") {
+		t.Errorf("init with a dead-after of 1.5 s: %v, want refused", err)
+	}
+	if out, err := run(operator, "init", "--admin-msp=OperatorMSP", "--dead-after=45s"); err != nil || !strings.Contains(out, `"deadAfterSeconds": 45`) {
+		t.Fatalf("init: %v\n%s", err, out)
 	}
 	out, err := run(operator, "admit", "--cluster=edge-a", "--msp=EdgeAMSP")
 	if err != nil || !strings.Contains(out, `"admitted": true`) {
@@ -83,5 +88,29 @@ func TestLedgerMembershipCommands(t *testing.T) {
 	}
 	if _, err := l.GetCluster(ctx, "edge-a"); chaincode.CodeOf(err) != chaincode.CodeNotFound {
 		t.Errorf("removed cluster: %v", err)
+	}
+}
+
+// TestLedgerServeFlags: `edgemigrate ledger serve` is the server, with --dead-after in its
+// options and help.
+func TestLedgerServeFlags(t *testing.T) {
+	cmd := newLedgerCommand()
+	serve, _, err := cmd.Find([]string{"serve"})
+	if err != nil || serve.Name() != "serve" {
+		t.Fatalf("ledger serve: %v", err)
+	}
+	for _, c := range []*cobra.Command{cmd, serve} {
+		f := c.Flags().Lookup("dead-after")
+		if f == nil || !strings.Contains(f.Usage, "mark it dead") {
+			t.Errorf("%s: --dead-after %+v, want a flag whose help says what it does", c.Name(), f)
+			continue
+		}
+		if err := c.Flags().Parse([]string{"--dead-after=90s"}); err != nil || f.Value.String() != "1m30s" {
+			t.Errorf("%s --dead-after=90s: %v, value %s", c.Name(), err, f.Value)
+		}
+	}
+	initCmd, _, err := cmd.Find([]string{"init"})
+	if err != nil || initCmd.Flags().Lookup("dead-after") == nil {
+		t.Errorf("ledger init has no --dead-after (%v)", err)
 	}
 }

@@ -48,7 +48,8 @@ func Up(tb testing.TB, what string) *Network {
 	work := tb.TempDir()
 	run := func(arg string) {
 		cmd := exec.Command(script, arg)
-		cmd.Env = append(os.Environ(), "FABRIC_WORK="+work)
+		// A dead-after window of 1 s: the suite waits it out (and the clock skew) in real time.
+		cmd.Env = append(os.Environ(), "FABRIC_WORK="+work, "FABRIC_DEAD_AFTER_SECONDS=1")
 		if out, err := cmd.CombinedOutput(); err != nil {
 			tb.Fatalf("network.sh %s: %v\n%s", arg, err, out)
 		}
