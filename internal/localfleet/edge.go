@@ -432,18 +432,29 @@ func (e *Edge) LeaderReplica(ctx context.Context) (int, error) {
 	leader := -1
 	var last []string
 	err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, e.fleet.opts.ReadyTimeout, true, func(ctx context.Context) (bool, error) {
-		last = last[:0]
+		var now []string
+		defer func() {
+			if len(now) > 0 {
+				last = now
+			}
+		}()
 		for i, u := range e.replicaURLs {
 			if e.ReplicaPID(i) == 0 {
-				last = append(last, fmt.Sprintf("replica %d: not running", i))
+				now = append(now, fmt.Sprintf("replica %d: not running", i))
 				continue
 			}
-			status, err := probe(ctx, client, u+"/readyz")
-			if status == http.StatusOK {
+			status, body, err := probe(ctx, client, u+"/readyz")
+			switch {
+			case status == http.StatusOK:
 				leader = i
 				return true, nil
+			case ctx.Err() != nil: // the wait ended during this probe: keep the last answer
+				return false, nil
+			case err != nil:
+				now = append(now, fmt.Sprintf("replica %d: %v", i, err))
+			default:
+				now = append(now, fmt.Sprintf("replica %d: %d %s", i, status, body))
 			}
-			last = append(last, fmt.Sprintf("replica %d: %d %v", i, status, err))
 		}
 		return false, nil
 	})

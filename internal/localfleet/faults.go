@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"time"
 
 	"k8s.io/apimachinery/pkg/util/wait"
@@ -159,19 +160,21 @@ func (f *Fleet) probeClient() *http.Client {
 	return &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{TLSClientConfig: f.probeTLS()}}
 }
 
-// probe GETs url and returns the status, 0 with the error when nothing answered.
-func probe(ctx context.Context, client *http.Client, url string) (int, error) {
+// probe GETs url and returns the status and the start of the body, 0 with the error when
+// nothing answered.
+func probe(ctx context.Context, client *http.Client, url string) (int, string, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
-		return 0, err
+		return 0, "", err
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		return 0, err
+		return 0, "", err
 	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 200))
 	_, _ = io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	return resp.StatusCode, nil
+	return resp.StatusCode, strings.TrimSpace(string(body)), nil
 }
 
 // waitAnswers polls url until the process answers HTTP there at all (any status), the
@@ -184,7 +187,7 @@ func (f *Fleet) waitAnswers(ctx context.Context, p *localcluster.Process, url st
 		if done, werr := p.Exited(); done {
 			return false, fmt.Errorf("%s exited before serving (%v)", p.Name(), werr)
 		}
-		_, last = probe(ctx, client, url)
+		_, _, last = probe(ctx, client, url)
 		return last == nil, nil
 	})
 	if err != nil {
@@ -213,7 +216,7 @@ func (e *Edge) supervise(m *member, p *localcluster.Process) {
 			logger.Info("Process exited; restarting it", "err", werr)
 		case <-ticker.C:
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-			status, err := probe(ctx, client, m.health)
+			status, _, err := probe(ctx, client, m.health)
 			cancel()
 			if status == http.StatusOK {
 				failures, live = 0, true

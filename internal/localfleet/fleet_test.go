@@ -135,3 +135,23 @@ func TestDeschedulerArgs(t *testing.T) {
 		t.Errorf("descheduler args %q do not end with the extra flags", got)
 	}
 }
+
+func TestLedgerArgs(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		deadAfter time.Duration
+		want      string
+		wantNot   string
+	}{
+		{"default window", 0, "ledger serve --listen 127.0.0.1:7000 --db /fleet/ledger.db --no-sync", "--dead-after"},
+		{"dead after 6s", 6 * time.Second, " --admin-msp ObserverMSP --dead-after 6s", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := &Fleet{Dir: "/fleet", LedgerURL: "https://127.0.0.1:7000", opts: Options{LedgerDeadAfter: tc.deadAfter}}
+			got := strings.Join(f.ledgerArgs(), " ")
+			if !strings.Contains(got, tc.want) || (tc.wantNot != "" && strings.Contains(got, tc.wantNot)) {
+				t.Errorf("ledger args %q: want %q, not %q", got, tc.want, tc.wantNot)
+			}
+		})
+	}
+}

@@ -59,10 +59,16 @@ func (f *Fleet) startLedger(ctx context.Context) error {
 // ledgerArgs are the ledger server's flags: its address, database file and identity stay
 // the same across restarts.
 func (f *Fleet) ledgerArgs() []string {
-	return []string{
-		"ledger", "--listen", hostPort(f.LedgerURL), "--db", filepath.Join(f.Dir, "ledger.db"), "--no-sync",
+	args := []string{
+		"ledger", "serve", "--listen", hostPort(f.LedgerURL), "--db", filepath.Join(f.Dir, "ledger.db"), "--no-sync",
 		"--tls-cert-file", f.ledgerIdentity.CertFile, "--tls-key-file", f.ledgerIdentity.KeyFile, "--tls-ca-file", f.ledgerIdentity.CAFile,
 	}
+	if f.opts.LedgerDeadAfter != 0 {
+		// Written with the admin when the file is created; admitEdges's InitLedger asks for
+		// the same configuration, which the ledger accepts again.
+		args = append(args, "--admin-msp", ObserverMSPID, "--dead-after", f.opts.LedgerDeadAfter.String())
+	}
+	return args
 }
 
 // admitEdges sets the ledger up with the observer as its admin MSP, the fleet's operator,
