@@ -100,3 +100,32 @@ func TestBurstLimit(t *testing.T) {
 		t.Errorf("%d places still held after every migration ended", left)
 	}
 }
+
+// TestAdmissionSeeded: a restarted controller counts the source Migrations already in
+// flight (from its synced informer) before it admits any other: with a limit of 1 and one
+// in flight, a new Migration waits Queued.
+func TestAdmissionSeeded(t *testing.T) {
+	w := newWorld(t)
+	inFlight := manual(v1alpha1.KindDeployment, "first")
+	inFlight.Status = v1alpha1.MigrationStatus{Role: v1alpha1.RoleSource, Phase: v1alpha1.PhaseDecided, LedgerID: "edge-a-000000000001", Source: "edge-a"}
+	a := w.addCluster("edge-a", func(c *Config) { c.MaxConcurrentMigrations = 1 },
+		deployment("first", 1, "2Gi"), deployment("second", 1, "2Gi"), inFlight, manual(v1alpha1.KindDeployment, "second"))
+	a.c.mu.Lock()
+	seeded := len(a.c.admitted)
+	a.c.mu.Unlock()
+	if seeded != 1 {
+		t.Fatalf("%d Migrations counted in flight at start, want 1", seeded)
+	}
+	key := queueKey{Kind: keyMigration, Namespace: testNamespace, Name: "move-second"}
+	for range 2 { // Pending, then the admission
+		if _, err := a.c.sync(w.ctx, key); err != nil {
+			t.Fatal(err)
+		}
+		a.settle()
+	}
+	for _, m := range a.migrations(v1alpha1.RoleSource) {
+		if m.Name == "move-second" && (m.Status.Phase != v1alpha1.PhasePending || m.Status.Reason != "Queued") {
+			t.Errorf("the second Migration is %s/%s, want Pending/Queued behind the one in flight", m.Status.Phase, m.Status.Reason)
+		}
+	}
+}

@@ -502,10 +502,14 @@ func (c *Controller) Run(ctx context.Context) error {
 	defer c.queue.ShutDown()
 	c.broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: c.kube.CoreV1().Events("")})
 	defer c.broadcaster.Shutdown()
+	// The informers stop with ctx: Run also returns on an error while its caller's
+	// context lives, and Shutdown waits for them.
+	ctx, stop := context.WithCancel(ctx)
 	c.kubeInformers.Start(ctx.Done())
 	c.migInformers.Start(ctx.Done())
 	defer c.kubeInformers.Shutdown()
 	defer c.migInformers.Shutdown()
+	defer stop()
 	// An error while ctx lives stops the controller for good: liveness says so.
 	fail := func(err error) error {
 		if ctx.Err() == nil {
@@ -522,7 +526,7 @@ func (c *Controller) Run(ctx context.Context) error {
 	if err := c.register(ctx); err != nil {
 		return fail(err)
 	}
-	if err := c.afterRegister(ctx); err != nil {
+	if err := c.untilReachable(ctx, c.afterRegister); err != nil {
 		return fail(err)
 	}
 	c.registered.Store(true)
@@ -547,6 +551,28 @@ func (c *Controller) Run(ctx context.Context) error {
 	c.queue.ShutDown()
 	wg.Wait()
 	return nil
+}
+
+// untilReachable runs f again, with registerBackoff, while it fails to reach the ledger,
+// for at most --register-timeout: a blip just after registering does not stop the
+// controller; any other error, or a longer outage, is returned.
+func (c *Controller) untilReachable(ctx context.Context, f func(context.Context) error) error {
+	backoff := registerBackoff
+	giveUp := c.clock.Now().Add(c.cfg.RegisterTimeout)
+	for {
+		err := f(ctx)
+		left := giveUp.Sub(c.clock.Now())
+		if err == nil || !unreachable(err) || left <= 0 {
+			return err
+		}
+		delay := min(backoff.Step(), left)
+		klog.FromContext(ctx).V(2).Info("Waiting for the ledger", "err", err, "in", delay)
+		select {
+		case <-c.clock.After(delay):
+		case <-ctx.Done():
+			return err
+		}
+	}
 }
 
 // every runs f every interval, recording each round for liveness.
@@ -625,7 +651,7 @@ func (c *Controller) resync(ctx context.Context) {
 	c.refreshEndpoints(ctx)
 	open, err := c.ledger.ListOpenMigrations(ctx)
 	if err != nil {
-		klog.FromContext(ctx).Error(err, "Listing open migrations on the ledger")
+		logLedgerError(ctx, err, "Listing open migrations on the ledger")
 	}
 	for _, m := range open {
 		c.queue.Add(queueKey{Kind: keyLedger, Name: m.ID})
@@ -673,7 +699,7 @@ func (c *Controller) refreshEndpoints(ctx context.Context) {
 	clusters, err := c.ledger.ListClusters(ctx)
 	c.metrics.ledgerCall("ListClusters", start, err)
 	if err != nil {
-		klog.FromContext(ctx).Error(err, "Listing the clusters' endpoints on the ledger")
+		logLedgerError(ctx, err, "Listing the clusters' endpoints on the ledger")
 		return
 	}
 	for _, cl := range clusters {

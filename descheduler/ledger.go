@@ -30,6 +30,9 @@ const checkpointConfigMap = "edgemigrate-ledger-checkpoint"
 // admissionRetry paces registration attempts while the cluster's id is not admitted yet.
 const admissionRetry = 10 * time.Second
 
+// registerCallTimeout bounds one registration attempt.
+const registerCallTimeout = 30 * time.Second
+
 // registerBackoff paces registration attempts while the ledger cannot be reached.
 var registerBackoff = wait.Backoff{Duration: time.Second, Factor: 2, Cap: 30 * time.Second, Steps: math.MaxInt32}
 
@@ -45,10 +48,14 @@ func (c *Controller) register(ctx context.Context) error {
 	for waited := false; ; {
 		capacity, _ := c.capacity()
 		start := c.clock.Now()
-		_, err := c.ledger.RegisterCluster(ctx, chaincode.ClusterRegistration{
+		// One attempt may not hang past the bound: a ledger that accepts connections and
+		// never answers is as unreachable as one that refuses them.
+		callCtx, cancel := context.WithTimeout(ctx, registerCallTimeout)
+		_, err := c.ledger.RegisterCluster(callCtx, chaincode.ClusterRegistration{
 			ID: c.cfg.ClusterID, Location: chaincode.Location{Lat: c.cfg.Coverage.Center.Lat, Lon: c.cfg.Coverage.Center.Lon},
 			CoverageRadiusM: c.cfg.Coverage.RadiusM, Capacity: capacity, Endpoint: c.cfg.PublicEndpoint,
 		})
+		cancel()
 		c.metrics.ledgerCall("RegisterCluster", start, err)
 		if err == nil {
 			logger.Info("Registered on the ledger", "cluster", c.cfg.ClusterID, "capacity", capacity)
@@ -127,7 +134,7 @@ func (c *Controller) reportCapacity(ctx context.Context) {
 	_, err := c.ledger.ReportCapacity(ctx, c.cfg.ClusterID, free)
 	c.metrics.ledgerCall("ReportCapacity", start, err)
 	if err != nil {
-		klog.FromContext(ctx).Error(err, "Reporting capacity to the ledger", "cluster", c.cfg.ClusterID)
+		logLedgerError(ctx, err, "Reporting capacity to the ledger", "cluster", c.cfg.ClusterID)
 	}
 }
 
@@ -245,7 +252,7 @@ func (c *Controller) tidyLedger(ctx context.Context, open []*chaincode.Migration
 	}
 	finished, err := c.ledger.ListFinishedMigrations(ctx)
 	if err != nil {
-		logger.Error(err, "Listing finished migrations on the ledger")
+		logLedgerError(ctx, err, "Listing finished migrations on the ledger")
 		return
 	}
 	for _, f := range finished {

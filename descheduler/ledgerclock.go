@@ -30,9 +30,10 @@ type ledgerView struct {
 }
 
 // isTransport reports whether err is a failure to reach the ledger, as opposed to the
-// contract's refusal (which proves the ledger answered) or this process's cancellation.
+// contract's refusal (which proves the ledger answered) or this process's cancellation. A
+// call that ran out of its own time counts: the ledger did not answer.
 func isTransport(ctx context.Context, err error) bool {
-	return err != nil && chaincode.CodeOf(err) == "" && ctx.Err() == nil && !errors.Is(err, context.Canceled)
+	return err != nil && chaincode.CodeOf(err) == "" && !errors.Is(ctx.Err(), context.Canceled) && !errors.Is(err, context.Canceled)
 }
 
 // errLedgerUnreachable marks a call that did not reach the ledger: the work waits for it
@@ -80,6 +81,17 @@ func (c *Controller) observe(ctx context.Context, err error, stamp string) error
 		v.stamp, v.at = t, now
 	}
 	return nil
+}
+
+// logLedgerError logs a failed ledger call: an error, or at V(2) when the ledger was not
+// reached (the outage itself is logged once, when it starts).
+func logLedgerError(ctx context.Context, err error, msg string, kv ...any) {
+	logger := klog.FromContext(ctx)
+	if unreachable(err) {
+		logger.V(2).Info(msg+": the ledger is unreachable", append(kv, "err", err)...)
+		return
+	}
+	logger.Error(err, msg, kv...)
 }
 
 // ledgerUp is false while calls to the ledger fail for transport reasons (it does not

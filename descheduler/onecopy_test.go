@@ -70,6 +70,11 @@ func TestRefusals(t *testing.T) {
 	// Created in the same second: the name orders them, for good.
 	sameSecond := manual(v1alpha1.KindDeployment, "svc")
 	sameSecond.Name, sameSecond.UID, sameSecond.CreationTimestamp = "move-svc-b", "uid-b", first.CreationTimestamp
+	// Queued already (past the guard): it stays ahead of one that sorts before it.
+	queued := manual(v1alpha1.KindDeployment, "svc")
+	queued.Name, queued.UID = "move-svc-z", "uid-z"
+	queued.Status = v1alpha1.MigrationStatus{Role: v1alpha1.RoleSource, Phase: v1alpha1.PhasePending, Reason: "Queued",
+		LedgerID: "edge-a-uidz", Source: "edge-a", StartTime: &queued.CreationTimestamp}
 	for _, tc := range []struct {
 		name string
 		objs []runtime.Object
@@ -88,6 +93,8 @@ func TestRefusals(t *testing.T) {
 			refused: "move-svc-again", reason: api.ReasonAlreadyMigrating, message: "already has an open migration, move-svc (Manual", moves: true},
 		{name: "a second Manual of the same second", objs: []runtime.Object{deployment("svc", 1, "2Gi"), sameSecond, first.DeepCopy()},
 			refused: "move-svc-b", reason: api.ReasonAlreadyMigrating, message: "already has an open migration, move-svc (Manual", moves: true},
+		{name: "a Manual of the same second as one queued", objs: []runtime.Object{deployment("svc", 1, "2Gi"), queued, first.DeepCopy()},
+			refused: "move-svc", reason: api.ReasonAlreadyMigrating, message: "already has an open migration, move-svc-z (Manual, Source", moves: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			w := newWorld(t)

@@ -180,6 +180,16 @@ func TestLedgerOutage(t *testing.T) {
 					t.Errorf("a source Ready before the outage keeps its copy during it: %+v", src.Status.Conditions)
 				}
 			}
+			if tc.loseOf == "ReportReady" {
+				// Reported Ready without hearing so: the destination keeps its copy, and says why it waits.
+				dst := b.only(v1alpha1.RoleDestination)
+				if c := meta.FindStatusCondition(dst.Status.Conditions, v1alpha1.ConditionLedgerReachable); c == nil || c.Status != metav1.ConditionFalse {
+					t.Errorf("the destination's LedgerReachable is %+v during the outage", c)
+				}
+				if b.copies(v1alpha1.KindDeployment, "svc") != 1 {
+					t.Error("the destination removed a copy it reported Ready")
+				}
+			}
 			events := eventsOf(a.events)
 			if n := count(events, "Warning LedgerUnreachable"); !sourceDone && n != 1 {
 				t.Errorf("the source recorded %d LedgerUnreachable Events, want 1: %q", n, events)

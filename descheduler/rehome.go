@@ -85,21 +85,53 @@ func (c *Controller) onLedgerEvent(ev ledger.Event) {
 
 // afterRegister runs once the cluster is on the ledger, before it takes clients: a cluster
 // that was dead (partitioned, or down) stands down the copies the ledger has re-homed
-// elsewhere before its gateway could serve them.
+// elsewhere before its gateway could serve them. Only that must succeed here (retried
+// briefly, else Run fails and the process restarts); the rest of the homes' work is queued.
 func (c *Controller) afterRegister(ctx context.Context) error {
+	logger := klog.FromContext(ctx)
+	c.queue.Add(homesKey)
+	if _, err := c.syncDead(ctx); err != nil {
+		logger.Error(err, "Reading dead clusters before taking clients; the queued reconcile retries")
+	}
 	var last error
 	err := wait.ExponentialBackoffWithContext(ctx, wait.Backoff{Duration: 200 * time.Millisecond, Factor: 2, Steps: 5},
 		func(ctx context.Context) (bool, error) {
-			_, last = c.syncHomes(ctx)
+			if _, last = c.listHomes(ctx); last == nil {
+				last = c.standDown(ctx)
+			}
 			if last != nil {
-				klog.FromContext(ctx).Error(last, "Reconciling dead clusters and homes before taking clients; retrying")
+				logger.Error(last, "Standing down superseded copies before taking clients; retrying")
 			}
 			return last == nil, nil
 		})
 	if err != nil {
-		return fmt.Errorf("reconciling dead clusters and homes before taking clients: %w", errors.Join(err, last))
+		return fmt.Errorf("standing down superseded copies before taking clients: %w", errors.Join(err, last))
 	}
 	return nil
+}
+
+// listHomes reads every home from the ledger and caches them by origin.
+func (c *Controller) listHomes(ctx context.Context) ([]*chaincode.Home, error) {
+	start := c.clock.Now()
+	homes, err := c.ledger.ListHomes(ctx)
+	c.metrics.ledgerCall("ListHomes", start, err)
+	if err != nil {
+		return nil, fmt.Errorf("listing the homes of services on the ledger: %w", err)
+	}
+	c.cacheHomes(homes)
+	return homes, nil
+}
+
+func (c *Controller) cacheHomes(homes []*chaincode.Home) {
+	byOrigin := make(map[string]chaincode.Home, len(homes))
+	for _, h := range homes {
+		if h != nil {
+			byOrigin[h.Origin] = *h
+		}
+	}
+	c.homes.mu.Lock()
+	c.homes.homes = byOrigin
+	c.homes.mu.Unlock()
 }
 
 // syncHomes reconciles dead clusters and homes, level-triggered from the ledger and the
@@ -115,22 +147,12 @@ func (c *Controller) syncHomes(ctx context.Context) (time.Duration, error) {
 	if err != nil {
 		return 0, errors.Join(append(errs, err)...)
 	}
-	start := c.clock.Now()
-	homes, err := c.ledger.ListHomes(ctx)
-	c.metrics.ledgerCall("ListHomes", start, err)
+	homes, err := c.listHomes(ctx)
 	if err != nil {
-		return 0, errors.Join(append(errs, fmt.Errorf("listing the homes of services on the ledger: %w", err))...)
+		return 0, errors.Join(append(errs, err)...)
 	}
 	errs = append(errs, c.rehome(ctx, homes))
-	byOrigin := make(map[string]chaincode.Home, len(homes))
-	for _, h := range homes {
-		if h != nil {
-			byOrigin[h.Origin] = *h
-		}
-	}
-	c.homes.mu.Lock()
-	c.homes.homes = byOrigin
-	c.homes.mu.Unlock()
+	c.cacheHomes(homes) // with the re-homes' answers
 	errs = append(errs, c.restoreHomed(ctx, homes), c.standDown(ctx))
 	return next, errors.Join(errs...)
 }

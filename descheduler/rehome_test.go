@@ -281,3 +281,31 @@ func TestCannotRehome(t *testing.T) {
 		t.Errorf("edge-a's events %q: want one CannotRehome", events)
 	}
 }
+
+// TestDeadBeforeVerified: a destination that reported Ready dies before the source could
+// verify it; the source aborts at once (not after --verify-timeout) and keeps its copy.
+func TestDeadBeforeVerified(t *testing.T) {
+	w := newWorldWith(t, true)
+	a := w.addClusterWithEvents("edge-a", func(c *Config) { c.VerifyTimeout, c.MigrationTimeout = time.Hour, time.Hour },
+		deployment("svc", 1, "2Gi"), manual(v1alpha1.KindDeployment, "svc"))
+	b := w.addCluster("edge-b", nil)
+	b.gateway.ctrl.Store(nil) // its gateway answers 503: the request that verifies it fails
+	w.until("edge-b Ready, edge-a verifying", func() bool {
+		return a.only(v1alpha1.RoleSource).Status.Phase == v1alpha1.PhaseReady
+	})
+	w.silence(b)
+	w.silentUntil("edge-a aborts", func() {}, func() bool { return final(a.only(v1alpha1.RoleSource)) })
+	src := a.only(v1alpha1.RoleSource)
+	if src.Status.Phase != v1alpha1.PhaseAborted || src.Status.Reason != api.EventDestinationDead {
+		t.Errorf("the source is %s/%s: %q; want Aborted, DestinationDead", src.Status.Phase, src.Status.Reason, src.Status.Message)
+	}
+	if lm := w.ledgerMigration(src.Status.LedgerID); lm.State != chaincode.StateAborted {
+		t.Errorf("ledger state %s, want Aborted", lm.State)
+	}
+	if n := a.copies(v1alpha1.KindDeployment, "svc"); n != 1 {
+		t.Errorf("edge-a runs %d copies, want its own", n)
+	}
+	if since := w.clock.Since(src.Status.ReadyTime.Time); since >= time.Hour {
+		t.Errorf("aborted %s after Ready: the timeout, not the death", since)
+	}
+}

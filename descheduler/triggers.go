@@ -225,8 +225,8 @@ func (c *Controller) forgetCreating(m *v1alpha1.Migration) {
 
 // refuseSecond ends a source Migration that must not go ahead, before it reaches the ledger
 // (and before it waits for a --max-concurrent-migrations slot), whatever started it:
-//   - its workload already has an open Migration here that is ahead of it: one that is on
-//     the ledger already (past Pending), an arriving destination's, or an older Pending one
+//   - its workload already has an open Migration here that is ahead of it: one that passed
+//     this guard already (on the ledger, or queued), an arriving destination's, or an older one
 //     (by creation time, then name: a resource version changes with every status write,
 //     so it cannot order two Migrations for good). Two open migrations would give two
 //     destinations, both Ready, and two copies for good.
@@ -236,12 +236,16 @@ func (c *Controller) forgetCreating(m *v1alpha1.Migration) {
 // It reports whether it ended the Migration.
 func (c *Controller) refuseSecond(ctx context.Context, m *v1alpha1.Migration) (bool, error) {
 	ref := m.Spec.Workload
+	// Past this guard already: on the ledger, or Pending with a reason (Queued, DryRun). A
+	// Migration that passed stays ahead of any that has not.
+	passed := func(m *v1alpha1.Migration) bool {
+		return (m.Status.Phase != "" && m.Status.Phase != v1alpha1.PhasePending) || m.Status.Reason != ""
+	}
 	for _, other := range c.migrationsByIndex(indexWorkload, workloadKey(m.Namespace, ref.Kind, ref.Name)) {
 		if other.UID == m.UID || other.Final() {
 			continue
 		}
-		ahead := other.Status.Role == v1alpha1.RoleDestination || other.Spec.LedgerID != "" ||
-			(other.Status.Phase != "" && other.Status.Phase != v1alpha1.PhasePending) || earlier(other, m)
+		ahead := other.Status.Role == v1alpha1.RoleDestination || other.Spec.LedgerID != "" || passed(other) || (!passed(m) && earlier(other, m))
 		if !ahead {
 			continue
 		}
