@@ -17,6 +17,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	utilrand "k8s.io/apimachinery/pkg/util/rand"
@@ -150,8 +151,7 @@ func only(serving map[string]int, cluster string) bool {
 }
 
 // newCar creates car id, placed at edge i (its position reported there).
-func (r *run) newCar(id, svc string, i int) *driver {
-	r.t.Helper()
+func (r *run) newCar(id, svc string, i int) (*driver, error) {
 	var clusters []car.Cluster
 	for _, e := range r.f.Edges {
 		clusters = append(clusters, car.Cluster{ID: e.ID, Gateway: e.LocatorURL, Site: e.Point(), RadiusM: e.RadiusM})
@@ -160,22 +160,24 @@ func (r *run) newCar(id, svc string, i int) *driver {
 		NewRequest: func(int) car.Request { return car.Request{Method: http.MethodGet, Path: "/"} },
 		HTTPClient: r.f.CarClient(car.DefaultTimeout, false)})
 	if err != nil {
-		r.t.Fatal(err)
+		return nil, err
 	}
 	d := &driver{id: id, svc: svc, car: c, rng: rand.New(rand.NewPCG(r.cfg.seed, uint64(len(r.cars))+1))}
 	d.at.Store(int64(i))
-	var err2 error
+	// The service counts from now on, whether its car can be placed or not.
+	r.mu.Lock()
+	r.services = append(r.services, svc)
+	r.mu.Unlock()
 	if !r.waitFor(id+" placed at "+r.f.Edges[i].ID, setupTimeout, func() bool {
-		err2 = c.MoveTo(r.ctx, r.f.Edges[i].Point())
-		return err2 == nil
+		err = c.MoveTo(r.ctx, r.f.Edges[i].Point())
+		return err == nil
 	}) {
-		r.t.Fatalf("placing %s at %s: %v", id, r.f.Edges[i].ID, err2)
+		return nil, fmt.Errorf("placing %s at %s: %w", id, r.f.Edges[i].ID, err)
 	}
 	r.mu.Lock()
 	r.cars = append(r.cars, d)
-	r.services = append(r.services, svc)
 	r.mu.Unlock()
-	return d
+	return d, nil
 }
 
 // start sends the car's requests, and reports its position every reportEvery, until
@@ -216,7 +218,11 @@ func (r *run) setup() {
 		if _, err := r.f.Edges[at].Client.AppsV1().Deployments(r.ns).Create(r.ctx, r.service(svc, id), metav1.CreateOptions{}); err != nil {
 			r.t.Fatalf("creating %s at %s: %v", svc, r.f.Edges[at].ID, err)
 		}
-		drivers = append(drivers, r.newCar(id, svc, at))
+		d, err := r.newCar(id, svc, at)
+		if err != nil {
+			r.t.Fatal(err)
+		}
+		drivers = append(drivers, d)
 	}
 	for _, d := range drivers {
 		at := r.f.Edges[d.at.Load()].ID
@@ -369,11 +375,16 @@ func (r *run) offload() {
 		}
 		id := offloadCar(k)
 		svc := "svc-" + id
-		d := r.service(svc, id)
-		res := &d.Spec.Template.Spec.Containers[0].Resources
+		dep := r.service(svc, id)
+		res := &dep.Spec.Template.Spec.Containers[0].Resources
 		res.Requests, res.Limits = withGPU(res.Requests), withGPU(res.Limits)
 		trigger := time.Now()
-		if _, err := e.Client.AppsV1().Deployments(r.ns).Create(r.ctx, d, metav1.CreateOptions{}); err != nil {
+		// Its API server may be the one down.
+		var err error
+		if !r.waitFor("creating "+svc+" at "+e.ID, setupTimeout, func() bool {
+			_, err = e.Client.AppsV1().Deployments(r.ns).Create(r.ctx, dep, metav1.CreateOptions{})
+			return err == nil || apierrors.IsAlreadyExists(err)
+		}) {
 			r.problem("creating the offload %s at %s: %v", svc, e.ID, err)
 			continue
 		}
@@ -389,11 +400,16 @@ func (r *run) offload() {
 			return n == 1
 		}) {
 			r.mu.Lock()
-			r.services = append(r.services, svc)
+			r.services = append(r.services, svc) // lost, unless it serves by the end
 			r.mu.Unlock()
 			continue
 		}
-		r.start(r.newCar(id, svc, offloadEdge))
+		d, err := r.newCar(id, svc, offloadEdge)
+		if err != nil {
+			r.problem("offload %s: %v", svc, err)
+			continue
+		}
+		r.start(d)
 	}
 }
 
