@@ -2,6 +2,7 @@ package descheduler
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"slices"
@@ -113,6 +114,13 @@ type Controller struct {
 	// registered is set once the cluster is on the ledger: before that, other clusters'
 	// decisions do not wait for its bid, so it must not take clients (readiness).
 	registered atomic.Bool
+	// starting says what Run waits for before it is registered (readiness); stopped is
+	// why Run returned while its context lived (liveness).
+	starting atomic.Pointer[string]
+	stopped  atomic.Pointer[error]
+	// beats are the loops' last rounds and busy the workers' current keys (liveness).
+	beats sync.Map // loop name → *atomic.Int64, Unix nanoseconds
+	busy  [workers]busyWorker
 
 	// The service bundle (bundle*.go): the objects a workload takes along, the nodes'
 	// images, and the bundles this cluster fetched as a destination (ledger id → bundle).
@@ -132,10 +140,16 @@ type Controller struct {
 	restConfig  *rest.Config
 	hostClients sync.Map
 
+	// ledgerView: whether the ledger answers and its clock (ledgerclock.go).
+	ledgerView ledgerView
+
 	mu sync.Mutex
 	// creating guards against starting a second migration for a workload before the
 	// informer shows the first.
 	creating map[string]time.Time
+	// admitted are the source Migrations in flight (namespace/name), at most
+	// --max-concurrent-migrations (admit).
+	admitted map[string]struct{}
 }
 
 // LocationSource is the client locator's memory of where each client is.
@@ -208,6 +222,65 @@ func migrationKey(m *v1alpha1.Migration) queueKey {
 // Ready reports whether the controller runs and is registered on the ledger.
 func (c *Controller) Ready() bool { return c.registered.Load() }
 
+// Readiness says why the controller takes no clients yet, nil once it does. An outage of
+// the ledger after registration does not end readiness: the gateway and the locator serve
+// from what this cluster knows, only migrations wait.
+func (c *Controller) Readiness() error {
+	if c.registered.Load() {
+		return nil
+	}
+	if err := c.stopped.Load(); err != nil {
+		return fmt.Errorf("the controller stopped: %w", *err)
+	}
+	if s := c.starting.Load(); s != nil {
+		return errors.New(*s)
+	}
+	return errors.New("starting")
+}
+
+func (c *Controller) setStarting(s string) { c.starting.Store(&s) }
+
+// Liveness bounds: a loop's round or a worker's reconcile older than its interval plus
+// stuckAfter means the controller is stuck (a call that never returns); the process is
+// better restarted.
+const stuckAfter = 5 * time.Minute
+
+// busyWorker is the key a worker reconciles and since when (Unix nanoseconds; 0: idle).
+type busyWorker struct {
+	since atomic.Int64
+	key   atomic.Pointer[queueKey]
+}
+
+// Liveness says why the running controller is stopped or stuck, nil while it works.
+func (c *Controller) Liveness() error {
+	if err := c.stopped.Load(); err != nil {
+		return fmt.Errorf("the controller stopped: %w", *err)
+	}
+	if !c.registered.Load() {
+		return nil // registering: bounded by --register-timeout, or waiting for admission
+	}
+	now := c.clock.Now()
+	for name, every := range map[string]time.Duration{"resync": c.cfg.ResyncInterval, "capacity": c.cfg.CapacityReportInterval, "clients": clientCheckInterval} {
+		if v, ok := c.beats.Load(name); ok {
+			if last := time.Unix(0, v.(*atomic.Int64).Load()); now.Sub(last) > every+stuckAfter {
+				return fmt.Errorf("the %s loop last ran %s ago", name, now.Sub(last).Round(time.Second))
+			}
+		}
+	}
+	for i := range c.busy {
+		if since := c.busy[i].since.Load(); since != 0 && now.Sub(time.Unix(0, since)) > stuckAfter {
+			return fmt.Errorf("worker %d has reconciled %s for %s", i, c.busy[i].key.Load(), now.Sub(time.Unix(0, since)).Round(time.Second))
+		}
+	}
+	return nil
+}
+
+// beat records a round of a loop.
+func (c *Controller) beat(name string) {
+	v, _ := c.beats.LoadOrStore(name, new(atomic.Int64))
+	v.(*atomic.Int64).Store(c.clock.Now().UnixNano())
+}
+
 // New builds a controller from its configuration and dependencies; Run starts it.
 func New(cfg *Config, d Deps) (*Controller, error) {
 	if d.Kube == nil || d.Migrations == nil || d.Ledger == nil || d.Locations == nil || d.Registerer == nil {
@@ -228,9 +301,12 @@ func New(cfg *Config, d Deps) (*Controller, error) {
 			workqueue.NewTypedItemExponentialFailureRateLimiter[queueKey](retryBase, retryMax),
 			workqueue.TypedRateLimitingQueueConfig[queueKey]{Name: "migrations", Clock: d.Clock}),
 		creating: map[string]time.Time{},
+		admitted: map[string]struct{}{},
 		// #16: the source's verification request.
 		clientTokens: d.ClientTokens,
 	}
+	// Every call feeds ledgerUp and ledgerNow.
+	c.ledger = observedLedger{Ledger: d.Ledger, c: c}
 	c.policy, c.restConfig = cfg.Hosting, d.RestConfig
 	if c.policy == nil {
 		c.policy = policy.Default()
@@ -297,6 +373,11 @@ func New(cfg *Config, d Deps) (*Controller, error) {
 			c.enqueueMigration(obj)
 		},
 		UpdateFunc: func(_, obj any) { c.enqueueMigration(obj) },
+		DeleteFunc: func(obj any) {
+			if m, ok := unwrap(obj).(*v1alpha1.Migration); ok {
+				c.release(m)
+			}
+		},
 	}); err != nil {
 		return nil, err
 	}
@@ -418,18 +499,32 @@ func (c *Controller) Run(ctx context.Context) error {
 	defer c.queue.ShutDown()
 	c.broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: c.kube.CoreV1().Events("")})
 	defer c.broadcaster.Shutdown()
+	// The informers stop with ctx: Run also returns on an error while its caller's
+	// context lives, and Shutdown waits for them.
+	ctx, stop := context.WithCancel(ctx)
 	c.kubeInformers.Start(ctx.Done())
 	c.migInformers.Start(ctx.Done())
 	defer c.kubeInformers.Shutdown()
 	defer c.migInformers.Shutdown()
+	defer stop()
+	// An error while ctx lives stops the controller for good: liveness says so.
+	fail := func(err error) error {
+		if ctx.Err() == nil {
+			c.stopped.Store(&err)
+		}
+		return err
+	}
+	c.setStarting("waiting for the informers to sync")
 	if !cache.WaitForCacheSync(ctx.Done(), c.synced...) {
 		return fmt.Errorf("waiting for the informers to sync: %w", ctx.Err())
 	}
+	c.seedAdmitted()
+	c.setStarting("registering on the ledger")
 	if err := c.register(ctx); err != nil {
-		return err
+		return fail(err)
 	}
-	if err := c.afterRegister(ctx); err != nil {
-		return err
+	if err := c.untilReachable(ctx, c.afterRegister); err != nil {
+		return fail(err)
 	}
 	c.registered.Store(true)
 	logger.Info("Descheduler running", "cluster", c.cfg.ClusterID, "site", c.cfg.Coverage.Center, "coverageRadiusM", c.cfg.Coverage.RadiusM,
@@ -440,14 +535,14 @@ func (c *Controller) Run(ctx context.Context) error {
 		run  func(context.Context)
 	}{
 		{"ledger-events", c.watchLedger},
-		{"resync", func(ctx context.Context) { wait.UntilWithContext(ctx, c.resync, c.cfg.ResyncInterval) }},
-		{"clients", func(ctx context.Context) { wait.UntilWithContext(ctx, c.checkClients, clientCheckInterval) }},
-		{"capacity", func(ctx context.Context) { wait.UntilWithContext(ctx, c.reportCapacity, c.cfg.CapacityReportInterval) }},
+		{"resync", c.every("resync", c.resync, c.cfg.ResyncInterval)},
+		{"clients", c.every("clients", c.checkClients, clientCheckInterval)},
+		{"capacity", c.every("capacity", c.reportCapacity, c.cfg.CapacityReportInterval)},
 	} {
 		wg.Go(func() { loop.run(klog.NewContext(ctx, klog.LoggerWithName(logger, loop.name))) })
 	}
 	for i := range workers {
-		wg.Go(func() { c.worker(klog.NewContext(ctx, klog.LoggerWithValues(logger, "worker", i))) })
+		wg.Go(func() { c.worker(klog.NewContext(ctx, klog.LoggerWithValues(logger, "worker", i)), &c.busy[i]) })
 	}
 	<-ctx.Done()
 	c.queue.ShutDown()
@@ -455,21 +550,61 @@ func (c *Controller) Run(ctx context.Context) error {
 	return nil
 }
 
-func (c *Controller) worker(ctx context.Context) {
-	for c.processNext(ctx) {
+// untilReachable runs f again, with registerBackoff, while it fails to reach the ledger,
+// for at most --register-timeout: a blip just after registering does not stop the
+// controller; any other error, or a longer outage, is returned.
+func (c *Controller) untilReachable(ctx context.Context, f func(context.Context) error) error {
+	backoff := registerBackoff
+	giveUp := c.clock.Now().Add(c.cfg.RegisterTimeout)
+	for {
+		err := f(ctx)
+		left := giveUp.Sub(c.clock.Now())
+		if err == nil || !unreachable(err) || left <= 0 {
+			return err
+		}
+		delay := min(backoff.Step(), left)
+		klog.FromContext(ctx).V(2).Info("Waiting for the ledger", "err", err, "in", delay)
+		select {
+		case <-c.clock.After(delay):
+		case <-ctx.Done():
+			return err
+		}
 	}
 }
 
-// processNext reconciles one key; false once the queue shuts down.
-func (c *Controller) processNext(ctx context.Context) bool {
+// every runs f every interval, recording each round for liveness.
+func (c *Controller) every(name string, f func(context.Context), interval time.Duration) func(context.Context) {
+	return func(ctx context.Context) {
+		c.beat(name)
+		wait.UntilWithContext(ctx, func(ctx context.Context) { f(ctx); c.beat(name) }, interval)
+	}
+}
+
+func (c *Controller) worker(ctx context.Context, busy *busyWorker) {
+	for c.processNext(ctx, busy) {
+	}
+}
+
+// processNext reconciles one key; false once the queue shuts down. busy, when set, shows
+// the key while it is reconciled.
+func (c *Controller) processNext(ctx context.Context, busy *busyWorker) bool {
 	key, quit := c.queue.Get()
 	if quit {
 		return false
 	}
 	defer c.queue.Done(key)
+	if busy != nil {
+		busy.key.Store(&key)
+		busy.since.Store(c.clock.Now().UnixNano())
+		defer busy.since.Store(0)
+	}
 	logger := klog.LoggerWithValues(klog.FromContext(ctx), "key", key)
 	requeue, err := c.sync(klog.NewContext(ctx, logger), key)
 	switch {
+	case unreachable(err):
+		// The outage is logged once (observe); the key waits for the ledger with backoff.
+		logger.V(2).Info("Waiting for the ledger", "err", err)
+		c.queue.AddRateLimited(key)
 	case err != nil:
 		logger.Error(err, "Reconciling; will retry")
 		c.queue.AddRateLimited(key)
@@ -498,6 +633,7 @@ func (c *Controller) sync(ctx context.Context, key queueKey) (time.Duration, err
 	}
 	m := obj.(*v1alpha1.Migration).DeepCopy()
 	if m.Final() {
+		c.release(m)
 		return 0, c.forgetFinal(ctx, m)
 	}
 	if m.Spec.LedgerID != "" {
@@ -512,7 +648,7 @@ func (c *Controller) resync(ctx context.Context) {
 	c.refreshEndpoints(ctx)
 	open, err := c.ledger.ListOpenMigrations(ctx)
 	if err != nil {
-		klog.FromContext(ctx).Error(err, "Listing open migrations on the ledger")
+		logLedgerError(ctx, err, "Listing open migrations on the ledger")
 	}
 	for _, m := range open {
 		c.queue.Add(queueKey{Kind: keyLedger, Name: m.ID})
@@ -560,7 +696,7 @@ func (c *Controller) refreshEndpoints(ctx context.Context) {
 	clusters, err := c.ledger.ListClusters(ctx)
 	c.metrics.ledgerCall("ListClusters", start, err)
 	if err != nil {
-		klog.FromContext(ctx).Error(err, "Listing the clusters' endpoints on the ledger")
+		logLedgerError(ctx, err, "Listing the clusters' endpoints on the ledger")
 		return
 	}
 	for _, cl := range clusters {

@@ -89,8 +89,20 @@ func (c *Controller) syncDestination(ctx context.Context, m *v1alpha1.Migration)
 	start := c.clock.Now()
 	lm, err := c.ledger.GetMigration(ctx, id)
 	c.metrics.ledgerCall("GetMigration", start, err)
+	if unreachable(err) && m.Status.Role != "" {
+		// The copy stays, whatever its state: it may have been reported Ready.
+		if werr := c.setLedgerReachable(ctx, m, err); werr != nil {
+			return 0, werr
+		}
+		return 0, err
+	}
 	if err != nil {
 		return 0, err
+	}
+	if m.Status.Role != "" {
+		if err := c.setLedgerReachable(ctx, m, nil); err != nil {
+			return 0, err
+		}
 	}
 	// While the copy starts, the gateway sends the client to the source: know where it is.
 	if err := c.learnEndpoint(ctx, lm.Source); err != nil {
@@ -202,6 +214,18 @@ func (c *Controller) removeCopy(ctx context.Context, m *v1alpha1.Migration, lm *
 // giveUp deletes what this cluster created and reports the failure, so the ledger picks
 // the next bidder.
 func (c *Controller) giveUp(ctx context.Context, logger klog.Logger, m *v1alpha1.Migration, lm *chaincode.Migration, reason string) error {
+	// A copy that may have been reported Ready (a ReportReady whose answer was lost) is the
+	// one the source now removes its own for: read the ledger again before deleting it.
+	start := c.clock.Now()
+	fresh, err := c.ledger.GetMigration(ctx, lm.ID)
+	c.metrics.ledgerCall("GetMigration", start, err)
+	if err != nil {
+		return fmt.Errorf("reading migration %s before giving it back: %w", lm.ID, err)
+	}
+	if fresh.State != chaincode.StateDecided || fresh.Decision == nil || fresh.Decision.Destination != c.cfg.ClusterID {
+		c.queue.Add(migrationKey(m)) // moved on meanwhile: the next sync follows it
+		return nil
+	}
 	if err := c.removeCopy(ctx, m, lm); err != nil {
 		return err
 	}

@@ -108,6 +108,9 @@ type cluster struct {
 	events *record.FakeRecorder
 	// gateway is the cluster's public endpoint (see serveGateway).
 	gateway *testGateway
+	// clockOffset skews the cluster's clock from the world's (clock_test.go); the ledger
+	// keeps the world's.
+	clockOffset time.Duration
 }
 
 // clientTokens gives every client the token "token-<id>".
@@ -220,7 +223,7 @@ func testConfig(id string) *Config {
 		Coverage:                geo.Coverage{Center: sites[id], RadiusM: 1000, HysteresisM: 100},
 		MaxConcurrentMigrations: 4, OffloadAfter: 2 * time.Second, BidTimeout: 2 * time.Second,
 		MigrationTimeout: 2 * time.Minute, DestinationReadyTimeout: time.Minute, CapacityReportInterval: 30 * time.Second,
-		ResyncInterval: 10 * time.Second, Jetson: jc, Policy: policy, SchedulerName: api.SchedulerName, VerifyTimeout: 30 * time.Second,
+		ResyncInterval: 10 * time.Second, RegisterTimeout: 2 * time.Minute, Jetson: jc, Policy: policy, SchedulerName: api.SchedulerName, VerifyTimeout: 30 * time.Second,
 	}
 }
 
@@ -308,6 +311,9 @@ func (cl *cluster) start() {
 	if w.realClock {
 		clk = clock.RealClock{}
 	}
+	if cl.clockOffset != 0 {
+		clk = offsetClock{WithTicker: clk, offset: cl.clockOffset}
+	}
 	d := Deps{Kube: cl.kube, Migrations: cl.migs, Ledger: cl.ledger, Clock: clk, Locations: cl.locations,
 		Registerer: prometheus.NewRegistry(), ClientTokens: clientTokens{}}
 	if cl.inFlight != nil {
@@ -332,6 +338,7 @@ func (cl *cluster) start() {
 	if !cache.WaitForCacheSync(ctx.Done(), c.synced...) {
 		w.t.Fatal("informers did not sync")
 	}
+	c.seedAdmitted() // as Run does
 }
 
 // restart replaces the controller with a fresh one on the same API servers and ledger.

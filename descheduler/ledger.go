@@ -3,7 +3,9 @@ package descheduler
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -28,32 +30,65 @@ const checkpointConfigMap = "edgemigrate-ledger-checkpoint"
 // admissionRetry paces registration attempts while the cluster's id is not admitted yet.
 const admissionRetry = 10 * time.Second
 
+// registerCallTimeout bounds one registration attempt.
+const registerCallTimeout = 30 * time.Second
+
+// registerBackoff paces registration attempts while the ledger cannot be reached.
+var registerBackoff = wait.Backoff{Duration: time.Second, Factor: 2, Cap: 30 * time.Second, Steps: math.MaxInt32}
+
 // register records this cluster on the ledger (and refreshes its site, endpoint and
 // capacity). Until its id is admitted for its MSP it waits, saying so, so that an operator
-// can install first and admit after; any other refusal is an error.
+// can install first and admit after. A ledger it cannot reach is retried with backoff for
+// at most --register-timeout, then it gives up (the caller gives up its Lease, so a
+// standby or a restart tries); any other refusal is an error.
 func (c *Controller) register(ctx context.Context) error {
 	logger := klog.FromContext(ctx)
-	for waited := false; ; waited = true {
+	backoff := registerBackoff
+	var unreachableSince time.Time
+	for waited := false; ; {
 		capacity, _ := c.capacity()
 		start := c.clock.Now()
-		_, err := c.ledger.RegisterCluster(ctx, chaincode.ClusterRegistration{
+		// One attempt may not hang past the bound: a ledger that accepts connections and
+		// never answers is as unreachable as one that refuses them.
+		callCtx, cancel := context.WithTimeout(ctx, registerCallTimeout)
+		_, err := c.ledger.RegisterCluster(callCtx, chaincode.ClusterRegistration{
 			ID: c.cfg.ClusterID, Location: chaincode.Location{Lat: c.cfg.Coverage.Center.Lat, Lon: c.cfg.Coverage.Center.Lon},
 			CoverageRadiusM: c.cfg.Coverage.RadiusM, Capacity: capacity, Endpoint: c.cfg.PublicEndpoint,
 		})
+		cancel()
 		c.metrics.ledgerCall("RegisterCluster", start, err)
 		if err == nil {
 			logger.Info("Registered on the ledger", "cluster", c.cfg.ClusterID, "capacity", capacity)
 			return nil
 		}
-		if chaincode.CodeOf(err) != chaincode.CodeForbidden || !strings.Contains(err.Error(), chaincode.NotAdmitted) {
+		var delay time.Duration
+		now := c.clock.Now()
+		switch {
+		case unreachable(err):
+			if unreachableSince.IsZero() {
+				unreachableSince = now
+			}
+			left := unreachableSince.Add(c.cfg.RegisterTimeout).Sub(now)
+			if left <= 0 {
+				return fmt.Errorf("registering cluster %s on the ledger: unreachable for --register-timeout %s: %w", c.cfg.ClusterID, c.cfg.RegisterTimeout, err)
+			}
+			delay = min(backoff.Step(), left)
+			c.setStarting("registering on the ledger: " + c.ledgerDown().Error())
+			logger.Info("Registering on the ledger; retrying", "err", err, "in", delay, "giveUpIn", left)
+		case chaincode.CodeOf(err) == chaincode.CodeForbidden && strings.Contains(err.Error(), chaincode.NotAdmitted):
+			unreachableSince, backoff = time.Time{}, registerBackoff
+			delay = admissionRetry
+			c.setStarting("waiting for admission: the ledger's admin or a majority of its members admit " + c.cfg.ClusterID + " (edgemigrate ledger admit)")
+			if !waited {
+				logger.Info("Waiting for the ledger to admit this cluster (edgemigrate ledger admit, by the ledger's admin or a majority of its members)",
+					"cluster", c.cfg.ClusterID, "err", err)
+				waited = true
+			}
+		default:
 			return fmt.Errorf("registering cluster %s on the ledger: %w", c.cfg.ClusterID, err)
 		}
-		if !waited {
-			logger.Info("Waiting for the ledger to admit this cluster (edgemigrate ledger admit, by the ledger's admin or a majority of its members)",
-				"cluster", c.cfg.ClusterID, "err", err)
-		}
 		select {
-		case <-c.clock.After(admissionRetry):
+		case <-c.clock.After(delay):
 		case <-ctx.Done():
 			return fmt.Errorf("registering cluster %s on the ledger: %w", c.cfg.ClusterID, err)
 		}
@@ -99,30 +134,26 @@ func (c *Controller) reportCapacity(ctx context.Context) {
 	_, err := c.ledger.ReportCapacity(ctx, c.cfg.ClusterID, free)
 	c.metrics.ledgerCall("ReportCapacity", start, err)
 	if err != nil {
-		klog.FromContext(ctx).Error(err, "Reporting capacity to the ledger", "cluster", c.cfg.ClusterID)
+		logLedgerError(ctx, err, "Reporting capacity to the ledger", "cluster", c.cfg.ClusterID)
 	}
 }
+
+// Resubscription to the ledger's event stream: 1 s doubling to 30 s, reset once events
+// flow again.
+var streamBackoff = wait.Backoff{Duration: time.Second, Factor: 2, Jitter: 0.1, Cap: 30 * time.Second, Steps: math.MaxInt32}
 
 // watchLedger turns ledger events into work: each event names a migration to reconcile.
 // The position reached is saved every checkpointSaveInterval. Without a saved position (a
 // new cluster, or a lost checkpoint) the stream starts at the ledger's head and what is
 // open is listed once it is subscribed: the work is bounded by the open migrations, not by
-// the ledger's history.
+// the ledger's history. When the subscription fails or the stream ends while ctx lives
+// (whatever the backend does about it), it subscribes again, with backoff, from the last
+// event handled: none is missed.
 func (c *Controller) watchLedger(ctx context.Context) {
 	logger := klog.FromContext(ctx)
 	after := c.loadCheckpoint(ctx)
-	fresh := after == (ledger.Checkpoint{})
-	if fresh {
+	if after == (ledger.Checkpoint{}) {
 		after = ledger.Head
-	}
-	events, err := c.ledger.Events(ctx, after)
-	if err != nil {
-		logger.Error(err, "Subscribing to ledger events; relying on resync")
-		return
-	}
-	if fresh {
-		// Subscribed first, listed second: nothing falls between the two.
-		c.resync(ctx)
 	}
 	var mu sync.Mutex
 	last, saved := after, after
@@ -141,15 +172,47 @@ func (c *Controller) watchLedger(ctx context.Context) {
 		}
 		saved = cp
 	}, checkpointSaveInterval)
-	for ev := range events {
-		c.onLedgerEvent(ev)
-		if ev.MigrationID != "" {
-			logger.V(4).Info("Ledger event", "event", ev.Type, "migration", ev.MigrationID, "state", ev.State, "cluster", ev.ClusterID)
-			c.queue.Add(queueKey{Kind: keyLedger, Name: ev.MigrationID})
-		}
+	backoff := streamBackoff
+	for ctx.Err() == nil {
 		mu.Lock()
-		last = ev.Checkpoint
+		from := last
 		mu.Unlock()
+		events, err := c.ledger.Events(ctx, from)
+		if err == nil {
+			if from == ledger.Head {
+				// Subscribed first, listed second: nothing falls between the two.
+				c.resync(ctx)
+			}
+			n := 0
+			for ev := range events {
+				if n++; n == 1 {
+					backoff = streamBackoff
+				}
+				c.onLedgerEvent(ev)
+				if ev.MigrationID != "" {
+					logger.V(4).Info("Ledger event", "event", ev.Type, "migration", ev.MigrationID, "state", ev.State, "cluster", ev.ClusterID)
+					c.queue.Add(queueKey{Kind: keyLedger, Name: ev.MigrationID})
+				}
+				mu.Lock()
+				last = ev.Checkpoint
+				mu.Unlock()
+			}
+			if ctx.Err() != nil {
+				return
+			}
+			err = errors.New("the event stream ended")
+		}
+		delay := backoff.Step()
+		if unreachable(err) {
+			logger.V(2).Info("Subscribing to ledger events; retrying", "err", err, "in", delay)
+		} else {
+			logger.Error(err, "Subscribing to ledger events; retrying", "in", delay, "after", from)
+		}
+		select {
+		case <-c.clock.After(delay):
+		case <-ctx.Done():
+			return
+		}
 	}
 }
 
@@ -161,11 +224,13 @@ const tidyInterval = 5 * time.Minute
 // are expired, and those finished RetentionWindow ago compacted. Another cluster's overdue
 // migration is expired too once twice the grace has passed: its source may be gone.
 func (c *Controller) tidyLedger(ctx context.Context, open []*chaincode.Migration) {
-	now := c.clock.Now()
-	if last := c.tidied.Load(); last != 0 && now.Sub(time.Unix(0, last)) < tidyInterval {
+	local := c.clock.Now()
+	if last := c.tidied.Load(); last != 0 && local.Sub(time.Unix(0, last)) < tidyInterval {
 		return
 	}
-	c.tidied.Store(now.UnixNano())
+	c.tidied.Store(local.UnixNano())
+	// Deadlines and finishing times are the ledger's stamps: compared in its time.
+	now := c.ledgerNow()
 	logger := klog.FromContext(ctx)
 	for _, m := range open {
 		deadline, err := time.Parse(time.RFC3339Nano, m.Deadline)
@@ -187,7 +252,7 @@ func (c *Controller) tidyLedger(ctx context.Context, open []*chaincode.Migration
 	}
 	finished, err := c.ledger.ListFinishedMigrations(ctx)
 	if err != nil {
-		logger.Error(err, "Listing finished migrations on the ledger")
+		logLedgerError(ctx, err, "Listing finished migrations on the ledger")
 		return
 	}
 	for _, f := range finished {

@@ -17,6 +17,7 @@ type metrics struct {
 	triggers   *prometheus.CounterVec
 	ledger     *prometheus.HistogramVec
 	leader     prometheus.Gauge
+	ledgerUp   prometheus.Gauge
 	clock      clock.PassiveClock
 }
 
@@ -37,8 +38,11 @@ func newMetrics(reg prometheus.Registerer, clk clock.PassiveClock) (*metrics, er
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14)}, []string{"operation", "result"}),
 		leader: prometheus.NewGauge(prometheus.GaugeOpts{Name: "edgemigrate_descheduler_leader",
 			Help: "1 while this replica holds the descheduler Lease."}),
+		ledgerUp: prometheus.NewGauge(prometheus.GaugeOpts{Name: "edgemigrate_ledger_up",
+			Help: "1 while the ledger answers this controller's calls (a refusal is an answer), 0 while they fail to reach it."}),
 	}
-	for _, c := range []prometheus.Collector{m.migrations, m.duration, m.bids, m.triggers, m.ledger, m.leader} {
+	m.ledgerUp.Set(1) // until a call fails
+	for _, c := range []prometheus.Collector{m.migrations, m.duration, m.bids, m.triggers, m.ledger, m.leader, m.ledgerUp} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

@@ -81,6 +81,10 @@ type Options struct {
 	MaxConcurrentMigrations                                             int
 	OffloadAfter, BidTimeout, MigrationTimeout, DestinationReadyTimeout time.Duration
 	CapacityReportInterval                                              time.Duration
+	// RegisterTimeout bounds how long registration retries a ledger it cannot reach
+	// before the descheduler gives up its Lease and exits (waiting for admission is not
+	// bounded: the ledger answered).
+	RegisterTimeout time.Duration
 	// ResyncInterval is how often everything is reconciled again even without events.
 	ResyncInterval time.Duration
 	// DrainTimeout bounds the wait for a source's in-flight gateway requests before its copy
@@ -128,6 +132,7 @@ func NewOptions() *Options {
 		MigrationTimeout:        2 * time.Minute,
 		DestinationReadyTimeout: time.Minute,
 		CapacityReportInterval:  30 * time.Second,
+		RegisterTimeout:         2 * time.Minute,
 		ResyncInterval:          10 * time.Second,
 		DrainTimeout:            30 * time.Second,
 		GatewayRequestTimeout:   gateway.DefaultRequestTimeout,
@@ -177,6 +182,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&o.MigrationTimeout, "migration-timeout", o.MigrationTimeout, "a migration whose destination is not Ready by then is aborted; the service stays")
 	fs.DurationVar(&o.DestinationReadyTimeout, "destination-ready-timeout", o.DestinationReadyTimeout, "how long a destination waits for its copy to be Ready before it deletes it and reports failure")
 	fs.DurationVar(&o.CapacityReportInterval, "capacity-report-interval", o.CapacityReportInterval, "how often free capacity is reported to the ledger (it also keeps the cluster live for bidding)")
+	fs.DurationVar(&o.RegisterTimeout, "register-timeout", o.RegisterTimeout, "how long registration retries a ledger it cannot reach before the descheduler releases its Lease and exits, so a standby or a restart takes over (waiting for admission is not bounded)")
 	fs.DurationVar(&o.ResyncInterval, "resync-interval", o.ResyncInterval, "how often every migration is reconciled even without events")
 	fs.DurationVar(&o.DrainTimeout, "drain-timeout", o.DrainTimeout, "how long a source waits for its clients' requests in flight through the gateway to finish before it removes its copy")
 	// #16: the source removes its copy only once the destination serves.
@@ -270,7 +276,7 @@ func (o *Options) Validate() error {
 	}{{"--offload-after", o.OffloadAfter}, {"--bid-timeout", o.BidTimeout}, {"--migration-timeout", o.MigrationTimeout},
 		{"--destination-ready-timeout", o.DestinationReadyTimeout}, {"--capacity-report-interval", o.CapacityReportInterval},
 		{"--resync-interval", o.ResyncInterval}, {"--drain-timeout", o.DrainTimeout}, {"--gateway-request-timeout", o.GatewayRequestTimeout},
-		{"--verify-timeout", o.VerifyTimeout}} {
+		{"--verify-timeout", o.VerifyTimeout}, {"--register-timeout", o.RegisterTimeout}} {
 		if d.value <= 0 {
 			add("%s must be positive", d.flag)
 		}
@@ -319,6 +325,7 @@ type Config struct {
 	MigrationTimeout        time.Duration
 	DestinationReadyTimeout time.Duration
 	CapacityReportInterval  time.Duration
+	RegisterTimeout         time.Duration
 	ResyncInterval          time.Duration
 	DrainTimeout            time.Duration
 	GatewayRequestTimeout   time.Duration
@@ -365,6 +372,6 @@ func (o *Options) Config() (*Config, error) {
 		DestinationReadyTimeout: o.DestinationReadyTimeout, CapacityReportInterval: o.CapacityReportInterval,
 		ResyncInterval: o.ResyncInterval, DrainTimeout: o.DrainTimeout, GatewayRequestTimeout: o.GatewayRequestTimeout,
 		GatewayMaxBodyBytes: o.GatewayMaxBodyBytes, Jetson: jc, Policy: jpolicy, SchedulerName: o.SchedulerName,
-		VerifyTimeout: o.VerifyTimeout, Hosting: hosting,
+		VerifyTimeout: o.VerifyTimeout, Hosting: hosting, RegisterTimeout: o.RegisterTimeout,
 	}, nil
 }

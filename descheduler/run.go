@@ -141,14 +141,21 @@ func Serve(ctx context.Context, o *Options, restCfg *rest.Config, ln net.Listene
 		if !leading.Load() {
 			return errors.New("not the leader")
 		}
-		if !c.Ready() {
-			return errors.New("not registered on the ledger yet")
+		if err := c.Readiness(); err != nil {
+			return err
 		}
 		if !tokens.HasSynced() {
 			return errors.New("client tokens not read yet")
 		}
 		return nil
-	})
+	}, serve.WithLiveness(func() error {
+		// A standby is live: it waits for the Lease. The leader is live while its
+		// controller works.
+		if !leading.Load() {
+			return nil
+		}
+		return c.Liveness()
+	}))
 	loc.Register(engine)
 	gw.Register(engine)
 	// Bundles go to the chosen destination only (checked per request against the ledger).
@@ -161,19 +168,33 @@ func Serve(ctx context.Context, o *Options, restCfg *rest.Config, ln net.Listene
 	}
 	go func() { serveErr <- serve.Serve(ctx, ln, engine, tlsConfig) }()
 
+	// A controller that stops while leading (it cannot register, or Run fails) gives up
+	// the Lease at once, and Serve returns its error: the process exits non-zero, and a
+	// standby or a restart takes over, instead of a leader that holds the Lease and works
+	// no more.
+	var runErr atomic.Pointer[error]
+	leCtx, giveUp := context.WithCancel(ctx)
+	defer giveUp()
 	lead := func(ctx context.Context) {
 		leading.Store(true)
 		c.metrics.leader.Set(1)
 		ctrl.Store(c)
-		if err := c.Run(ctx); err != nil {
-			logger.Error(err, "Descheduler stopped")
+		if err := c.Run(ctx); err != nil && ctx.Err() == nil {
+			err = fmt.Errorf("the descheduler stopped while leading: %w", err)
+			logger.Error(err, "Giving up the Lease")
+			runErr.Store(&err)
+			giveUp()
 		}
 	}
 	le := cfg.LeaderElection
 	if !le.LeaderElect {
-		lead(ctx)
+		lead(leCtx)
 		cancel()
-		return <-serveErr
+		serr := <-serveErr
+		if err := runErr.Load(); err != nil {
+			return *err
+		}
+		return serr
 	}
 	host, _ := os.Hostname()
 	identity := host + "_" + uuid.NewString()
@@ -183,7 +204,9 @@ func Serve(ctx context.Context, o *Options, restCfg *rest.Config, ln net.Listene
 		return fmt.Errorf("creating the leader-election lock: %w", err)
 	}
 	lost := make(chan struct{})
-	leaderelection.RunOrDie(ctx, leaderelection.LeaderElectionConfig{
+	// ReleaseOnCancel: when leCtx ends (shutdown, or giveUp) the Lease's holder is
+	// cleared, so a standby need not wait for it to expire.
+	leaderelection.RunOrDie(leCtx, leaderelection.LeaderElectionConfig{
 		Lock: lock, ReleaseOnCancel: true, Name: "edgemigrate-descheduler",
 		LeaseDuration: le.LeaseDuration.Duration, RenewDeadline: le.RenewDeadline.Duration, RetryPeriod: le.RetryPeriod.Duration,
 		Callbacks: leaderelection.LeaderCallbacks{
@@ -202,6 +225,9 @@ func Serve(ctx context.Context, o *Options, restCfg *rest.Config, ln net.Listene
 	})
 	cancel()
 	err = <-serveErr
+	if rerr := runErr.Load(); rerr != nil {
+		return *rerr
+	}
 	select {
 	case <-lost:
 		if ctx.Err() == nil || !errors.Is(ctx.Err(), context.Canceled) {

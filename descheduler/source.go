@@ -65,7 +65,21 @@ func (c *Controller) syncSource(ctx context.Context, m *v1alpha1.Migration) (tim
 	if chaincode.CodeOf(err) == chaincode.CodeNotFound {
 		return c.propose(ctx, logger, m)
 	}
+	if unreachable(err) {
+		if werr := c.setLedgerReachable(ctx, m, err); werr != nil {
+			return 0, werr
+		}
+		if m.Status.Phase == v1alpha1.PhaseReady {
+			// The ledger said Ready, and only this source moves a migration on from there:
+			// verify, remove the copy, and complete on the ledger once it answers.
+			return c.finishReady(ctx, logger, m, id)
+		}
+		return 0, err // the copy stays; the key waits for the ledger with backoff
+	}
 	if err != nil {
+		return 0, err
+	}
+	if err := c.setLedgerReachable(ctx, m, nil); err != nil {
 		return 0, err
 	}
 	c.copyBids(m, lm)
@@ -102,7 +116,7 @@ func (c *Controller) propose(ctx context.Context, logger klog.Logger, m *v1alpha
 	if c.cfg.DryRun {
 		return 0, c.setPhase(ctx, m, v1alpha1.PhasePending, "DryRun", "dry run: would propose this migration to the ledger")
 	}
-	if n := c.inFlight(); n >= c.cfg.MaxConcurrentMigrations {
+	if n, ok := c.admit(m); !ok {
 		return queuedRequeue, c.setPhase(ctx, m, v1alpha1.PhasePending, "Queued",
 			fmt.Sprintf("%d migrations in flight, the most --max-concurrent-migrations allows", n))
 	}
@@ -134,16 +148,44 @@ func (c *Controller) propose(ctx context.Context, logger klog.Logger, m *v1alpha
 	return c.cfg.BidTimeout, c.setPhase(ctx, m, v1alpha1.PhaseProposed, "WaitingForBids", "waiting for bids")
 }
 
-// inFlight counts source migrations past Pending and not final.
-func (c *Controller) inFlight() int {
-	n := 0
+// In-flight source migrations are counted in c.admitted, not from the informer: the
+// workers' own writes reach the informer late, and a burst of triggers would all see room.
+// A Migration holds its place from admission (before it is proposed) until it is final.
+
+// admit reserves a place in flight for m, unless --max-concurrent-migrations are taken;
+// it returns how many are.
+func (c *Controller) admit(m *v1alpha1.Migration) (int, bool) {
+	key := cache.MetaObjectToName(m).String()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.admitted[key]; ok {
+		return len(c.admitted), true
+	}
+	if len(c.admitted) >= c.cfg.MaxConcurrentMigrations {
+		return len(c.admitted), false
+	}
+	c.admitted[key] = struct{}{}
+	return len(c.admitted), true
+}
+
+// release frees m's place in flight.
+func (c *Controller) release(m *v1alpha1.Migration) {
+	c.mu.Lock()
+	delete(c.admitted, cache.MetaObjectToName(m).String())
+	c.mu.Unlock()
+}
+
+// seedAdmitted counts what is in flight at start: the source Migrations past Pending and
+// not final, from the synced informer (a restart forgets no place).
+func (c *Controller) seedAdmitted() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	for _, obj := range c.migIndexer.List() {
 		m := obj.(*v1alpha1.Migration)
 		if m.Status.Role == v1alpha1.RoleSource && !m.Final() && m.Status.Phase != v1alpha1.PhasePending && m.Status.Phase != "" {
-			n++
+			c.admitted[cache.MetaObjectToName(m).String()] = struct{}{}
 		}
 	}
-	return n
 }
 
 func (c *Controller) expired(m *v1alpha1.Migration) bool {
@@ -173,22 +215,7 @@ func (c *Controller) afterDecision(ctx context.Context, logger klog.Logger, m *v
 				return 0, err
 			}
 		}
-		// The locator already sends the client to the destination; once it serves there,
-		// remove the local copy.
-		if ok, wait, err := c.verifyDestination(ctx, logger, m); !ok || err != nil {
-			return wait, err
-		}
-		gone, wait, err := c.removeSource(ctx, logger, m)
-		if err != nil || !gone {
-			return wait, err
-		}
-		start := c.clock.Now()
-		_, err = c.ledger.Complete(ctx, lm.ID)
-		c.metrics.ledgerCall("Complete", start, err)
-		if err != nil && chaincode.CodeOf(err) != chaincode.CodeConflict {
-			return 0, fmt.Errorf("completing %s: %w", lm.ID, err)
-		}
-		return 0, c.complete(ctx, logger, m)
+		return c.finishReady(ctx, logger, m, lm.ID)
 	case chaincode.StateCompleted:
 		return 0, c.complete(ctx, logger, m)
 	case chaincode.StateRejected:
@@ -199,6 +226,67 @@ func (c *Controller) afterDecision(ctx context.Context, logger klog.Logger, m *v
 		return 0, c.finish(ctx, m, v1alpha1.PhaseAborted, "Aborted", lm.StateReason)
 	}
 	return 0, nil
+}
+
+// finishReady ends a migration the ledger reported Ready: once the destination serves
+// (verified through its gateway), remove the local copy and complete on the ledger. It
+// needs the ledger only for the last step, so it goes on during an outage; the status then
+// says the copy is gone and the completion waits.
+func (c *Controller) finishReady(ctx context.Context, logger klog.Logger, m *v1alpha1.Migration, id string) (time.Duration, error) {
+	// The locator already sends the client to the destination; once it serves there,
+	// remove the local copy.
+	if ok, wait, err := c.verifyDestination(ctx, logger, m); !ok || err != nil {
+		return wait, err
+	}
+	gone, wait, err := c.removeSource(ctx, logger, m)
+	if err != nil || !gone {
+		return wait, err
+	}
+	start := c.clock.Now()
+	_, err = c.ledger.Complete(ctx, id)
+	c.metrics.ledgerCall("Complete", start, err)
+	if unreachable(err) {
+		meta.SetStatusCondition(&m.Status.Conditions, metav1.Condition{Type: v1alpha1.ConditionSourceRemoved, Status: metav1.ConditionTrue,
+			Reason: "Removed", Message: "the local copy is gone; completing on the ledger when it answers", LastTransitionTime: metav1.NewTime(c.clock.Now())})
+		if werr := c.setLedgerReachable(ctx, m, err); werr != nil {
+			return 0, werr
+		}
+		return 0, err
+	}
+	if err != nil && chaincode.CodeOf(err) != chaincode.CodeConflict {
+		return 0, fmt.Errorf("completing %s: %w", id, err)
+	}
+	return 0, c.complete(ctx, logger, m)
+}
+
+// setLedgerReachable records on the Migration whether the ledger answered (err nil) or
+// not: LedgerReachable False with a Warning Event when an outage starts for it, True when
+// it ends. Nothing is written while the condition is absent and the ledger answers.
+func (c *Controller) setLedgerReachable(ctx context.Context, m *v1alpha1.Migration, err error) error {
+	cond := meta.FindStatusCondition(m.Status.Conditions, v1alpha1.ConditionLedgerReachable)
+	now := metav1.NewTime(c.clock.Now())
+	if err == nil {
+		if cond == nil || cond.Status == metav1.ConditionTrue {
+			return nil
+		}
+		meta.SetStatusCondition(&m.Status.Conditions, metav1.Condition{Type: v1alpha1.ConditionLedgerReachable, Status: metav1.ConditionTrue,
+			Reason: "Reachable", Message: "the ledger answers again", LastTransitionTime: now})
+		c.recorder.Event(m, corev1.EventTypeNormal, "LedgerReachable", "The ledger answers again; the migration goes on")
+		return c.writeStatus(ctx, m)
+	}
+	msg := "waiting for the ledger"
+	if m.Status.Role == v1alpha1.RoleSource && m.Status.Phase != v1alpha1.PhaseReady {
+		msg += "; the service stays here meanwhile"
+	}
+	msg += ": " + chaincode.Truncate(err.Error(), 512)
+	if cond == nil || cond.Status != metav1.ConditionFalse {
+		c.recorder.Event(m, corev1.EventTypeWarning, "LedgerUnreachable", msg)
+	} else {
+		msg = cond.Message // one write per outage, not one per retry
+	}
+	meta.SetStatusCondition(&m.Status.Conditions, metav1.Condition{Type: v1alpha1.ConditionLedgerReachable, Status: metav1.ConditionFalse,
+		Reason: "Unreachable", Message: msg, LastTransitionTime: now})
+	return c.writeStatus(ctx, m)
 }
 
 // followLedger copies a decision into the status.
@@ -395,6 +483,9 @@ func (c *Controller) finish(ctx context.Context, m *v1alpha1.Migration, phase v1
 	}
 	if m.Status.Role == v1alpha1.RoleSource && m.Status.Phase != phase {
 		c.metrics.finished(m, phase)
+	}
+	if m.Status.Role == v1alpha1.RoleSource {
+		defer c.release(m)
 	}
 	return c.setPhase(ctx, m, phase, reason, msg)
 }

@@ -60,6 +60,9 @@ const (
 	// ConditionDestinationVerified is True once a request through the destination's public
 	// endpoint reached the service there: only then does the source remove its copy.
 	ConditionDestinationVerified = "DestinationVerified"
+	// ConditionLedgerReachable is False while this cluster cannot reach the ledger: the
+	// migration waits (its source keeps its copy) and goes on when the ledger answers.
+	ConditionLedgerReachable = "LedgerReachable"
 )
 
 // Kinds of workload a migration moves.

@@ -34,15 +34,37 @@ func NewRegistry() *prometheus.Registry {
 	return reg
 }
 
-// NewEngine returns a gin engine serving /healthz (the process answers), /readyz (ready
-// returns nil; otherwise 503 with its reason) and /metrics from reg.
-func NewEngine(reg *prometheus.Registry, ready func() error) *gin.Engine {
+// Option configures NewEngine.
+type Option func(*engineOptions)
+
+type engineOptions struct{ live func() error }
+
+// WithLiveness makes /healthz answer 503 with live's reason while it returns an error: the
+// process answers but is stuck, and is better restarted.
+func WithLiveness(live func() error) Option { return func(o *engineOptions) { o.live = live } }
+
+// NewEngine returns a gin engine serving /healthz (the process answers, and the liveness
+// check, if any, passes; otherwise 503 with its reason), /readyz (ready returns nil;
+// otherwise 503 with its reason) and /metrics from reg.
+func NewEngine(reg *prometheus.Registry, ready func() error, opts ...Option) *gin.Engine {
+	var o engineOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
 	e := gin.New()
 	e.Use(gin.CustomRecoveryWithWriter(nil, func(c *gin.Context, recovered any) {
 		klog.ErrorS(fmt.Errorf("panic: %v", recovered), "Recovered from panic in HTTP handler", "path", c.FullPath())
 		c.AbortWithStatusJSON(http.StatusInternalServerError, gin.H{"error": "internal error"})
 	}))
-	e.GET("/healthz", func(c *gin.Context) { c.String(http.StatusOK, "ok") })
+	e.GET("/healthz", func(c *gin.Context) {
+		if o.live != nil {
+			if err := o.live(); err != nil {
+				c.String(http.StatusServiceUnavailable, "not live: %v", err)
+				return
+			}
+		}
+		c.String(http.StatusOK, "ok")
+	})
 	e.GET("/readyz", func(c *gin.Context) {
 		if err := ready(); err != nil {
 			c.String(http.StatusServiceUnavailable, "not ready: %v", err)

@@ -53,6 +53,31 @@ func TestEngineEndpoints(t *testing.T) {
 	}
 }
 
+func TestEngineLiveness(t *testing.T) {
+	var stuck error = errors.New("the resync loop last ran 6m0s ago")
+	e := NewEngine(NewRegistry(), func() error { return nil }, WithLiveness(func() error { return stuck }))
+	for _, tt := range []struct {
+		name       string
+		before     func()
+		wantStatus int
+		wantBody   string
+	}{
+		{"stuck", nil, 503, "not live: the resync loop last ran 6m0s ago"},
+		{"working", func() { stuck = nil }, 200, "ok"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.before != nil {
+				tt.before()
+			}
+			rec := httptest.NewRecorder()
+			e.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/healthz", nil))
+			if rec.Code != tt.wantStatus || !strings.Contains(rec.Body.String(), tt.wantBody) {
+				t.Errorf("GET /healthz = %d %q, want %d containing %q", rec.Code, rec.Body.String(), tt.wantStatus, tt.wantBody)
+			}
+		})
+	}
+}
+
 func TestLimitBody(t *testing.T) {
 	e := gin.New()
 	e.POST("/echo", LimitBody(10), func(c *gin.Context) {

@@ -222,6 +222,26 @@ var valueSets = []valueSet{
 			if d := deployment(t, r, deschedulerName); *d.Spec.Replicas != 2 {
 				t.Errorf("descheduler replicas %d, want 2 (leader-elected)", *d.Spec.Replicas)
 			}
+			// #17: a leader that cannot register gives way; the probes say why.
+			if !slices.Contains(args, "--register-timeout=2m") || !slices.Contains(args, "--leader-elect=true") {
+				t.Errorf("descheduler args %q lack --register-timeout=2m or --leader-elect=true", args)
+			}
+			ctr := deployment(t, r, deschedulerName).Spec.Template.Spec.Containers[0]
+			if p := ctr.LivenessProbe; p == nil || p.HTTPGet == nil || p.HTTPGet.Path != "/healthz" || p.FailureThreshold < 2 {
+				t.Errorf("descheduler liveness probe %+v, want /healthz, tolerating a failed probe", p)
+			}
+			if p := ctr.ReadinessProbe; p == nil || p.HTTPGet == nil || p.HTTPGet.Path != "/readyz" {
+				t.Errorf("descheduler readiness probe %+v, want /readyz", p)
+			}
+			// Only the leader is Ready: a budget on the descheduler would forbid evicting it.
+			for _, o := range r.ofKind("PodDisruptionBudget") {
+				if sel := unstructuredMap(o.u.Object, "spec", "selector", "matchLabels"); sel["app.kubernetes.io/component"] == "descheduler" {
+					t.Errorf("%s covers the descheduler, whose standby is never Ready: draining the leader's node would be refused", o)
+				}
+			}
+			if n := len(r.ofKind("PodDisruptionBudget")); n != 2 {
+				t.Errorf("%d PodDisruptionBudgets, want the scheduler's and the webhook's", n)
+			}
 			// Plugin mode: edgemigrate-scheduler alone, with the chart's jetson.* defaults.
 			wantPluginMode(t, r, map[string]string{"policy": "binpack", "memoryReserve": "1Gi", "nodeSelector": "nvidia.com/gpu.product,kubernetes.io/arch=arm64"})
 		},
