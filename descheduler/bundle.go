@@ -402,7 +402,9 @@ func demandOf(b *serviceBundle) (jetson.Demand, int32, error) {
 }
 
 // forgetFinal drops what a final Migration kept of its bundle: the source's stored bytes,
-// the destination's fetched copy.
+// the destination's fetched copy. A completed bare Pod's bytes stay: nothing else here can
+// recreate it if its destination dies (restoreHomed); pruneHistory and the re-home delete
+// them.
 func (c *Controller) forgetFinal(ctx context.Context, m *v1alpha1.Migration) error {
 	id := ledgerIDOf(m)
 	if id == "" {
@@ -410,6 +412,9 @@ func (c *Controller) forgetFinal(ctx context.Context, m *v1alpha1.Migration) err
 	}
 	if m.Status.Role == v1alpha1.RoleDestination {
 		c.bundles.Delete(id)
+		return nil
+	}
+	if m.Status.Phase == v1alpha1.PhaseCompleted && m.Spec.Workload.Kind == v1alpha1.KindPod {
 		return nil
 	}
 	return c.forgetBundle(ctx, id)

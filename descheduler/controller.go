@@ -142,6 +142,8 @@ type Controller struct {
 
 	// ledgerView: whether the ledger answers and its clock (ledgerclock.go).
 	ledgerView ledgerView
+	// homes caches the ledger's dead clusters and homes of services (rehome.go).
+	homes homesCache
 
 	mu sync.Mutex
 	// creating guards against starting a second migration for a workload before the
@@ -355,6 +357,7 @@ func New(cfg *Config, d Deps) (*Controller, error) {
 		UpdateFunc: func(_, obj any) {
 			d := obj.(*appsv1.Deployment)
 			c.enqueueMigrationsOfWorkload(d.Namespace, v1alpha1.KindDeployment, d.Name)
+			c.onDeployment(d)
 		},
 	}); err != nil {
 		return nil, err

@@ -19,6 +19,8 @@ type metrics struct {
 	leader     prometheus.Gauge
 	ledgerUp   prometheus.Gauge
 	clock      clock.PassiveClock
+	// One copy per service (rehome.go, parked.go).
+	rehomed, superseded, parkedScaleUps prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer, clk clock.PassiveClock) (*metrics, error) {
@@ -40,9 +42,15 @@ func newMetrics(reg prometheus.Registerer, clk clock.PassiveClock) (*metrics, er
 			Help: "1 while this replica holds the descheduler Lease."}),
 		ledgerUp: prometheus.NewGauge(prometheus.GaugeOpts{Name: "edgemigrate_ledger_up",
 			Help: "1 while the ledger answers this controller's calls (a refusal is an answer), 0 while they fail to reach it."}),
+		rehomed: prometheus.NewCounter(prometheus.CounterOpts{Name: "edgemigrate_rehomed_total",
+			Help: "Services this cluster took back from a dead destination (ledger RehomeService)."}),
+		superseded: prometheus.NewCounter(prometheus.CounterOpts{Name: "edgemigrate_superseded_total",
+			Help: "Copies this cluster hosted as a destination and removed because the ledger homes the service elsewhere."}),
+		parkedScaleUps: prometheus.NewCounter(prometheus.CounterOpts{Name: "edgemigrate_parked_scaleups_total",
+			Help: "Parked Deployments (moved away by a migration) scaled up by someone else and scaled back to zero."}),
 	}
 	m.ledgerUp.Set(1) // until a call fails
-	for _, c := range []prometheus.Collector{m.migrations, m.duration, m.bids, m.triggers, m.ledger, m.leader, m.ledgerUp} {
+	for _, c := range []prometheus.Collector{m.migrations, m.duration, m.bids, m.triggers, m.ledger, m.leader, m.ledgerUp, m.rehomed, m.superseded, m.parkedScaleUps} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

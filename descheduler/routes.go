@@ -9,6 +9,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/utils/ptr"
 
 	"github.com/edgemigrate/edgemigrate/api"
 	"github.com/edgemigrate/edgemigrate/api/v1alpha1"
@@ -60,6 +61,10 @@ func (c *Controller) place(clientID string) placement {
 	if arriving != nil && (moved == nil || arriving.CreationTimestamp.After(moved.CreationTimestamp.Time)) {
 		switch arriving.Status.Phase {
 		case v1alpha1.PhaseReady, v1alpha1.PhaseCompleted:
+			// Unless the copy here stood down: the ledger homes the service where it points.
+			if to, ok := c.parkedAt(arriving); ok {
+				return placement{elsewhere: to}
+			}
 			return placement{here: true}
 		case v1alpha1.PhaseCreating, v1alpha1.PhaseFailed, v1alpha1.PhaseAborted:
 			if ep, ok := c.endpoints.Load(arriving.Status.Source); ok {
@@ -73,9 +78,45 @@ func (c *Controller) place(clientID string) placement {
 	return placement{here: starting}
 }
 
-// Resolve tells the locator where a client's service runs now (see place).
+// parkedAt is where a destination Migration's copy points once parked here (stood down:
+// scaled to zero, migrated-to its home), when it is.
+func (c *Controller) parkedAt(m *v1alpha1.Migration) (locator.Route, bool) {
+	if m.Spec.Workload.Kind != v1alpha1.KindDeployment {
+		return locator.Route{}, false
+	}
+	d, err := c.deployments.Deployments(m.Namespace).Get(m.Spec.Workload.Name)
+	if err != nil || d.Annotations[api.AnnotationMigratedTo] == "" || ptr.Deref(d.Spec.Replicas, 1) != 0 {
+		return locator.Route{}, false
+	}
+	to := d.Annotations[api.AnnotationMigratedTo]
+	ep, _ := c.endpoints.Load(to)
+	endpoint, _ := ep.(string)
+	return locator.Route{Cluster: to, Endpoint: endpoint}, true
+}
+
+// deadRoute reports why the client's service cannot be sent on to cluster: the ledger says
+// it is dead. Its copy does not answer, and the source takes the service back.
+func (c *Controller) deadRoute(cluster string) (string, bool) {
+	since, dead := c.deadCluster(cluster)
+	if !dead {
+		return "", false
+	}
+	return fmt.Sprintf("the service ran in cluster %s, dead on the ledger since %s; it is being re-homed", cluster, since), true
+}
+
+// Resolve tells the locator where a client's service runs now (see place); never a dead
+// cluster: a local copy that serves, or nowhere known.
 func (c *Controller) Resolve(clientID string) (locator.Route, bool) {
 	p := c.place(clientID)
+	if !p.here {
+		if _, dead := c.deadRoute(p.elsewhere.Cluster); dead {
+			backends, _ := c.backends(clientID)
+			p = placement{here: len(backends) > 0}
+			if !p.here {
+				return locator.Route{}, false
+			}
+		}
+	}
 	if p.here {
 		return locator.Route{Cluster: c.cfg.ClusterID, Endpoint: c.cfg.PublicEndpoint}, true
 	}
@@ -83,10 +124,17 @@ func (c *Controller) Resolve(clientID string) (locator.Route, bool) {
 }
 
 // Route tells the gateway where a client's requests go: to the Ready pods of its service
-// here, or to the cluster that runs it (see place).
+// here, or to the cluster that runs it (see place). Never to a dead cluster: a local copy
+// serves if one is Ready, else the service is Unavailable, saying why.
 func (c *Controller) Route(clientID string) gateway.Route {
 	p := c.place(clientID)
 	if !p.here {
+		if why, dead := c.deadRoute(p.elsewhere.Cluster); dead {
+			if backends, _ := c.backends(clientID); len(backends) > 0 {
+				return gateway.Route{Kind: gateway.Local, Cluster: c.cfg.ClusterID, Backends: backends}
+			}
+			return gateway.Route{Kind: gateway.Unavailable, Cluster: c.cfg.ClusterID, Reason: why}
+		}
 		if p.elsewhere.Cluster == "" || p.elsewhere.Endpoint == "" {
 			return gateway.Route{Kind: gateway.NotKnown, Cluster: p.elsewhere.Cluster}
 		}

@@ -113,6 +113,9 @@ func (c *Controller) propose(ctx context.Context, logger klog.Logger, m *v1alpha
 	if c.expired(m) {
 		return 0, c.finish(ctx, m, v1alpha1.PhaseAborted, "Timeout", "not proposed before --migration-timeout")
 	}
+	if refused, err := c.refuseSecond(ctx, m); refused || err != nil {
+		return 0, err
+	}
 	if c.cfg.DryRun {
 		return 0, c.setPhase(ctx, m, v1alpha1.PhasePending, "DryRun", "dry run: would propose this migration to the ledger")
 	}
@@ -126,7 +129,7 @@ func (c *Controller) propose(ctx context.Context, logger klog.Logger, m *v1alpha
 	}
 	var notMigratable errNotMigratable
 	if errors.As(err, &notMigratable) {
-		return 0, c.finish(ctx, m, v1alpha1.PhaseFailed, "NotMigratable", notMigratable.msg)
+		return 0, c.finish(ctx, m, v1alpha1.PhaseFailed, api.ReasonNotMigratable, notMigratable.msg)
 	}
 	if err != nil {
 		return 0, c.finish(ctx, m, v1alpha1.PhaseFailed, "InvalidWorkload", err.Error())

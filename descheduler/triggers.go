@@ -172,6 +172,8 @@ func (c *Controller) startMigration(ctx context.Context, p *corev1.Pod, ref v1al
 		c.mu.Unlock()
 		return 0, fmt.Errorf("creating a %s Migration of %s: %w", reason, key, err)
 	}
+	// The guard of the next trigger and of refuseSecond reads it before the informer shows it.
+	c.migrations.Mutation(created)
 	c.pruneHistory(ctx, key)
 	c.metrics.triggers.WithLabelValues(string(reason)).Inc()
 	logger.Info("Migration triggered", "migration", klog.KObj(created), "workload", key, "reason", reason, "why", why)
@@ -194,6 +196,14 @@ func (c *Controller) pruneHistory(ctx context.Context, key string) {
 	for _, m := range finished[:max(0, len(finished)-keepFinished)] {
 		if err := c.migs.EdgemigrateV1alpha1().Migrations(m.Namespace).Delete(ctx, m.Name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
 			klog.FromContext(ctx).Error(err, "Deleting an old Migration", "migration", klog.KObj(m))
+			continue
+		}
+		// A completed Pod's bundle is kept for a re-home (forgetFinal); an older one than the
+		// newest few is not the service's last state.
+		if m.Status.Role == v1alpha1.RoleSource && m.Status.LedgerID != "" {
+			if err := c.forgetBundle(ctx, m.Status.LedgerID); err != nil {
+				klog.FromContext(ctx).Error(err, "Deleting an old Migration's bundle", "migration", klog.KObj(m))
+			}
 		}
 	}
 }
@@ -211,4 +221,60 @@ func (c *Controller) forgetCreating(m *v1alpha1.Migration) {
 	c.mu.Lock()
 	delete(c.creating, workloadKey(m.Namespace, m.Spec.Workload.Kind, m.Spec.Workload.Name))
 	c.mu.Unlock()
+}
+
+// refuseSecond ends a source Migration that must not go ahead, before it reaches the ledger
+// (and before it waits for a --max-concurrent-migrations slot), whatever started it:
+//   - its workload already has an open Migration here that is ahead of it: one that passed
+//     this guard already (on the ledger, or queued), an arriving destination's, or an older one
+//     (by creation time, then name: a resource version changes with every status write,
+//     so it cannot order two Migrations for good). Two open migrations would give two
+//     destinations, both Ready, and two copies for good.
+//   - its Deployment is parked here: the service runs where it was moved, and a Migration
+//     of it starts there.
+//
+// It reports whether it ended the Migration.
+func (c *Controller) refuseSecond(ctx context.Context, m *v1alpha1.Migration) (bool, error) {
+	ref := m.Spec.Workload
+	// Past this guard already: on the ledger, or Pending with a reason (Queued, DryRun). A
+	// Migration that passed stays ahead of any that has not.
+	passed := func(m *v1alpha1.Migration) bool {
+		return (m.Status.Phase != "" && m.Status.Phase != v1alpha1.PhasePending) || m.Status.Reason != ""
+	}
+	for _, other := range c.migrationsByIndex(indexWorkload, workloadKey(m.Namespace, ref.Kind, ref.Name)) {
+		if other.UID == m.UID || other.Final() {
+			continue
+		}
+		ahead := other.Status.Role == v1alpha1.RoleDestination || other.Spec.LedgerID != "" || passed(other) || (!passed(m) && earlier(other, m))
+		if !ahead {
+			continue
+		}
+		role := other.Status.Role
+		if role == "" {
+			role = "new"
+		}
+		msg := fmt.Sprintf("%s %s already has an open migration, %s (%s, %s, %s); one migration per workload at a time",
+			ref.Kind, ref.Name, other.Name, other.Spec.Reason, role, other.Status.Phase)
+		klog.FromContext(ctx).Info("Refused a second migration of a workload", "migration", klog.KObj(m), "other", klog.KObj(other))
+		c.recorder.Event(m, corev1.EventTypeWarning, api.ReasonAlreadyMigrating, msg)
+		return true, c.finish(ctx, m, v1alpha1.PhaseFailed, api.ReasonAlreadyMigrating, msg)
+	}
+	if ref.Kind == v1alpha1.KindDeployment {
+		if d, err := c.deployments.Deployments(m.Namespace).Get(ref.Name); err == nil && d.Annotations[api.AnnotationMigratedTo] != "" {
+			to := d.Annotations[api.AnnotationMigratedTo]
+			msg := fmt.Sprintf("Deployment %s is parked here: the service runs in %s (migration %s); create the Migration there",
+				ref.Name, to, d.Annotations[api.AnnotationMigrationID])
+			c.recorder.Event(m, corev1.EventTypeWarning, api.ReasonMigratedAway, msg)
+			return true, c.finish(ctx, m, v1alpha1.PhaseFailed, api.ReasonMigratedAway, msg)
+		}
+	}
+	return false, nil
+}
+
+// earlier orders Migrations by creation, then name.
+func earlier(a, b *v1alpha1.Migration) bool {
+	if c := a.CreationTimestamp.Compare(b.CreationTimestamp.Time); c != 0 {
+		return c < 0
+	}
+	return a.Name < b.Name
 }

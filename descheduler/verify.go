@@ -59,6 +59,15 @@ func (c *Controller) verifyDestination(ctx context.Context, logger klog.Logger, 
 		meta.SetStatusCondition(&m.Status.Conditions, metav1.Condition{Type: v1alpha1.ConditionDestinationVerified, Status: status,
 			Reason: reason, Message: msg, LastTransitionTime: metav1.NewTime(now)})
 	}
+	// A dead destination serves no one: keep the copy that never left, now (the contract
+	// lets the source abort in Ready for that).
+	if since, dead := c.deadCluster(m.Status.Destination); dead {
+		msg := fmt.Sprintf("%s reported Ready but is dead on the ledger (since %s); the service stays here", m.Status.Destination, since)
+		logger.Info("Destination dead before verification; aborting", "destination", m.Status.Destination)
+		set(metav1.ConditionFalse, reasonVerifyFailed, msg)
+		c.recorder.Event(m, corev1.EventTypeWarning, api.EventDestinationDead, msg)
+		return false, 0, c.abortWith(ctx, m, api.EventDestinationDead, msg)
+	}
 	clients := c.clientsOf(m)
 	tmpl, probe := c.servingPod(m)
 	why := ""

@@ -81,6 +81,10 @@ func (c *Controller) snapshot(ref v1alpha1.WorkloadReference, namespace string) 
 		if err != nil {
 			return nil, err
 		}
+		// Its controller would recreate it here: the service would run twice.
+		if owner := metav1.GetControllerOf(p); owner != nil {
+			return nil, errNotMigratable{ownedPodReason(owner)}
+		}
 		copyP := &corev1.Pod{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Pod"}, ObjectMeta: cleanMeta(p.ObjectMeta), Spec: *p.Spec.DeepCopy()}
 		copyP.Spec.NodeName = ""
 		// The Priority admission plugin computes it from priorityClassName and refuses a copy;
@@ -90,6 +94,15 @@ func (c *Controller) snapshot(ref v1alpha1.WorkloadReference, namespace string) 
 		return &workloadManifest{Kind: ref.Kind, Pod: copyP}, nil
 	}
 	return nil, fmt.Errorf("workload kind %q: want Deployment or Pod", ref.Kind)
+}
+
+// ownedPodReason says why a pod its controller owns does not move as a Pod, and what does.
+func ownedPodReason(owner *metav1.OwnerReference) string {
+	what := "migrate its owner instead, if edgemigrate moves that kind (Deployments and bare Pods only)"
+	if owner.Kind == "ReplicaSet" {
+		what = "migrate its Deployment"
+	}
+	return fmt.Sprintf("pod is owned by %s %s; %s", owner.Kind, owner.Name, what)
 }
 
 func selectorOf(d *appsv1.Deployment) labels.Selector {
