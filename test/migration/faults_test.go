@@ -401,12 +401,12 @@ func latest(a, b time.Time) time.Time {
 	return b
 }
 
-// TestE2EDeadDestination: after a migration edge-a → edge-b completes, edge-b's descheduler
+// TestE2ESilentDestination: after a migration edge-a → edge-b completes, edge-b's descheduler
 // dies and edge-b goes silent on the ledger. After the dead-after window edge-a marks it
 // dead and re-homes the service: its parked copy is scaled back up and its locator sends
 // the car to itself. When edge-b's descheduler returns, edge-b sees it was superseded and
 // stands its copy down: one Running copy, at edge-a.
-func TestE2EDeadDestination(t *testing.T) {
+func TestE2ESilentDestination(t *testing.T) {
 	f := faultFleet(t, func(o *localfleet.Options) { o.LedgerDeadAfter = 6 * time.Second })
 	s := newScenarioOn(t, f)
 	a, b := s.edge("edge-a"), s.edge("edge-b")
