@@ -5,7 +5,9 @@ import (
 	"crypto/rand"
 	"encoding/binary"
 	"fmt"
+	"maps"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -124,7 +126,8 @@ func TestE2EChaos(t *testing.T) {
 	}
 	rep.Services = len(serving)
 	rep.Lost, rep.Duplicated = chaos.Copies(serving)
-	for id, res := range results {
+	for _, id := range slices.Sorted(maps.Keys(results)) {
+		res := results[id]
 		in, out := chaos.SplitFailures(res, outages, grace)
 		rep.Sent += len(res)
 		rep.Failed += len(out)
