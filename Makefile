@@ -11,12 +11,13 @@ TEST_ENV := EDGEMIGRATE_BIN=$(BIN) EDGEMIGRATE_REQUIRE_TOOLS=1 EDGEMIGRATE_IMAGE
 # Packages run two at a time: each may start clusters of ~600 MiB and the machine has 2 cores.
 TEST_FLAGS ?= -p 2 -timeout 40m
 
-.PHONY: help build test unit e2e bench bench-scheduler bench-ledger bench-migration bench-webhook fuzz fabric-test lint tools images images-push scheduler clean
+.PHONY: help build test unit e2e chaos bench bench-scheduler bench-ledger bench-migration bench-webhook fuzz fabric-test lint tools images images-push scheduler clean
 
 help:
 	@echo "make test    all tests: lint, unit and real-cluster e2e (builds the tools first)"
 	@echo "make unit    fast tests, no clusters (go test -short)"
 	@echo "make e2e     real-cluster tests only"
+	@echo "make chaos   three clusters on real nodes, 50 migrations while random seeded SIGKILLs hit every edgemigrate process, the ledger and a kube-apiserver: prints the seed, migrations, kills, services lost/duplicated and failed car requests (CHAOS_SEED=n replays a run; make test runs a short one, seed 17)"
 	@echo "make bench   benchmarks"
 	@echo "make bench-scheduler  real kube-scheduler on 1,000 Jetson nodes, 3,000 pods: without and with the extender (ratio)"
 	@echo "make bench-ledger  embedded ledger: propose->decide latency and transactions/s"
@@ -87,6 +88,13 @@ unit:
 e2e: tools images scheduler
 	$(TEST_ENV) $(GO) test $(TEST_FLAGS) -count=1 -run '^TestE2E' $(PKGS)
 	cd $(SCHED_MOD) && $(TEST_ENV) $(GO) test $(TEST_FLAGS) -count=1 -run '^TestE2E' ./...
+
+# The chaos run of test/chaos, longer than the one `make test` runs (10 migrations, seed
+# 17): CHAOS_MIGRATIONS migrations and a random seed, printed; CHAOS_SEED=<n> replays one.
+CHAOS_MIGRATIONS ?= 50
+CHAOS_SEED       ?= random
+chaos: tools images
+	$(TEST_ENV) CHAOS_MIGRATIONS=$(CHAOS_MIGRATIONS) CHAOS_SEED=$(CHAOS_SEED) $(GO) test -count=1 -v -timeout 60m -run '^TestE2EChaos$$' ./test/chaos/
 
 # -short: benchmarks that need clusters have targets of their own.
 bench:

@@ -465,6 +465,39 @@ func (c *Cluster) StopScheduler() {
 	}
 }
 
+// KillAPIServer kills the cluster's kube-apiserver with SIGKILL, as a crash would, and
+// returns once it is gone; etcd and every client keep running (they retry on their own).
+// It does nothing when the API server is not running.
+func (c *Cluster) KillAPIServer() {
+	if p := c.take("kube-apiserver"); p != nil {
+		p.kill()
+	}
+}
+
+// StartAPIServer starts the cluster's kube-apiserver again, after KillAPIServer, on the same
+// port with the same certificates and etcd, and waits until it is ready.
+func (c *Cluster) StartAPIServer(ctx context.Context) error {
+	if c.process("kube-apiserver") != nil {
+		return fmt.Errorf("cluster %s already runs kube-apiserver", c.Name)
+	}
+	return c.startAPIServer(ctx)
+}
+
+// take removes the running component name from the running ones, keeping it among those
+// stopped (its pid stays in PIDs); nil when none runs.
+func (c *Cluster) take(name string) *process {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for i, p := range c.procs {
+		if p.name == name {
+			c.procs = append(c.procs[:i], c.procs[i+1:]...)
+			c.stopped = append(c.stopped, p)
+			return p
+		}
+	}
+	return nil
+}
+
 func (c *Cluster) startKwok(ctx context.Context) error {
 	addr := fmt.Sprintf("127.0.0.1:%d", c.ports.kwok)
 	p, err := c.run("kwok",

@@ -3,8 +3,6 @@ package localcluster
 import (
 	"context"
 	"crypto/tls"
-	"errors"
-	"syscall"
 	"time"
 )
 
@@ -59,19 +57,7 @@ func (p *Process) Stop(grace time.Duration) { p.p.stop(grace) }
 
 // Kill sends SIGKILL to the whole process group at once, as a crash would, and returns once
 // the group is gone.
-func (p *Process) Kill() {
-	if done, _ := p.p.exited(); !done {
-		p.p.signal(syscall.SIGKILL)
-		<-p.p.done
-	}
-	_ = syscall.Kill(-p.p.pid(), syscall.SIGKILL)
-	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); {
-		if err := syscall.Kill(-p.p.pid(), 0); errors.Is(err, syscall.ESRCH) {
-			return
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
+func (p *Process) Kill() { p.p.kill() }
 
 // Tail returns the last n lines of the process's log.
 func (p *Process) Tail(n int) string { return p.p.tail(n) }

@@ -85,6 +85,21 @@ func (p *process) stop(grace time.Duration) {
 	}
 }
 
+// kill sends SIGKILL to the whole process group at once and returns once the group is gone.
+func (p *process) kill() {
+	if done, _ := p.exited(); !done {
+		p.signal(syscall.SIGKILL)
+		<-p.done
+	}
+	_ = syscall.Kill(-p.pid(), syscall.SIGKILL)
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); {
+		if err := syscall.Kill(-p.pid(), 0); errors.Is(err, syscall.ESRCH) {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 func (p *process) signal(sig syscall.Signal) {
 	if err := syscall.Kill(-p.pid(), sig); err != nil && !errors.Is(err, syscall.ESRCH) {
 		_ = p.cmd.Process.Signal(sig)

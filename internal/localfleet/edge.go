@@ -4,11 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -37,6 +38,7 @@ type Edge struct {
 	*localcluster.Cluster
 	// LocatorURL is the descheduler's public endpoint, HTTPS with the edge's Identity:
 	// locator API, gateway and /readyz; nothing answers there while the descheduler is off.
+	// With several replicas it is a TCP front forwarding to the ready one.
 	LocatorURL string
 	// ExtenderURL is the scheduler extender (verbs, /readyz, /metrics).
 	ExtenderURL string
@@ -50,15 +52,50 @@ type Edge struct {
 	fleet                *Fleet
 	index                int
 	defaultSchedulerPort int
+	replicaURLs          []string // each descheduler replica's own HTTPS address
+	front                *front   // the public endpoint when there are several replicas
 
-	mu                                          sync.Mutex
-	extender, defaultScheduler, hook, deschedlr *localcluster.Process
-	ended                                       []*localcluster.Process // stopped or killed
+	mu       sync.Mutex
+	members  []*member // in start order
+	ended    []*localcluster.Process
+	stopping bool
 }
+
+// Names of an edge's processes for KillProcess, StartProcess and Fleet.Targets; the
+// descheduler's replicas are ReplicaName(i).
+const (
+	ProcessExtender         = "extender"
+	ProcessDefaultScheduler = "default-scheduler"
+	ProcessWebhook          = "webhook"
+	ProcessAPIServer        = "kube-apiserver"
+)
+
+// ReplicaName is the process name of descheduler replica i.
+func ReplicaName(i int) string { return fmt.Sprintf("descheduler-%d", i) }
+
+// member is one process of an edge that a test may kill and start again, by name.
+type member struct {
+	name string
+	// launch starts the process; await waits until it serves.
+	launch func() (*localcluster.Process, error)
+	await  func(ctx context.Context, p *localcluster.Process) error
+	// health is the liveness URL the supervisor probes (Options.Supervise).
+	health   string
+	proc     *localcluster.Process // nil while not running
+	restarts int
+}
+
+// errRunning is StartProcess's error for a process that already runs.
+var errRunning = errors.New("already running")
 
 // start brings up edgemigrate in the edge's running cluster.
 func (e *Edge) start(ctx context.Context, nodes []*corev1.Node) error {
-	ports, err := localcluster.FreePorts(4)
+	replicas := e.fleet.opts.DeschedulerReplicas
+	extra := 0
+	if replicas > 1 {
+		extra = replicas
+	}
+	ports, err := localcluster.FreePorts(4 + extra)
 	if err != nil {
 		return err
 	}
@@ -66,11 +103,21 @@ func (e *Edge) start(ctx context.Context, nodes []*corev1.Node) error {
 	e.WebhookURL = fmt.Sprintf("https://127.0.0.1:%d", ports[1])
 	e.LocatorURL = fmt.Sprintf("https://127.0.0.1:%d", ports[2])
 	e.defaultSchedulerPort = ports[3]
+	e.replicaURLs = []string{e.LocatorURL}
+	if replicas > 1 {
+		e.replicaURLs = nil
+		for _, port := range ports[4:] {
+			e.replicaURLs = append(e.replicaURLs, fmt.Sprintf("https://127.0.0.1:%d", port))
+		}
+	}
+	e.mu.Lock()
+	e.members = e.newMembers()
+	e.mu.Unlock()
 
 	if err := e.installObjects(ctx); err != nil {
 		return err
 	}
-	if err := e.startExtender(ctx); err != nil {
+	if err := e.StartProcess(ctx, ProcessExtender); err != nil {
 		return err
 	}
 	if err := e.startSchedulers(ctx); err != nil {
@@ -82,10 +129,87 @@ func (e *Edge) start(ctx context.Context, nodes []*corev1.Node) error {
 	if err := e.AddNodes(ctx, nodes...); err != nil {
 		return err
 	}
+	if replicas > 1 {
+		var hosts []string
+		for _, u := range e.replicaURLs {
+			hosts = append(hosts, hostPort(u))
+		}
+		fr, err := startFront(hostPort(e.LocatorURL), hosts, e.fleet.probeTLS())
+		if err != nil {
+			return err
+		}
+		e.mu.Lock()
+		e.front = fr
+		e.mu.Unlock()
+	}
 	if e.fleet.opts.NoDescheduler {
 		return nil
 	}
 	return e.StartDescheduler(ctx)
+}
+
+// newMembers describes the edge's processes: how each starts and when it serves.
+func (e *Edge) newMembers() []*member {
+	timeout := e.fleet.opts.ReadyTimeout
+	ms := []*member{
+		{
+			name: ProcessExtender, health: e.ExtenderURL + "/healthz",
+			launch: func() (*localcluster.Process, error) {
+				return e.run(ProcessExtender, "extender", "--listen-address", hostPort(e.ExtenderURL), "--kubeconfig", e.Kubeconfig)
+			},
+			await: func(ctx context.Context, p *localcluster.Process) error {
+				return p.WaitReady(ctx, e.ExtenderURL+"/readyz", timeout)
+			},
+		},
+		{
+			name: ProcessDefaultScheduler, health: fmt.Sprintf("https://127.0.0.1:%d/healthz", e.defaultSchedulerPort),
+			launch: func() (*localcluster.Process, error) {
+				return e.fleet.startProcess(e.ID+"-"+ProcessDefaultScheduler, filepath.Join(e.fleet.opts.BinDir, "kube-scheduler"), []string{
+					"--config=" + e.defaultSchedulerConfig(),
+					"--authentication-kubeconfig=" + e.Kubeconfig,
+					"--authorization-kubeconfig=" + e.Kubeconfig,
+					"--bind-address=127.0.0.1",
+					"--secure-port=" + strconv.Itoa(e.defaultSchedulerPort),
+					"--v=1",
+				})
+			},
+			await: func(ctx context.Context, p *localcluster.Process) error {
+				return p.WaitReady(ctx, fmt.Sprintf("https://127.0.0.1:%d/healthz", e.defaultSchedulerPort), timeout)
+			},
+		},
+		{
+			name: ProcessWebhook, health: e.WebhookURL + "/healthz",
+			launch: func() (*localcluster.Process, error) {
+				return e.run(ProcessWebhook, "webhook",
+					"--address", hostPort(e.WebhookURL),
+					"--self-signed", "--self-signed-hosts", "127.0.0.1",
+					"--cluster-id", e.ID,
+					"--kubeconfig", e.Kubeconfig,
+					"--install-namespace", SystemNamespace,
+					"--webhook-config-name", webhookConfigName(),
+				)
+			},
+			await: func(ctx context.Context, p *localcluster.Process) error {
+				if err := p.WaitReady(ctx, e.WebhookURL+"/readyz", timeout); err != nil {
+					return err
+				}
+				return e.waitWebhookCalled(ctx, p)
+			},
+		},
+	}
+	for i, u := range e.replicaURLs {
+		ms = append(ms, &member{
+			name: ReplicaName(i), health: u + "/healthz",
+			launch: func() (*localcluster.Process, error) {
+				return e.run(ReplicaName(i), e.deschedulerArgs(hostPort(u))...)
+			},
+			// A standby is never ready: that a replica serves is all its start waits for.
+			await: func(ctx context.Context, p *localcluster.Process) error {
+				return e.fleet.waitAnswers(ctx, p, u+"/healthz")
+			},
+		})
+	}
+	return ms
 }
 
 // installObjects creates what the descheduler expects to find: its namespace, the
@@ -107,20 +231,6 @@ func (e *Edge) installObjects(ctx context.Context) error {
 		return err
 	}
 	return applyCRD(ctx, e.Config, manifests.MigrationCRDYAML, e.fleet.opts.ReadyTimeout)
-}
-
-func (e *Edge) startExtender(ctx context.Context) error {
-	p, err := e.run("extender", "extender",
-		"--listen-address", hostPort(e.ExtenderURL),
-		"--kubeconfig", e.Kubeconfig,
-	)
-	if err != nil {
-		return err
-	}
-	e.mu.Lock()
-	e.extender = p
-	e.mu.Unlock()
-	return p.WaitReady(ctx, e.ExtenderURL+"/readyz", e.fleet.opts.ReadyTimeout)
 }
 
 // startSchedulers starts edgemigrate-scheduler, configured by manifests/scheduler-config.yaml
@@ -148,25 +258,14 @@ func (e *Edge) startSchedulers(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("encoding default scheduler configuration: %w", err)
 	}
-	path := filepath.Join(e.fleet.Dir, e.ID+"-default-scheduler.yaml")
-	if err := os.WriteFile(path, data, 0o600); err != nil {
+	if err := os.WriteFile(e.defaultSchedulerConfig(), data, 0o600); err != nil {
 		return fmt.Errorf("writing default scheduler configuration: %w", err)
 	}
-	p, err := e.fleet.startProcess(e.ID+"-default-scheduler", filepath.Join(e.fleet.opts.BinDir, "kube-scheduler"), []string{
-		"--config=" + path,
-		"--authentication-kubeconfig=" + e.Kubeconfig,
-		"--authorization-kubeconfig=" + e.Kubeconfig,
-		"--bind-address=127.0.0.1",
-		"--secure-port=" + strconv.Itoa(e.defaultSchedulerPort),
-		"--v=1",
-	})
-	if err != nil {
-		return err
-	}
-	e.mu.Lock()
-	e.defaultScheduler = p
-	e.mu.Unlock()
-	return p.WaitReady(ctx, fmt.Sprintf("https://127.0.0.1:%d/healthz", e.defaultSchedulerPort), e.fleet.opts.ReadyTimeout)
+	return e.StartProcess(ctx, ProcessDefaultScheduler)
+}
+
+func (e *Edge) defaultSchedulerConfig() string {
+	return filepath.Join(e.fleet.Dir, e.ID+"-default-scheduler.yaml")
 }
 
 // startWebhook installs manifests/webhook.yaml's MutatingWebhookConfiguration pointed at
@@ -184,24 +283,16 @@ func (e *Edge) startWebhook(ctx context.Context) error {
 	if _, err := e.Client.AdmissionregistrationV1().MutatingWebhookConfigurations().Create(ctx, cfg, metav1.CreateOptions{}); err != nil {
 		return fmt.Errorf("creating MutatingWebhookConfiguration %s: %w", cfg.Name, err)
 	}
-	p, err := e.run("webhook", "webhook",
-		"--address", hostPort(e.WebhookURL),
-		"--self-signed", "--self-signed-hosts", "127.0.0.1",
-		"--cluster-id", e.ID,
-		"--kubeconfig", e.Kubeconfig,
-		"--install-namespace", SystemNamespace,
-		"--webhook-config-name", cfg.Name,
-	)
+	return e.StartProcess(ctx, ProcessWebhook)
+}
+
+// webhookConfigName is the name of manifests/webhook.yaml's MutatingWebhookConfiguration.
+func webhookConfigName() string {
+	cfg, err := manifests.WebhookConfiguration()
 	if err != nil {
-		return err
+		panic(fmt.Sprintf("the embedded webhook manifest: %v", err)) // read before, when the fleet installed it
 	}
-	e.mu.Lock()
-	e.hook = p
-	e.mu.Unlock()
-	if err := p.WaitReady(ctx, e.WebhookURL+"/readyz", e.fleet.opts.ReadyTimeout); err != nil {
-		return err
-	}
-	return e.waitWebhookCalled(ctx, p)
+	return cfg.Name
 }
 
 // waitWebhookCalled dry-runs the creation of an opted-in pod until the API server returns
@@ -235,9 +326,10 @@ func (e *Edge) waitWebhookCalled(ctx context.Context, p *localcluster.Process) e
 	return nil
 }
 
-// deschedulerArgs are the descheduler's flags: this edge's site, endpoints and ledger
-// identity, short leader-election and bidding times for tests, then Options.DeschedulerArgs.
-func (e *Edge) deschedulerArgs() []string {
+// deschedulerArgs are the flags of a descheduler replica serving on listen: this edge's
+// site, public endpoint and ledger identity, short leader-election and bidding times for
+// tests, then Options.DeschedulerArgs.
+func (e *Edge) deschedulerArgs(listen string) []string {
 	args := []string{
 		"descheduler",
 		"--kubeconfig", e.Kubeconfig,
@@ -247,7 +339,7 @@ func (e *Edge) deschedulerArgs() []string {
 		"--coverage-radius", formatFloat(e.RadiusM),
 		"--coverage-hysteresis", formatFloat(e.RadiusM / 10),
 		"--public-endpoint", e.LocatorURL,
-		"--listen-address", hostPort(e.LocatorURL),
+		"--listen-address", listen,
 		"--client-tokens-secret", ClientTokensSecret,
 		"--tls-cert-file", e.Identity.CertFile, "--tls-key-file", e.Identity.KeyFile, "--tls-ca-file", e.Identity.CAFile,
 		"--leader-elect=true",
@@ -267,59 +359,247 @@ func (e *Edge) deschedulerArgs() []string {
 	return append(args, e.fleet.opts.DeschedulerArgs...)
 }
 
-// StartDescheduler starts the descheduler with the fleet's flags (again, after
-// KillDescheduler or StopDescheduler) and waits until it is ready.
+// Replicas is the number of descheduler replicas (Options.DeschedulerReplicas).
+func (e *Edge) Replicas() int { return len(e.replicaURLs) }
+
+// ReplicaURL is replica i's own HTTPS address (its /readyz, /healthz and /metrics); with one
+// replica it is LocatorURL.
+func (e *Edge) ReplicaURL(i int) string { return e.replicaURLs[i] }
+
+// ReplicaPID is replica i's process id, 0 when it does not run.
+func (e *Edge) ReplicaPID(i int) int { return e.PID(ReplicaName(i)) }
+
+// StartDescheduler starts every descheduler replica that does not run (again, after
+// KillDescheduler or StopDescheduler) and waits until one is ready. It fails when every
+// replica already runs.
 func (e *Edge) StartDescheduler(ctx context.Context) error {
-	e.mu.Lock()
-	if e.deschedlr != nil {
-		e.mu.Unlock()
-		return fmt.Errorf("edge %s already runs the descheduler (pid %d)", e.ID, e.deschedlr.PID())
+	started := 0
+	for i := range e.Replicas() {
+		err := e.StartReplica(ctx, i)
+		if errors.Is(err, errRunning) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		started++
 	}
-	e.mu.Unlock()
-	p, err := e.run("descheduler", e.deschedulerArgs()...)
+	if started == 0 {
+		return fmt.Errorf("edge %s already runs the descheduler (%d replicas)", e.ID, e.Replicas())
+	}
+	_, err := e.LeaderReplica(ctx)
+	return err
+}
+
+// KillDescheduler kills every descheduler replica with SIGKILL, as a crash would: no lease
+// release, no cleanup. Replicas not running are left alone.
+func (e *Edge) KillDescheduler() {
+	for i := range e.Replicas() {
+		e.KillReplica(i)
+	}
+}
+
+// StopDescheduler stops every replica gracefully (SIGTERM, then SIGKILL after a grace).
+func (e *Edge) StopDescheduler() {
+	var wg sync.WaitGroup
+	for i := range e.Replicas() {
+		wg.Go(func() { e.StopReplica(i) })
+	}
+	wg.Wait()
+}
+
+// DeschedulerPID is replica 0's process id, 0 when it does not run.
+func (e *Edge) DeschedulerPID() int { return e.ReplicaPID(0) }
+
+// StartReplica starts descheduler replica i and waits until it serves (a standby is
+// never ready); an error wrapping "already running" when it runs.
+func (e *Edge) StartReplica(ctx context.Context, i int) error {
+	return e.StartProcess(ctx, ReplicaName(i))
+}
+
+// KillReplica kills descheduler replica i with SIGKILL; nothing when it does not run.
+func (e *Edge) KillReplica(i int) { _ = e.KillProcess(ReplicaName(i)) }
+
+// StopReplica stops descheduler replica i with SIGTERM, then SIGKILL after the grace.
+func (e *Edge) StopReplica(i int) { _ = e.StopProcess(ReplicaName(i)) }
+
+// LeaderReplica waits until a descheduler replica is ready (leading, registered on the
+// ledger, its tokens read) and returns its index: the replica the public endpoint sends
+// clients to.
+func (e *Edge) LeaderReplica(ctx context.Context) (int, error) {
+	client := e.fleet.probeClient()
+	defer client.CloseIdleConnections()
+	leader := -1
+	var last []string
+	err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, e.fleet.opts.ReadyTimeout, true, func(ctx context.Context) (bool, error) {
+		var now []string
+		defer func() {
+			if len(now) > 0 {
+				last = now
+			}
+		}()
+		for i, u := range e.replicaURLs {
+			if e.ReplicaPID(i) == 0 {
+				now = append(now, fmt.Sprintf("replica %d: not running", i))
+				continue
+			}
+			status, body, err := probe(ctx, client, u+"/readyz")
+			switch {
+			case status == http.StatusOK:
+				leader = i
+				return true, nil
+			case ctx.Err() != nil: // the wait ended during this probe: keep the last answer
+				return false, nil
+			case err != nil:
+				now = append(now, fmt.Sprintf("replica %d: %v", i, err))
+			default:
+				now = append(now, fmt.Sprintf("replica %d: %d %s", i, status, body))
+			}
+		}
+		return false, nil
+	})
+	if err != nil {
+		var tails strings.Builder
+		for i := range e.Replicas() {
+			fmt.Fprintf(&tails, "----- %s %s -----\n%s\n", e.ID, ReplicaName(i),
+				localcluster.TailFile(filepath.Join(e.fleet.logDir(), e.ID+"-"+ReplicaName(i)+".log"), logTailLines))
+		}
+		return -1, fmt.Errorf("no descheduler replica of %s ready within %s (%s): %w; last log lines:\n%s",
+			e.ID, e.fleet.opts.ReadyTimeout, strings.Join(last, "; "), err, tails.String())
+	}
+	return leader, nil
+}
+
+// ProcessNames are the names KillProcess and StartProcess take: kube-apiserver, the
+// extender, the default scheduler, the webhook and each descheduler replica.
+func (e *Edge) ProcessNames() []string {
+	names := []string{ProcessAPIServer}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, m := range e.members {
+		names = append(names, m.name)
+	}
+	return names
+}
+
+// KillProcess kills the named process (see ProcessNames) with SIGKILL, as a crash would,
+// and returns once it is gone; nothing happens when it does not run.
+func (e *Edge) KillProcess(name string) error {
+	if name == ProcessAPIServer {
+		e.KillAPIServer()
+		return nil
+	}
+	p, err := e.take(name)
+	if p != nil {
+		p.Kill()
+	}
+	return err
+}
+
+// StopProcess stops the named process with SIGTERM, then SIGKILL after a grace.
+func (e *Edge) StopProcess(name string) error {
+	if name == ProcessAPIServer {
+		e.KillAPIServer() // etcd-backed and stateless: a crash and a stop are alike to its clients
+		return nil
+	}
+	p, err := e.take(name)
+	if p != nil {
+		p.Stop(stopGrace)
+	}
+	return err
+}
+
+// StartProcess starts the named process again with the same flags, ports and files and
+// waits until it serves; an error wrapping "already running" when it runs.
+func (e *Edge) StartProcess(ctx context.Context, name string) error {
+	if name == ProcessAPIServer {
+		return e.StartAPIServer(ctx)
+	}
+	m, err := e.member(name)
 	if err != nil {
 		return err
 	}
 	e.mu.Lock()
-	e.deschedlr = p
+	if e.stopping {
+		e.mu.Unlock()
+		return fmt.Errorf("edge %s is stopping", e.ID)
+	}
+	if m.proc != nil {
+		pid := m.proc.PID()
+		e.mu.Unlock()
+		return fmt.Errorf("edge %s: %s (pid %d): %w", e.ID, name, pid, errRunning)
+	}
+	p, err := m.launch()
+	if err != nil {
+		e.mu.Unlock()
+		return err
+	}
+	m.proc = p
 	e.mu.Unlock()
-	return p.WaitReady(ctx, e.LocatorURL+"/readyz", e.fleet.opts.ReadyTimeout)
-}
-
-// KillDescheduler kills the descheduler with SIGKILL, as a crash would: no lease release,
-// no cleanup. It does nothing when the descheduler is not running.
-func (e *Edge) KillDescheduler() {
-	if p := e.takeDescheduler(); p != nil {
-		p.Kill()
+	if e.fleet.opts.Supervise {
+		go e.supervise(m, p)
 	}
+	return m.await(ctx, p)
 }
 
-// StopDescheduler stops the descheduler gracefully (SIGTERM, then SIGKILL after a grace).
-func (e *Edge) StopDescheduler() {
-	if p := e.takeDescheduler(); p != nil {
-		p.Stop(stopGrace)
-	}
-}
-
-// DeschedulerPID is the running descheduler's process id, 0 when none runs.
-func (e *Edge) DeschedulerPID() int {
+// PID is the named process's id, 0 when it does not run.
+func (e *Edge) PID(name string) int {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if e.deschedlr == nil {
-		return 0
+	for _, m := range e.members {
+		if m.name == name && m.proc != nil {
+			return m.proc.PID()
+		}
 	}
-	return e.deschedlr.PID()
+	return 0
 }
 
-func (e *Edge) takeDescheduler() *localcluster.Process {
+// Restarts is how often the supervisor (Options.Supervise) restarted the named process.
+func (e *Edge) Restarts(name string) int {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	p := e.deschedlr
-	e.deschedlr = nil
+	for _, m := range e.members {
+		if m.name == name {
+			return m.restarts
+		}
+	}
+	return 0
+}
+
+func (e *Edge) member(name string) (*member, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, m := range e.members {
+		if m.name == name {
+			return m, nil
+		}
+	}
+	return nil, fmt.Errorf("edge %s has no process %q (it has %s and %v)", e.ID, name, ProcessAPIServer, e.memberNamesLocked())
+}
+
+func (e *Edge) memberNamesLocked() []string {
+	var names []string
+	for _, m := range e.members {
+		names = append(names, m.name)
+	}
+	return names
+}
+
+// take removes the named process from the running ones (a supervisor leaves it dead) and
+// returns it, nil when it does not run.
+func (e *Edge) take(name string) (*localcluster.Process, error) {
+	m, err := e.member(name)
+	if err != nil {
+		return nil, err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	p := m.proc
+	m.proc = nil
 	if p != nil {
 		e.ended = append(e.ended, p)
 	}
-	return p
+	return p, nil
 }
 
 // PIDs returns the process ids of every process of this edge, running or not: the
@@ -331,32 +611,42 @@ func (e *Edge) PIDs() []int {
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	for _, p := range append(slices.Clone(e.ended), e.extender, e.defaultScheduler, e.hook, e.deschedlr) {
-		if p != nil {
-			pids = append(pids, p.PID())
+	for _, p := range e.ended {
+		pids = append(pids, p.PID())
+	}
+	for _, m := range e.members {
+		if m.proc != nil {
+			pids = append(pids, m.proc.PID())
 		}
 	}
 	return pids
 }
 
-// stop stops edgemigrate's processes together, then the cluster.
+// stop stops edgemigrate's processes together, then the public endpoint, then the cluster.
 func (e *Edge) stop() {
 	e.mu.Lock()
-	procs := []*localcluster.Process{e.deschedlr, e.hook, e.extender, e.defaultScheduler}
+	e.stopping = true
+	var procs []*localcluster.Process
+	for _, m := range e.members {
+		if m.proc != nil {
+			procs = append(procs, m.proc)
+			m.proc = nil
+		}
+	}
 	e.ended = append(e.ended, procs...)
-	e.deschedlr, e.hook, e.extender, e.defaultScheduler = nil, nil, nil, nil
 	e.mu.Unlock()
 	var wg sync.WaitGroup
 	for _, p := range procs {
-		if p != nil {
-			wg.Go(func() {
-				began := time.Now()
-				p.Stop(stopGrace)
-				klog.V(2).InfoS("Stopped", "process", p.Name(), "pid", p.PID(), "took", time.Since(began))
-			})
-		}
+		wg.Go(func() {
+			began := time.Now()
+			p.Stop(stopGrace)
+			klog.V(2).InfoS("Stopped", "process", p.Name(), "pid", p.PID(), "took", time.Since(began))
+		})
 	}
 	wg.Wait()
+	if e.front != nil {
+		e.front.Close()
+	}
 	if e.Cluster != nil {
 		began := time.Now()
 		e.Cluster.Stop()

@@ -14,6 +14,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -90,6 +91,18 @@ type Options struct {
 	// localcluster.Options.RealNodes: root, containerd and the images of `make images`,
 	// found in BinDir/images or $EDGEMIGRATE_IMAGES).
 	RealNodes int
+	// DeschedulerReplicas is the number of descheduler processes per edge; default 1. With
+	// more, each listens on a loopback port of its own and the edge's public endpoint
+	// (LocatorURL) is a TCP front that forwards each connection to the ready replica, as a
+	// Service with a readiness probe does.
+	DeschedulerReplicas int
+	// Supervise restarts an edge's process (see Edge.ProcessNames) that exits on its own or
+	// fails its liveness probe (/healthz) three times in a row, as a kubelet would; one
+	// killed or stopped by a test stays down until started again.
+	Supervise bool
+	// LedgerDeadAfter is how long a cluster may stay silent before the ledger lets another
+	// mark it dead (LedgerConfig.DeadAfterSeconds); zero keeps the ledger's default.
+	LedgerDeadAfter time.Duration
 }
 
 func (o *Options) defaults() error {
@@ -134,6 +147,15 @@ func (o *Options) defaults() error {
 	if o.ReadyTimeout == 0 {
 		o.ReadyTimeout = 60 * time.Second
 	}
+	switch {
+	case o.DeschedulerReplicas == 0:
+		o.DeschedulerReplicas = 1
+	case o.DeschedulerReplicas < 0:
+		return fmt.Errorf("localfleet: %d descheduler replicas", o.DeschedulerReplicas)
+	}
+	if o.LedgerDeadAfter < 0 || o.LedgerDeadAfter%time.Second != 0 {
+		return fmt.Errorf("localfleet: LedgerDeadAfter %s: want whole seconds, zero for the ledger's default", o.LedgerDeadAfter)
+	}
 	return nil
 }
 
@@ -163,9 +185,12 @@ type Fleet struct {
 	Edges        []*Edge
 
 	opts           Options
-	ledger         *localcluster.Process
 	ledgerIdentity mtls.Files
 	stopOnce       sync.Once
+
+	mu           sync.Mutex
+	ledger       *localcluster.Process // nil while it does not run
+	endedLedgers []*localcluster.Process
 }
 
 // Start starts the ledger, then the clusters in parallel, then edgemigrate in each, and
@@ -272,9 +297,7 @@ func (f *Fleet) stop() {
 		wg.Go(e.stop)
 	}
 	wg.Wait()
-	if f.ledger != nil {
-		f.ledger.Stop(stopGrace)
-	}
+	f.StopLedger()
 }
 
 // Ledger returns a client of the ledger server acting as the observer identity. Close it
@@ -305,9 +328,13 @@ func (f *Fleet) LedgerAs(ctx context.Context, files mtls.Files) (ledger.Ledger, 
 // cluster components, edgemigrate processes and the ledger server.
 func (f *Fleet) PIDs() []int {
 	var pids []int
-	if f.ledger != nil {
-		pids = append(pids, f.ledger.PID())
+	f.mu.Lock()
+	for _, p := range append(slices.Clone(f.endedLedgers), f.ledger) {
+		if p != nil {
+			pids = append(pids, p.PID())
+		}
 	}
+	f.mu.Unlock()
 	for _, e := range f.Edges {
 		pids = append(pids, e.PIDs()...)
 	}

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/edgemigrate/edgemigrate/geo"
 	"github.com/edgemigrate/edgemigrate/localcluster"
@@ -83,6 +84,13 @@ func TestOptionsDefaults(t *testing.T) {
 		{name: "sites and clusters disagree", opts: Options{BinDir: binDir, Binary: bin, Clusters: 2, Sites: []Site{{ID: "x"}}}, wantErr: "1 sites for 2 clusters"},
 		{name: "repeated site", opts: Options{BinDir: binDir, Binary: bin, Sites: []Site{{ID: "x"}, {ID: "x"}}}, wantErr: `"x" is empty or repeated`},
 		{name: "empty site id", opts: Options{BinDir: binDir, Binary: bin, Sites: []Site{{}}}, wantErr: "empty or repeated"},
+		{name: "one descheduler replica by default", opts: Options{BinDir: binDir, Binary: bin}, check: func(t *testing.T, o Options) {
+			if o.DeschedulerReplicas != 1 || o.LedgerDeadAfter != 0 {
+				t.Errorf("%d replicas, dead after %s; want 1 and the ledger's default", o.DeschedulerReplicas, o.LedgerDeadAfter)
+			}
+		}},
+		{name: "negative replicas", opts: Options{BinDir: binDir, Binary: bin, DeschedulerReplicas: -1}, wantErr: "-1 descheduler replicas"},
+		{name: "dead after in whole seconds", opts: Options{BinDir: binDir, Binary: bin, LedgerDeadAfter: 1500 * time.Millisecond}, wantErr: "whole seconds"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			o := tc.opts
@@ -106,7 +114,7 @@ func TestDeschedulerArgs(t *testing.T) {
 	e := &Edge{Site: Site{ID: "edge-b", Lat: 35.906, Lon: 128.611, RadiusM: 1200}, LocatorURL: "https://127.0.0.1:9001", fleet: f,
 		Cluster:  &localcluster.Cluster{Kubeconfig: "/fleet/edge-b/kubeconfig"},
 		Identity: mtls.Files{CertFile: "/fleet/pki/edge-b/tls.crt", KeyFile: "/fleet/pki/edge-b/tls.key", CAFile: "/fleet/pki/edge-b/ca.crt"}}
-	got := strings.Join(e.deschedulerArgs(), " ")
+	got := strings.Join(e.deschedulerArgs("127.0.0.1:9001"), " ")
 	for _, want := range []string{
 		"descheduler ",
 		"--cluster-id edge-b",
@@ -125,5 +133,25 @@ func TestDeschedulerArgs(t *testing.T) {
 	}
 	if !strings.HasSuffix(got, " --offload-after=1s") {
 		t.Errorf("descheduler args %q do not end with the extra flags", got)
+	}
+}
+
+func TestLedgerArgs(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		deadAfter time.Duration
+		want      string
+		wantNot   string
+	}{
+		{"default window", 0, "ledger serve --listen 127.0.0.1:7000 --db /fleet/ledger.db --no-sync", "--dead-after"},
+		{"dead after 6s", 6 * time.Second, " --admin-msp ObserverMSP --dead-after 6s", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := &Fleet{Dir: "/fleet", LedgerURL: "https://127.0.0.1:7000", opts: Options{LedgerDeadAfter: tc.deadAfter}}
+			got := strings.Join(f.ledgerArgs(), " ")
+			if !strings.Contains(got, tc.want) || (tc.wantNot != "" && strings.Contains(got, tc.wantNot)) {
+				t.Errorf("ledger args %q: want %q, not %q", got, tc.want, tc.wantNot)
+			}
+		})
 	}
 }

@@ -49,20 +49,26 @@ func (f *Fleet) startLedger(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	addr := fmt.Sprintf("127.0.0.1:%d", ports[0])
-	p, err := f.startProcess("ledger", f.opts.Binary, []string{
-		"ledger", "--listen", addr, "--db", filepath.Join(f.Dir, "ledger.db"), "--no-sync",
-		"--tls-cert-file", f.ledgerIdentity.CertFile, "--tls-key-file", f.ledgerIdentity.KeyFile, "--tls-ca-file", f.ledgerIdentity.CAFile,
-	})
-	if err != nil {
-		return err
-	}
-	f.ledger = p
-	f.LedgerURL = "https://" + addr
-	if err := p.WaitReady(ctx, f.LedgerURL+"/readyz", f.opts.ReadyTimeout); err != nil {
+	f.LedgerURL = fmt.Sprintf("https://127.0.0.1:%d", ports[0])
+	if err := f.StartLedger(ctx); err != nil {
 		return err
 	}
 	return f.admitEdges(ctx)
+}
+
+// ledgerArgs are the ledger server's flags: its address, database file and identity stay
+// the same across restarts.
+func (f *Fleet) ledgerArgs() []string {
+	args := []string{
+		"ledger", "serve", "--listen", hostPort(f.LedgerURL), "--db", filepath.Join(f.Dir, "ledger.db"), "--no-sync",
+		"--tls-cert-file", f.ledgerIdentity.CertFile, "--tls-key-file", f.ledgerIdentity.KeyFile, "--tls-ca-file", f.ledgerIdentity.CAFile,
+	}
+	if f.opts.LedgerDeadAfter != 0 {
+		// Written with the admin when the file is created; admitEdges's InitLedger asks for
+		// the same configuration, which the ledger accepts again.
+		args = append(args, "--admin-msp", ObserverMSPID, "--dead-after", f.opts.LedgerDeadAfter.String())
+	}
+	return args
 }
 
 // admitEdges sets the ledger up with the observer as its admin MSP, the fleet's operator,
@@ -73,7 +79,8 @@ func (f *Fleet) admitEdges(ctx context.Context) error {
 		return err
 	}
 	defer l.Close()
-	if _, err := l.InitLedger(ctx, chaincode.LedgerConfig{AdminMSP: ObserverMSPID}); err != nil {
+	cfg := chaincode.LedgerConfig{AdminMSP: ObserverMSPID, DeadAfterSeconds: int64(f.opts.LedgerDeadAfter / time.Second)}
+	if _, err := l.InitLedger(ctx, cfg); err != nil {
 		return fmt.Errorf("setting up the fleet's ledger: %w", err)
 	}
 	for _, e := range f.Edges {

@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"sync"
 	"testing"
 	"time"
 
@@ -27,16 +28,23 @@ var built string
 
 var errShort = errors.New("SKIP: starts a fleet of real Kubernetes clusters; not run with -short")
 
-// Shared holds the fleet started once for a whole test package by Main.
+// Shared holds the fleet started once for a whole test package by Main, when its first
+// test asks for it.
 type Shared struct {
 	Fleet *localfleet.Fleet
 	// Err is why the fleet could not be started; the package's tests report it.
 	Err error
+
+	opts    localfleet.Options
+	lazy    bool // Main set opts: the first Require starts the fleet
+	once    sync.Once
+	cleanup func()
 }
 
-// Main builds the edgemigrate binary (unless opts.Binary is set), starts a fleet for the
-// package (unless -short), runs its tests, stops the fleet and exits. Tests reach the fleet
-// through shared.Require.
+// Main builds the edgemigrate binary (unless opts.Binary is set), runs the package's tests,
+// stops the shared fleet and exits. The fleet starts when a test first asks for it through
+// shared.Require, so that tests starting fleets of their own (Start, which uses the same
+// binary) may run alone without it.
 //
 //	var shared fleettest.Shared
 //	func TestMain(m *testing.M) { fleettest.Main(m, localfleet.Options{Clusters: 2}, &shared) }
@@ -53,10 +61,19 @@ func run(m *testing.M, opts localfleet.Options, shared *Shared) int {
 		shared.Err = errShort
 		return m.Run()
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
-	var cleanup func()
-	shared.Fleet, cleanup, shared.Err = start(ctx, opts)
-	cancel()
+	if opts.Binary == "" {
+		// A failed build is not fatal here: start builds again and reports it in the tests.
+		ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
+		dir, err := os.MkdirTemp("", "edgemigrate-bin-")
+		if err == nil {
+			defer os.RemoveAll(dir)
+			if built, err = localfleet.BuildBinary(ctx, dir); err != nil {
+				fmt.Fprintln(os.Stderr, err)
+			}
+		}
+		cancel()
+	}
+	shared.opts, shared.lazy = opts, true
 	code := m.Run()
 	if shared.Fleet != nil {
 		if code != 0 {
@@ -64,7 +81,9 @@ func run(m *testing.M, opts localfleet.Options, shared *Shared) int {
 		}
 		shared.Fleet.Stop()
 	}
-	cleanup()
+	if shared.cleanup != nil {
+		shared.cleanup()
+	}
 	return code
 }
 
@@ -101,6 +120,13 @@ func runBuildOnce(m *testing.M) int {
 // Require returns the shared fleet, or skips or fails the test as Start would.
 func (s *Shared) Require(t testing.TB) *localfleet.Fleet {
 	t.Helper()
+	if s.lazy {
+		s.once.Do(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
+			defer cancel()
+			s.Fleet, s.cleanup, s.Err = start(ctx, s.opts)
+		})
+	}
 	if s.Err != nil {
 		if skip, reason := skipReason(s.Err); skip {
 			t.Skip(reason)
