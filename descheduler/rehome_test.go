@@ -1,6 +1,7 @@
 package descheduler
 
 import (
+	"context"
 	"errors"
 	"strings"
 	"sync/atomic"
@@ -11,6 +12,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/wait"
 	clienttesting "k8s.io/client-go/testing"
 
 	"github.com/edgemigrate/edgemigrate/api"
@@ -325,22 +327,14 @@ func TestSupersededCannotMove(t *testing.T) {
 	}
 	key := migrationKey(m)
 	var got *v1alpha1.Migration
-	for range 10 {
-		if _, ok, _ := b.c.migrations.GetByKey(testNamespace + "/" + m.Name); !ok {
-			time.Sleep(10 * time.Millisecond)
-			continue
+	// Each reconcile starts from the informer's copy: sync until the status written shows.
+	_ = wait.PollUntilContextTimeout(w.ctx, 10*time.Millisecond, 10*time.Second, true, func(ctx context.Context) (bool, error) {
+		if _, err := b.c.sync(ctx, key); err != nil {
+			t.Logf("sync: %v", err)
 		}
-		if _, err := b.c.sync(w.ctx, key); err != nil {
-			t.Fatalf("sync: %v", err)
-		}
-		var err error
-		if got, err = b.migs.EdgemigrateV1alpha1().Migrations(testNamespace).Get(w.ctx, m.Name, metav1.GetOptions{}); err != nil {
-			t.Fatal(err)
-		}
-		if got.Final() {
-			break
-		}
-	}
+		got, _ = b.migs.EdgemigrateV1alpha1().Migrations(testNamespace).Get(ctx, m.Name, metav1.GetOptions{})
+		return got != nil && got.Final(), nil
+	})
 	if got == nil || got.Status.Phase != v1alpha1.PhaseFailed || got.Status.Reason != api.ReasonMigratedAway || !strings.Contains(got.Status.Message, "homed at") {
 		t.Fatalf("the superseded copy's Migration: %+v, want Failed %s saying where the service is homed", got.Status, api.ReasonMigratedAway)
 	}
