@@ -74,15 +74,8 @@ func (p *process) stop(grace time.Duration) {
 		p.signal(syscall.SIGKILL)
 		<-p.done
 	}
-	// Anything the component forked into its group goes too; wait until the kernel has
-	// removed it, so a caller may check that nothing is left.
-	_ = syscall.Kill(-p.pid(), syscall.SIGKILL)
-	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); {
-		if err := syscall.Kill(-p.pid(), 0); errors.Is(err, syscall.ESRCH) {
-			return
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	// Anything the component forked into its group goes too.
+	p.killGroup()
 }
 
 // kill sends SIGKILL to the whole process group at once and returns once the group is gone.
@@ -91,13 +84,7 @@ func (p *process) kill() {
 		p.signal(syscall.SIGKILL)
 		<-p.done
 	}
-	_ = syscall.Kill(-p.pid(), syscall.SIGKILL)
-	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); {
-		if err := syscall.Kill(-p.pid(), 0); errors.Is(err, syscall.ESRCH) {
-			return
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	p.killGroup()
 }
 
 func (p *process) signal(sig syscall.Signal) {
@@ -133,4 +120,16 @@ func tailFile(path string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
+}
+
+// killGroup kills what the component forked into its process group and waits (5 s at
+// most) until the kernel has removed it, so a caller may check that nothing is left.
+func (p *process) killGroup() {
+	_ = syscall.Kill(-p.pid(), syscall.SIGKILL)
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); {
+		if err := syscall.Kill(-p.pid(), 0); errors.Is(err, syscall.ESRCH) {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }

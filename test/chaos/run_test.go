@@ -6,8 +6,6 @@ import (
 	"maps"
 	"math/rand/v2"
 	"net/http"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -100,33 +98,8 @@ func newRun(ctx context.Context, t testing.TB, f *localfleet.Fleet, cfg config) 
 		t.Fatal(err)
 	}
 	r.w = w
-	r.img = image(t, images.TestService)
+	r.img = fleettest.Image(t, images.TestService)
 	return r
-}
-
-// image is the reference of repository's image in the OCI layout the clusters' registries
-// serve.
-func image(t testing.TB, repository string) string {
-	t.Helper()
-	dir := os.Getenv(localcluster.ImagesDirEnv)
-	if dir == "" {
-		bin, err := localcluster.FindBinDir()
-		if err != nil {
-			t.Fatal(err)
-		}
-		dir = filepath.Join(bin, "images")
-	}
-	built, err := images.ReadLayout(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, b := range built {
-		if strings.HasPrefix(b.Ref, images.Registry+"/"+repository+":") {
-			return b.Ref
-		}
-	}
-	t.Fatalf("no %s image in %s (make images builds it)", repository, dir)
-	return ""
 }
 
 // service is client's test service on real nodes.
@@ -247,7 +220,7 @@ func (r *run) fillGPU() {
 	e := r.f.Edges[offloadEdge]
 	filler := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: "gpu-filler", Namespace: r.ns},
-		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "hold", Image: image(r.t, images.Pause),
+		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "hold", Image: fleettest.Image(r.t, images.Pause),
 			Resources: corev1.ResourceRequirements{Requests: gpu, Limits: gpu}}}},
 	}
 	filler.Spec.NodeSelector, filler.Spec.Tolerations = localcluster.RealNodePlacement()
@@ -513,7 +486,7 @@ func (r *run) census() (copies map[string]map[string]int, unmarked []string, err
 		}
 		for i := range pods.Items {
 			p := &pods.Items[i]
-			if where, ok := out[r.ns+"/"+p.Labels["app"]]; ok && serving(p) {
+			if where, ok := out[r.ns+"/"+p.Labels["app"]]; ok && fleettest.Serving(p) {
 				where[e.ID]++
 				if p.Annotations[api.AnnotationWorkload] == "" {
 					unmarked = append(unmarked, e.ID+"/"+p.Name)

@@ -17,6 +17,7 @@ import (
 	"github.com/edgemigrate/edgemigrate/api/v1alpha1"
 	"github.com/edgemigrate/edgemigrate/internal/chaos"
 	"github.com/edgemigrate/edgemigrate/internal/localfleet"
+	"github.com/edgemigrate/edgemigrate/internal/localfleet/fleettest"
 )
 
 // watch records, from informers of the run's namespace in every cluster, each Migration's
@@ -140,23 +141,10 @@ func (w *watch) serving(app string) map[string]int {
 	out := map[string]int{}
 	for cluster, store := range w.pods {
 		for _, obj := range store.List() {
-			if p, ok := obj.(*corev1.Pod); ok && p.Labels["app"] == app && serving(p) {
+			if p, ok := obj.(*corev1.Pod); ok && p.Labels["app"] == app && fleettest.Serving(p) {
 				out[cluster]++
 			}
 		}
 	}
 	return out
-}
-
-// serving is whether the pod can answer requests: Running, Ready and not being deleted.
-func serving(p *corev1.Pod) bool {
-	if p.DeletionTimestamp != nil || p.Status.Phase != corev1.PodRunning {
-		return false
-	}
-	for _, c := range p.Status.Conditions {
-		if c.Type == corev1.PodReady {
-			return c.Status == corev1.ConditionTrue
-		}
-	}
-	return false
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/edgemigrate/edgemigrate/internal/inference/mnist"
 	"github.com/edgemigrate/edgemigrate/internal/inference/profile"
 	"github.com/edgemigrate/edgemigrate/internal/localfleet"
+	"github.com/edgemigrate/edgemigrate/internal/localfleet/fleettest"
 	"github.com/edgemigrate/edgemigrate/localcluster"
 )
 
@@ -224,7 +225,7 @@ func TestE2ERealNodeOffload(t *testing.T) {
 
 	filler := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: "gpu-filler", Namespace: s.ns},
-		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "hold", Image: image(t, images.Pause),
+		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "hold", Image: fleettest.Image(t, images.Pause),
 			Resources: corev1.ResourceRequirements{Requests: gpu, Limits: gpu}}}},
 	}
 	filler.Spec.NodeSelector, filler.Spec.Tolerations = localcluster.RealNodePlacement()

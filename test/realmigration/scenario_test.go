@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -77,31 +76,6 @@ func newScenario(t testing.TB) *scenario {
 	return s
 }
 
-// image is the reference of repository's image in the OCI layout the clusters' registries
-// serve.
-func image(t testing.TB, repository string) string {
-	t.Helper()
-	dir := os.Getenv(localcluster.ImagesDirEnv)
-	if dir == "" {
-		bin, err := localcluster.FindBinDir()
-		if err != nil {
-			t.Fatal(err)
-		}
-		dir = filepath.Join(bin, "images")
-	}
-	built, err := images.ReadLayout(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, b := range built {
-		if strings.HasPrefix(b.Ref, images.Registry+"/"+repository+":") {
-			return b.Ref
-		}
-	}
-	t.Fatalf("no %s image in %s (make images builds it)", repository, dir)
-	return ""
-}
-
 // onRealNodes pins a Deployment to real nodes; the destination's copy is made from this
 // manifest, placement included.
 func onRealNodes(d *appsv1.Deployment) *appsv1.Deployment {
@@ -113,7 +87,7 @@ func onRealNodes(d *appsv1.Deployment) *appsv1.Deployment {
 // inference services, which the test service shares, args appended to its command line.
 // Without a client, it serves none (and so never follows a car).
 func (s *scenario) service(repository, name, client string, args ...string) *appsv1.Deployment {
-	d := inference.Deployment(name, s.ns, image(s.t, repository), client)
+	d := inference.Deployment(name, s.ns, fleettest.Image(s.t, repository), client)
 	if client == "" {
 		delete(d.Spec.Template.Annotations, api.AnnotationClientID)
 	}

@@ -62,16 +62,7 @@ func run(m *testing.M, opts localfleet.Options, shared *Shared) int {
 		return m.Run()
 	}
 	if opts.Binary == "" {
-		// A failed build is not fatal here: start builds again and reports it in the tests.
-		ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
-		dir, err := os.MkdirTemp("", "edgemigrate-bin-")
-		if err == nil {
-			defer os.RemoveAll(dir)
-			if built, err = localfleet.BuildBinary(ctx, dir); err != nil {
-				fmt.Fprintln(os.Stderr, err)
-			}
-		}
-		cancel()
+		defer buildBinary()()
 	}
 	shared.opts, shared.lazy = opts, true
 	code := m.Run()
@@ -103,18 +94,25 @@ func runBuildOnce(m *testing.M) int {
 	if testing.Short() {
 		return m.Run()
 	}
-	// A failed build is not fatal here: Start and Binary build again and report it in
-	// the tests that need the binary.
-	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
-	dir, err := os.MkdirTemp("", "edgemigrate-bin-")
-	if err == nil {
-		defer os.RemoveAll(dir)
-		if built, err = localfleet.BuildBinary(ctx, dir); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-		}
-	}
-	cancel()
+	defer buildBinary()()
 	return m.Run()
+}
+
+// buildBinary builds the package's edgemigrate binary into built and returns what removes
+// it. A failed build is not fatal here: Start and Binary build again and report it in the
+// tests that need the binary.
+func buildBinary() (remove func()) {
+	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
+	defer cancel()
+	dir, err := os.MkdirTemp("", "edgemigrate-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return func() {}
+	}
+	if built, err = localfleet.BuildBinary(ctx, dir); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+	}
+	return func() { os.RemoveAll(dir) }
 }
 
 // Require returns the shared fleet, or skips or fails the test as Start would.

@@ -56,8 +56,8 @@ func WatchReadiness(ctx context.Context, f *localfleet.Fleet, ns, selector strin
 	return r, nil
 }
 
-// serving is whether the pod can answer requests: what the gateway may send them to.
-func serving(p *corev1.Pod) bool {
+// Serving is whether the pod can answer requests: what the gateway may send them to.
+func Serving(p *corev1.Pod) bool {
 	if p.DeletionTimestamp != nil || p.Status.Phase != corev1.PodRunning {
 		return false
 	}
@@ -78,7 +78,7 @@ func (r *Readiness) observe(cluster string, obj any, deleted bool) {
 	if !ok {
 		return
 	}
-	up := !deleted && serving(p)
+	up := !deleted && Serving(p)
 	key := p.Namespace + "/" + p.Name
 	r.mu.Lock()
 	defer r.mu.Unlock()

@@ -3,14 +3,19 @@ package fleettest
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
+	"testing"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	edgemigratev1alpha1 "github.com/edgemigrate/edgemigrate/api/generated/clientset/versioned/typed/api/v1alpha1"
 	"github.com/edgemigrate/edgemigrate/geo"
+	"github.com/edgemigrate/edgemigrate/internal/images"
 	"github.com/edgemigrate/edgemigrate/internal/localfleet"
+	"github.com/edgemigrate/edgemigrate/localcluster"
 	"github.com/edgemigrate/edgemigrate/locator"
 )
 
@@ -51,4 +56,29 @@ func State(ctx context.Context, f *localfleet.Fleet, ns string) string {
 		}
 	}
 	return b.String()
+}
+
+// Image is the reference of repository's image in the OCI layout the clusters' registries
+// serve ($EDGEMIGRATE_IMAGES, else bin/images).
+func Image(t testing.TB, repository string) string {
+	t.Helper()
+	dir := os.Getenv(localcluster.ImagesDirEnv)
+	if dir == "" {
+		bin, err := localcluster.FindBinDir()
+		if err != nil {
+			t.Fatal(err)
+		}
+		dir = filepath.Join(bin, "images")
+	}
+	built, err := images.ReadLayout(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range built {
+		if strings.HasPrefix(b.Ref, images.Registry+"/"+repository+":") {
+			return b.Ref
+		}
+	}
+	t.Fatalf("no %s image in %s (make images builds it)", repository, dir)
+	return ""
 }
