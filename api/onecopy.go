@@ -1,6 +1,6 @@
 package api
 
-// One copy of each service, always (issue #17): the reasons a Migration ends with and the
+// One copy of each service, always: the reasons a Migration ends with and the
 // Events a descheduler records when it keeps a second copy from serving.
 const (
 	// ReasonAlreadyMigrating: a Migration of a workload that already has an open one (here,

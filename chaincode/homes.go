@@ -6,7 +6,7 @@ import (
 	"strings"
 )
 
-// Dead clusters and the homes of services (issue #17). A cluster silent for longer than
+// Dead clusters and the homes of services. A cluster silent for longer than
 // the ledger's dead-after window may be marked dead by any other member: it stops being
 // live, and the open migrations that counted on it move on without it. A completed
 // migration records where its service runs (its Home); when that cluster is dead, the

@@ -304,7 +304,7 @@ func New(cfg *Config, d Deps) (*Controller, error) {
 			workqueue.TypedRateLimitingQueueConfig[queueKey]{Name: "migrations", Clock: d.Clock}),
 		creating: map[string]time.Time{},
 		admitted: map[string]struct{}{},
-		// #16: the source's verification request.
+		// The source's verification request.
 		clientTokens: d.ClientTokens,
 	}
 	// Every call feeds ledgerUp and ledgerNow.
@@ -657,7 +657,7 @@ func (c *Controller) resync(ctx context.Context) {
 		c.queue.Add(queueKey{Kind: keyLedger, Name: m.ID})
 	}
 	if err == nil {
-		c.tidyLedger(ctx, open) // #16: bounded state
+		c.tidyLedger(ctx, open) // bounded state
 	}
 	for _, obj := range c.migIndexer.List() {
 		if m := obj.(*v1alpha1.Migration); !m.Final() {

@@ -94,13 +94,13 @@ type Options struct {
 	// GatewayRequestTimeout and GatewayMaxBodyBytes bound each request the gateway proxies.
 	GatewayRequestTimeout time.Duration
 	GatewayMaxBodyBytes   int64
-	// VerifyTimeout (#16, never zero copies): how long a source retries a request through
+	// VerifyTimeout (never zero copies): how long a source retries a request through
 	// the destination's gateway before it aborts instead of removing its copy.
 	VerifyTimeout time.Duration
 	Jetson        jetson.Flags
 	SchedulerName string
 
-	// Hosting peers' services (#15).
+	// Hosting peers' services.
 	// PolicyFile is the destination policy (policy.Config YAML); empty is policy.Default.
 	PolicyFile string
 }
@@ -186,7 +186,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&o.RegisterTimeout, "register-timeout", o.RegisterTimeout, "how long registration retries a ledger it cannot reach before the descheduler releases its Lease and exits, so a standby or a restart takes over (waiting for admission is not bounded)")
 	fs.DurationVar(&o.ResyncInterval, "resync-interval", o.ResyncInterval, "how often every migration is reconciled even without events")
 	fs.DurationVar(&o.DrainTimeout, "drain-timeout", o.DrainTimeout, "how long a source waits for its clients' requests in flight through the gateway to finish before it removes its copy")
-	// #16: the source removes its copy only once the destination serves.
+	// The source removes its copy only once the destination serves.
 	fs.DurationVar(&o.VerifyTimeout, "verify-timeout", o.VerifyTimeout, "how long a source retries a request to the service through the destination's public endpoint before it aborts the migration and keeps its copy")
 	fs.DurationVar(&o.GatewayRequestTimeout, "gateway-request-timeout", o.GatewayRequestTimeout, "most time the gateway gives a proxied request, answer included (504 beyond)")
 	fs.Int64Var(&o.GatewayMaxBodyBytes, "gateway-max-body-bytes", o.GatewayMaxBodyBytes, "largest request body the gateway proxies (413 beyond)")

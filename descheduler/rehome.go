@@ -25,7 +25,7 @@ import (
 	"github.com/edgemigrate/edgemigrate/ledger"
 )
 
-// homesKey names the work of dead clusters and homes (issue #17): marking silent clusters
+// homesKey names the work of dead clusters and homes: marking silent clusters
 // dead, re-homing the services they served, standing down superseded copies, and parking
 // again the parked copies someone else scaled up (parked.go).
 var homesKey = queueKey{Kind: keyHomes}

@@ -270,7 +270,7 @@ func TestRefusals(t *testing.T) {
 	noBidTimeout.BidTimeoutMillis = 0
 	longBidTimeout := proposal("m9")
 	longBidTimeout.BidTimeoutMillis = chaincode.MaxBidTimeoutMillis + 1
-	// oldDeadline is a proposal of before #17, carrying its own clock's deadline.
+	// oldDeadline is a proposal of before ledger-time deadlines, carrying its own clock's deadline.
 	oldDeadline := strings.Replace(toJSON(t, proposal("m9")), `"bidTimeoutMillis":600000`, `"deadline":"2026-11-27T11:00:00Z"`, 1)
 	badOrigin := proposal("m9")
 	badOrigin.Metadata.Origin = "edge-a/default/uid\nforged"

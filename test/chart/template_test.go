@@ -222,7 +222,7 @@ var valueSets = []valueSet{
 			if d := deployment(t, r, deschedulerName); *d.Spec.Replicas != 2 {
 				t.Errorf("descheduler replicas %d, want 2 (leader-elected)", *d.Spec.Replicas)
 			}
-			// #17: a leader that cannot register gives way; the probes say why.
+			// A leader that cannot register gives way; the probes say why.
 			if !slices.Contains(args, "--register-timeout=2m") || !slices.Contains(args, "--leader-elect=true") {
 				t.Errorf("descheduler args %q lack --register-timeout=2m or --leader-elect=true", args)
 			}

@@ -1,6 +1,6 @@
 package migration
 
-// The fault tests of issue #17: a descheduler leader stopped or killed mid-migration, the
+// The fault tests: a descheduler leader stopped or killed mid-migration, the
 // ledger server down while migrations are in flight, a destination cluster gone silent
 // after Completed. Each starts a fleet of its own (two clusters, edge-a and edge-b, 2 km
 // apart), since it stops parts of it, and prints what it measured.
