@@ -593,7 +593,8 @@ func sourceAction(st State, tx txInfo, migrationID, action string, states ...str
 
 // Complete records that the source has handed the service over; only the source's MSP may.
 // The service's home becomes the destination. A source whose service was re-homed away
-// from it meanwhile (it was cut off, and another copy serves now) is refused: it aborts.
+// from it meanwhile (it was cut off, and another copy serves now) is refused, and aborts,
+// unless the cluster that took the service back is this migration's destination.
 func Complete(st State, migrationID string) (*Migration, error) {
 	tx, err := begin(st)
 	if err != nil {
@@ -603,7 +604,10 @@ func Complete(st State, migrationID string) (*Migration, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := checkHomedAt(st, m.Metadata.Origin, m.Source, "complete its migration"); err != nil {
+	// A source re-homed away from while it was cut off completes only when the service
+	// was taken back by this migration's destination itself (its copy is the home's).
+	if err := checkHomedAt(st, m.Metadata.Origin, m.Source, "complete its migration"); err != nil &&
+		checkHomedAt(st, m.Metadata.Origin, m.Decision.Destination, "") != nil {
 		return nil, err
 	}
 	m.State = StateCompleted

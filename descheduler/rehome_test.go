@@ -339,3 +339,57 @@ func TestSupersededCannotMove(t *testing.T) {
 		t.Fatalf("the superseded copy's Migration: %+v, want Failed %s saying where the service is homed", got.Status, api.ReasonMigratedAway)
 	}
 }
+
+// TestSupersededSourceAborts: edge-b moves the service on to edge-c (the only cluster
+// covering the client) and is cut off once edge-c is Ready, before it removed its copy;
+// edge-b is marked dead and edge-a takes the service back. When edge-b returns, the ledger
+// refuses its completion (the service is homed at edge-a, not edge-c), so edge-b aborts the
+// migration and edge-c removes its copy: one copy, not one at edge-a and one at edge-c
+// under a migration nobody ends.
+func TestSupersededSourceAborts(t *testing.T) {
+	w, a, b, origin := moveToB(t, v1alpha1.KindDeployment, []runtime.Object{deployment("svc", 1, "2Gi")})
+	c := w.addClusterWithEvents("edge-c", nil)
+	var hold atomic.Bool
+	hold.Store(true)
+	b.kube.PrependReactor("patch", "deployments", func(action clienttesting.Action) (bool, runtime.Object, error) {
+		if strings.Contains(string(action.(clienttesting.PatchAction).GetPatch()), `"replicas":0`) && hold.Load() {
+			return true, nil, errors.New("edge-b is cut off")
+		}
+		return false, nil, nil
+	})
+	onward := manual(v1alpha1.KindDeployment, "svc")
+	onward.Name, onward.UID = "onward", "7d9c7d2e-0000-4000-8000-000000000002"
+	onward.Spec.Reason = v1alpha1.ReasonClientMobility
+	onward.Spec.ClientLocation = &v1alpha1.Location{Lat: sites["edge-c"].Lat, Lon: sites["edge-c"].Lon}
+	if _, err := b.migs.EdgemigrateV1alpha1().Migrations(testNamespace).Create(w.ctx, onward, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	w.until("edge-c Ready for edge-b", func() bool {
+		c.playControllers()
+		return b.named("onward").Status.Phase == v1alpha1.PhaseReady
+	})
+	if d := b.named("onward").Status.Destination; d != "edge-c" {
+		t.Fatalf("the onward move went to %s, want edge-c", d)
+	}
+	w.clusters = []*cluster{a, c} // edge-b cut off
+	w.silentUntil("edge-a re-homes the service", func() { a.playControllers(); c.playControllers() }, func() bool { return w.home(origin).Cluster == "edge-a" })
+	hold.Store(false)
+	w.clusters = append(w.clusters, b)
+	b.c.reportCapacity(w.ctx)
+	w.until("edge-b's migration ends, and edge-c's", func() bool {
+		for _, cl := range w.clusters {
+			cl.playControllers()
+		}
+		dest := c.migrations(v1alpha1.RoleDestination)
+		return final(b.named("onward")) && len(dest) == 1 && final(dest[0])
+	})
+	for _, cl := range w.clusters {
+		cl.playControllers()
+	}
+	if got := [3]int{a.copies(v1alpha1.KindDeployment, "svc"), b.copies(v1alpha1.KindDeployment, "svc"), c.copies(v1alpha1.KindDeployment, "svc")}; got != [3]int{1, 0, 0} {
+		t.Fatalf("copies at edge-a, edge-b, edge-c: %v, want [1 0 0]\n%s", got, w.dump())
+	}
+	if m := b.named("onward"); m.Status.Phase != v1alpha1.PhaseAborted || m.Status.Reason != api.ReasonMigratedAway {
+		t.Errorf("edge-b's migration: %s %s (%s), want Aborted %s", m.Status.Phase, m.Status.Reason, m.Status.Message, api.ReasonMigratedAway)
+	}
+}

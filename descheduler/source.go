@@ -265,10 +265,37 @@ func (c *Controller) finishReady(ctx context.Context, logger klog.Logger, m *v1a
 		}
 		return 0, err
 	}
+	if chaincode.CodeOf(err) == chaincode.CodeConflict {
+		// Completed already (a retry after a lost answer), or refused: while this cluster
+		// was cut off the service was taken back by another than the destination. The
+		// destination's copy must go too, and only this source can end the migration.
+		lm, gerr := c.ledger.GetMigration(ctx, id)
+		if gerr != nil {
+			return 0, fmt.Errorf("reading %s after a refused completion: %w", id, gerr)
+		}
+		if lm.State == chaincode.StateReady {
+			return 0, c.abortSuperseded(ctx, logger, m, err)
+		}
+	}
 	if err != nil && chaincode.CodeOf(err) != chaincode.CodeConflict {
 		return 0, fmt.Errorf("completing %s: %w", id, err)
 	}
 	return 0, c.complete(ctx, logger, m)
+}
+
+// abortSuperseded ends a Ready migration whose completion the ledger refused because the
+// service is homed elsewhere: the destination removes its copy on the Aborted event.
+func (c *Controller) abortSuperseded(ctx context.Context, logger klog.Logger, m *v1alpha1.Migration, refused error) error {
+	reason := chaincode.Truncate("superseded: "+refused.Error(), chaincode.MaxTextLength)
+	start := c.clock.Now()
+	_, err := c.ledger.Abort(ctx, m.Status.LedgerID, reason)
+	c.metrics.ledgerCall("Abort", start, err)
+	if err != nil && chaincode.CodeOf(err) != chaincode.CodeConflict {
+		return fmt.Errorf("aborting %s: %w", m.Status.LedgerID, err)
+	}
+	logger.Info("Aborted a migration the ledger would not complete: the service is homed elsewhere", "refusal", refused.Error())
+	c.recorder.Event(m, corev1.EventTypeWarning, api.EventSuperseded, "The ledger homes this service elsewhere (it was taken back while this cluster was cut off); the migration is aborted and its destination removes its copy: "+refused.Error())
+	return c.finish(ctx, m, v1alpha1.PhaseAborted, api.ReasonMigratedAway, reason)
 }
 
 // setLedgerReachable records on the Migration whether the ledger answered (err nil) or

@@ -432,3 +432,24 @@ func TestRehomeFromRemovedCluster(t *testing.T) {
 		t.Errorf("re-homed %+v (%v), want edge-a from edge-b", h, err)
 	}
 }
+
+// TestCompleteWhenTheDestinationTookItBack: edge-b moves the service on to edge-a and is
+// cut off once edge-a is Ready; edge-a, the source of the earlier move, takes the service
+// back. edge-b's completion is accepted, since the copy that serves is this migration's
+// destination's; the home stays at edge-a, by this migration.
+func TestCompleteWhenTheDestinationTookItBack(t *testing.T) {
+	c := withHome(t)
+	c.mustInvoke("OrgB", "ProposeMigration", homed(t, "m2", "edge-b"))
+	c.mustInvoke("OrgA", "SubmitBid", "m2", toJSON(t, bid("edge-a", 1)))
+	c.mustInvoke("OrgB", "Decide", "m2")
+	c.mustInvoke("OrgA", "ReportReady", "m2", "edge-a")
+	silence(t, c, "edge-b")
+	c.mustInvoke("OrgA", "MarkClusterDead", "edge-b")
+	c.mustInvoke("OrgA", "RehomeService", origin)
+	c.mustInvoke("OrgB", "ReportCapacity", "edge-b", "{}")
+	c.mustInvoke("OrgB", "Complete", "m2")
+	var h chaincode.Home
+	if err := json.Unmarshal(c.mustInvoke("OrgC", "GetHome", origin), &h); err != nil || h.Cluster != "edge-a" || h.MigrationID != "m2" || h.Source != "edge-b" {
+		t.Errorf("home after m2: %+v (%v), want edge-a by m2 from edge-b", h, err)
+	}
+}
