@@ -85,12 +85,16 @@ func withRehomed(t testing.TB) *chain {
 
 // withSupersededReady: edge-b, home of origin, moved it on towards edge-c (Ready) when it
 // was cut off; edge-a re-homed the service and edge-b came back.
-func withSupersededReady(t testing.TB) *chain {
+func withSupersededReady(t testing.TB) *chain { return movedOnThenRehomed(t, "edge-c") }
+
+// movedOnThenRehomed: edge-b, home of origin, moved it on towards dest (Ready) when it was
+// cut off; edge-a re-homed the service and edge-b came back.
+func movedOnThenRehomed(t testing.TB, dest string) *chain {
 	c := withHome(t)
 	c.mustInvoke("OrgB", "ProposeMigration", homed(t, "m2", "edge-b"))
-	c.mustInvoke("OrgC", "SubmitBid", "m2", toJSON(t, bid("edge-c", 1)))
+	c.mustInvoke(orgs[dest], "SubmitBid", "m2", toJSON(t, bid(dest, 1)))
 	c.mustInvoke("OrgB", "Decide", "m2")
-	c.mustInvoke("OrgC", "ReportReady", "m2", "edge-c")
+	c.mustInvoke(orgs[dest], "ReportReady", "m2", dest)
 	silence(t, c, "edge-b")
 	c.mustInvoke("OrgA", "MarkClusterDead", "edge-b")
 	c.mustInvoke("OrgA", "RehomeService", origin)
@@ -438,15 +442,7 @@ func TestRehomeFromRemovedCluster(t *testing.T) {
 // back. edge-b's completion is accepted, since the copy that serves is this migration's
 // destination's; the home stays at edge-a, by this migration.
 func TestCompleteWhenTheDestinationTookItBack(t *testing.T) {
-	c := withHome(t)
-	c.mustInvoke("OrgB", "ProposeMigration", homed(t, "m2", "edge-b"))
-	c.mustInvoke("OrgA", "SubmitBid", "m2", toJSON(t, bid("edge-a", 1)))
-	c.mustInvoke("OrgB", "Decide", "m2")
-	c.mustInvoke("OrgA", "ReportReady", "m2", "edge-a")
-	silence(t, c, "edge-b")
-	c.mustInvoke("OrgA", "MarkClusterDead", "edge-b")
-	c.mustInvoke("OrgA", "RehomeService", origin)
-	c.mustInvoke("OrgB", "ReportCapacity", "edge-b", "{}")
+	c := movedOnThenRehomed(t, "edge-a")
 	c.mustInvoke("OrgB", "Complete", "m2")
 	var h chaincode.Home
 	if err := json.Unmarshal(c.mustInvoke("OrgC", "GetHome", origin), &h); err != nil || h.Cluster != "edge-a" || h.MigrationID != "m2" || h.Source != "edge-b" {
