@@ -127,9 +127,18 @@ func TestStreamResubscribes(t *testing.T) {
 			t.Fatalf("queued %v of %v", seen, ids)
 		}
 	}
-	stream.mu.Lock()
-	afters, closedAt := append([]ledger.Checkpoint(nil), stream.afters...), stream.closedAt
-	stream.mu.Unlock()
+	// The listing after the first subscription may have queued them all before the break:
+	// wait for the resubscription itself.
+	var afters []ledger.Checkpoint
+	var closedAt ledger.Checkpoint
+	for end := time.Now().Add(30 * time.Second); time.Now().Before(end); time.Sleep(5 * time.Millisecond) {
+		stream.mu.Lock()
+		afters, closedAt = append([]ledger.Checkpoint(nil), stream.afters...), stream.closedAt
+		stream.mu.Unlock()
+		if len(afters) >= 4 {
+			break
+		}
+	}
 	if len(afters) < 4 {
 		t.Fatalf("subscribed %d times, want at least 4 (two failures, a break, a resubscription)", len(afters))
 	}
