@@ -235,7 +235,9 @@ func TestE2EHandOver(t *testing.T) {
 	f := faultFleet(t, func(o *localfleet.Options) { o.DeschedulerReplicas = 2 })
 	s := newScenarioOn(t, f)
 	const car, name = "car-1", "handover"
-	s.drive(car, s.at(0))
+	// The fronts pick a ready replica every 200 ms; a report in between may meet a
+	// closed connection, as a client of a Service would, and is sent again.
+	s.driveEventually(car, 0)
 	s.create("edge-a", s.service(name, car, 1, "2Gi"))
 	s.runsOnlyIn("edge-a", name, 1)
 	copies := s.watchCopies(name)
@@ -255,7 +257,7 @@ func TestE2EHandOver(t *testing.T) {
 			t.Fatal(err)
 		}
 		holder, transitions := s.leaseHolder(src)
-		m := s.watchPhase(tc.from, name, v1alpha1.RoleSource, func() { s.drive(car, s.at(tc.metres)) }, tc.phase)
+		m := s.watchPhase(tc.from, name, v1alpha1.RoleSource, func() { s.driveEventually(car, tc.metres) }, tc.phase)
 		began := time.Now()
 		if tc.fault == "SIGTERM" {
 			src.StopReplica(leader)
