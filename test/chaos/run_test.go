@@ -202,12 +202,39 @@ func (r *run) setup() {
 		if !r.waitFor(d.svc+" serving at "+at, setupTimeout, func() bool { return only(r.w.serving(d.svc), at) }) {
 			r.t.Fatalf("%s never served at %s\n%s", d.svc, at, r.state())
 		}
+		r.answered(d)
 		r.start(d)
 	}
 	if r.cfg.offloads > 0 {
 		r.fillGPU()
 	}
 	r.t.Logf("setup: %d services serving, their cars sending every %s", len(drivers), carEvery)
+}
+
+// answered waits until the gateway of the car's cluster answers its service. The
+// gateway's informers lag the run's own: a first request sent before would fail for that
+// lag alone, outside any fault.
+func (r *run) answered(d *driver) {
+	r.t.Helper()
+	e := r.f.Edges[d.at.Load()]
+	client := r.f.CarClient(car.DefaultTimeout, false)
+	status := 0
+	if !r.waitFor(d.svc+" answering through "+e.ID+"'s gateway", setupTimeout, func() bool {
+		req, err := http.NewRequestWithContext(r.ctx, http.MethodGet, e.LocatorURL+"/v1/clients/"+d.id+"/service/", nil)
+		if err != nil {
+			return false
+		}
+		req.Header.Set("Authorization", "Bearer "+tokens[d.id])
+		resp, err := client.Do(req)
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		status = resp.StatusCode
+		return status/100 == 2
+	}) {
+		r.t.Fatalf("%s never answered through %s's gateway (last status %d)\n%s", d.svc, e.ID, status, r.state())
+	}
 }
 
 // gpu is one nvidia.com/gpu, what the real nodes have.
