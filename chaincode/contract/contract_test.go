@@ -311,14 +311,7 @@ func TestRefusals(t *testing.T) {
 		return c
 	}
 
-	cases := []struct {
-		name    string
-		setup   func(testing.TB) *chain
-		msp, fn string
-		args    []string
-		code    chaincode.Code
-		want    string // a substring of the error
-	}{
+	cases := []refusal{
 		// Access control.
 		{"register another MSP's cluster", withClusters, "OrgB", "RegisterCluster", []string{toJSON(t, registration("edge-a"))}, chaincode.CodeForbidden, `admitted for MSP "OrgA"`},
 		{"capacity for another MSP's cluster", withClusters, "OrgB", "ReportCapacity", []string{"edge-a", `{"cpuMilli":1}`}, chaincode.CodeForbidden, `belongs to MSP "OrgA"`},
@@ -398,6 +391,24 @@ func TestRefusals(t *testing.T) {
 		{"compact an open migration", withReady, "OrgB", "CompactMigration", []string{"m1"}, chaincode.CodeConflict, "not final"},
 		{"compact within the retention window", withCompleted, "OrgB", "CompactMigration", []string{"m1"}, chaincode.CodeNotYet, "may be compacted from"},
 	}
+	runRefusals(t, cases)
+}
+
+func newChainTB(t testing.TB) *chain { return newChain(t) }
+
+// refusal is a transaction the contract must refuse: with its code and a substring of its
+// error, writing nothing and emitting no event.
+type refusal struct {
+	name    string
+	setup   func(testing.TB) *chain
+	msp, fn string
+	args    []string
+	code    chaincode.Code
+	want    string // a substring of the error
+}
+
+func runRefusals(t *testing.T, cases []refusal) {
+	t.Helper()
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			c := tc.setup(t)
@@ -418,8 +429,6 @@ func TestRefusals(t *testing.T) {
 		})
 	}
 }
-
-func newChainTB(t testing.TB) *chain { return newChain(t) }
 
 func TestDecideEligibility(t *testing.T) {
 	// Each cluster's claims are checked against what the ledger holds: a far site covers no

@@ -103,14 +103,7 @@ func movedOnThenRehomed(t testing.TB, dest string) *chain {
 }
 
 func TestHomesRefusals(t *testing.T) {
-	cases := []struct {
-		name    string
-		setup   func(testing.TB) *chain
-		msp, fn string
-		args    []string
-		code    chaincode.Code
-		want    string
-	}{
+	cases := []refusal{
 		// MarkClusterDead.
 		{"mark before the window", newHomesChain, "OrgA", "MarkClusterDead", []string{"edge-b"}, chaincode.CodeNotYet, "may be marked dead from"},
 		{"mark by an outsider", func(t testing.TB) *chain { c := newHomesChain(t); silence(t, c, "edge-b"); return c }, "OrgZ", "MarkClusterDead", []string{"edge-b"}, chaincode.CodeForbidden, "may not mark clusters dead"},
@@ -147,25 +140,7 @@ func TestHomesRefusals(t *testing.T) {
 		{"dead-after over a day", newChainTB, adminMSP, "InitLedger", []string{`{"adminMsp":"OrgAdmin","deadAfterSeconds":86401}`}, chaincode.CodeInvalid, "dead-after 86401 s"},
 		{"init again with another window", newHomesChain, adminMSP, "InitLedger", []string{`{"adminMsp":"OrgAdmin"}`}, chaincode.CodeConflict, "dead-after 10 s"},
 	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			c := tc.setup(t)
-			before := maps.Clone(c.world)
-			_, err := c.invoke(tc.msp, tc.fn, tc.args...)
-			if err == nil {
-				t.Fatalf("%s as %s succeeded, want %s error", tc.fn, tc.msp, tc.code)
-			}
-			if got := chaincode.CodeOf(err); got != tc.code || !strings.Contains(err.Error(), tc.want) {
-				t.Errorf("error %q (code %q), want code %q containing %q", err, got, tc.code, tc.want)
-			}
-			if len(c.last.writes) != 0 || len(c.last.events) != 0 {
-				t.Errorf("refused transaction wrote %d keys and %d events", len(c.last.writes), len(c.last.events))
-			}
-			if !maps.EqualFunc(before, c.world, func(a, b []byte) bool { return string(a) == string(b) }) {
-				t.Error("world state changed")
-			}
-		})
-	}
+	runRefusals(t, cases)
 }
 
 // deadScenario builds open migrations from edge-a in every state edge-b's death touches,
